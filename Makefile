@@ -1,0 +1,35 @@
+# dindops: build, test and demo targets. See README.md.
+GO      ?= go
+BIN     := bin/dindops
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+FLEET   := fixtures/fleet
+
+.PHONY: build test test-unit test-fleet fleet-up fleet-down demo bench clean
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/dindops
+
+# All tests: the fast unit tests, then the fleet tests on a fresh local fleet.
+test: test-unit test-fleet
+
+test-unit:
+	$(GO) vet ./...
+	$(GO) test ./...
+
+# Starts the local fleet, runs the end-to-end tests against it, removes it.
+test-fleet: build
+	$(FLEET)/run-tests.sh
+
+fleet-up: build
+	$(FLEET)/up.sh
+
+fleet-down:
+	$(FLEET)/down.sh
+
+# The main job on the local fleet: plan, apply, apply again (0 changed).
+demo: build
+	$(FLEET)/demo.sh
+
+clean:
+	rm -rf bin

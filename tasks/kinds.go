@@ -1,0 +1,21 @@
+package tasks
+
+import "sort"
+
+// Kinds returns the task kinds a playbook may use, by their YAML key. Each
+// constructor returns a new zero value to decode a task's options into.
+func Kinds() map[string]func() Task {
+	return map[string]func() Task{
+		// one line per kind, kept sorted
+	}
+}
+
+// KindNames returns the names of Kinds, sorted.
+func KindNames() []string {
+	var names []string
+	for n := range Kinds() {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}

@@ -1,0 +1,286 @@
+// Package tasktest provides an in-memory tasks.Host for unit tests of task
+// kinds, and the idempotency check every task kind must pass.
+package tasktest
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"path"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/dindops/dindops/tasks"
+)
+
+// Handler fakes one program on the host. It gets the whole argv and stdin and
+// may change h (its files, its own state) unless h.Frozen().
+type Handler func(h *Host, args []string, stdin []byte) tasks.Output
+
+// Host is an in-memory host: files, directories and fake programs.
+// It is safe for concurrent use.
+type Host struct {
+	mu       sync.Mutex
+	files    map[string]tasks.File
+	dirs     map[string]bool
+	handlers map[string]Handler
+	frozen   bool
+
+	// Commands records every command run, in order.
+	Commands [][]string
+	// Writes records every path written, in order.
+	Writes []string
+}
+
+// New returns an empty host with "/" and the usual programs "test", "true",
+// "false" and "mkdir".
+func New() *Host {
+	h := &Host{files: map[string]tasks.File{}, dirs: map[string]bool{"/": true}, handlers: map[string]Handler{}}
+	h.Handle("test", testProgram)
+	h.Handle("true", func(*Host, []string, []byte) tasks.Output { return tasks.Output{} })
+	h.Handle("false", func(*Host, []string, []byte) tasks.Output { return tasks.Output{ExitCode: 1} })
+	h.Handle("mkdir", mkdirProgram)
+	return h
+}
+
+// Handle installs fn as the program named prog (argv[0]).
+func (h *Host) Handle(prog string, fn Handler) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.handlers[prog] = fn
+}
+
+// Freeze makes the host read-only: WriteFile fails and Frozen reports true so
+// handlers refuse to change state. Plan must pass on a frozen host.
+func (h *Host) Freeze() { h.mu.Lock(); h.frozen = true; h.mu.Unlock() }
+
+// Thaw undoes Freeze.
+func (h *Host) Thaw() { h.mu.Lock(); h.frozen = false; h.mu.Unlock() }
+
+// Frozen reports whether the host is read-only now. Handlers that change
+// state must check it and fail (exit 99) when it is.
+func (h *Host) Frozen() bool { h.mu.Lock(); defer h.mu.Unlock(); return h.frozen }
+
+// SetFile creates or replaces a file (and its parent directories).
+func (h *Host) SetFile(p, content string, mode fs.FileMode, owner, group string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.setFileLocked(p, tasks.File{Content: []byte(content), Mode: mode, Owner: owner, Group: group})
+}
+
+func (h *Host) setFileLocked(p string, f tasks.File) {
+	h.files[p] = f
+	for d := path.Dir(p); ; d = path.Dir(d) {
+		h.dirs[d] = true
+		if d == "/" || d == "." {
+			break
+		}
+	}
+}
+
+// RemoveFile deletes a file.
+func (h *Host) RemoveFile(p string) { h.mu.Lock(); delete(h.files, p); h.mu.Unlock() }
+
+// MkdirAll creates a directory and its parents.
+func (h *Host) MkdirAll(p string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for d := path.Clean(p); ; d = path.Dir(d) {
+		h.dirs[d] = true
+		if d == "/" || d == "." {
+			break
+		}
+	}
+}
+
+// IsDir reports whether p is a directory.
+func (h *Host) IsDir(p string) bool { h.mu.Lock(); defer h.mu.Unlock(); return h.dirs[path.Clean(p)] }
+
+// File returns a file's current state.
+func (h *Host) File(p string) (tasks.File, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	f, ok := h.files[p]
+	return f, ok
+}
+
+// Paths lists all files, sorted.
+func (h *Host) Paths() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ps := make([]string, 0, len(h.files))
+	for p := range h.files {
+		ps = append(ps, p)
+	}
+	sort.Strings(ps)
+	return ps
+}
+
+// Ran reports whether a command whose argv starts with prefix was run.
+func (h *Host) Ran(prefix ...string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, c := range h.Commands {
+		if len(c) >= len(prefix) && strings.Join(c[:len(prefix)], "\x00") == strings.Join(prefix, "\x00") {
+			return true
+		}
+	}
+	return false
+}
+
+// Run implements tasks.Host.
+func (h *Host) Run(ctx context.Context, c tasks.Cmd) (tasks.Output, error) {
+	if err := ctx.Err(); err != nil {
+		return tasks.Output{}, err
+	}
+	if len(c.Args) == 0 {
+		return tasks.Output{}, fmt.Errorf("empty command")
+	}
+	h.mu.Lock()
+	h.Commands = append(h.Commands, append([]string(nil), c.Args...))
+	fn := h.handlers[c.Args[0]]
+	h.mu.Unlock()
+	if fn == nil {
+		return tasks.Output{ExitCode: 127, Stderr: []byte("sh: 1: " + c.Args[0] + ": not found\n")}, nil
+	}
+	return fn(h, c.Args, c.Stdin), nil
+}
+
+// ReadFile implements tasks.Host.
+func (h *Host) ReadFile(ctx context.Context, p string) (tasks.File, error) {
+	if err := ctx.Err(); err != nil {
+		return tasks.File{}, err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	f, ok := h.files[p]
+	if !ok {
+		return tasks.File{}, &fs.PathError{Op: "read", Path: p, Err: fs.ErrNotExist}
+	}
+	f.Content = append([]byte(nil), f.Content...)
+	return f, nil
+}
+
+// WriteFile implements tasks.Host, atomically as the real transport does:
+// the validate command sees a temporary file, and a failure leaves p as it was.
+func (h *Host) WriteFile(ctx context.Context, p string, content []byte, o tasks.WriteOptions) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	h.mu.Lock()
+	if h.frozen {
+		h.mu.Unlock()
+		return fmt.Errorf("write %s on a frozen host (during plan?)", p)
+	}
+	if !h.dirs[path.Dir(p)] {
+		h.mu.Unlock()
+		return &fs.PathError{Op: "write", Path: p, Err: fs.ErrNotExist}
+	}
+	mode := o.Mode
+	if mode == 0 {
+		mode = 0o644
+	}
+	owner, group := o.Owner, o.Group
+	if owner == "" {
+		owner = "root"
+	}
+	if group == "" {
+		group = "root"
+	}
+	f := tasks.File{Content: append([]byte(nil), content...), Mode: mode, Owner: owner, Group: group}
+	tmp := path.Join(path.Dir(p), ".dindops-tmp-"+path.Base(p))
+	h.files[tmp] = f
+	h.mu.Unlock()
+
+	if len(o.Validate) > 0 {
+		args := make([]string, len(o.Validate))
+		for i, a := range o.Validate {
+			args[i] = strings.ReplaceAll(a, "%s", tmp)
+		}
+		out, err := h.Run(ctx, tasks.Cmd{Args: args})
+		if err == nil && out.ExitCode != 0 {
+			err = &tasks.ExitError{Cmd: tasks.ShellJoin(args), ExitCode: out.ExitCode, Stderr: out.Stderr}
+		}
+		if err != nil {
+			h.RemoveFile(tmp)
+			return fmt.Errorf("validate %s: %w", p, err)
+		}
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.files, tmp)
+	h.files[p] = f
+	h.Writes = append(h.Writes, p)
+	return nil
+}
+
+func testProgram(h *Host, args []string, _ []byte) tasks.Output {
+	if len(args) != 3 {
+		return tasks.Output{ExitCode: 2, Stderr: []byte("test: fake supports only: test -e|-f|-d PATH\n")}
+	}
+	h.mu.Lock()
+	_, isFile := h.files[args[2]]
+	isDir := h.dirs[path.Clean(args[2])]
+	h.mu.Unlock()
+	ok := false
+	switch args[1] {
+	case "-e":
+		ok = isFile || isDir
+	case "-f":
+		ok = isFile
+	case "-d":
+		ok = isDir
+	default:
+		return tasks.Output{ExitCode: 2, Stderr: []byte("test: fake does not support " + args[1] + "\n")}
+	}
+	if ok {
+		return tasks.Output{}
+	}
+	return tasks.Output{ExitCode: 1}
+}
+
+func mkdirProgram(h *Host, args []string, _ []byte) tasks.Output {
+	if h.Frozen() {
+		return tasks.Output{ExitCode: 99, Stderr: []byte("mkdir on a frozen host\n")}
+	}
+	for _, a := range args[1:] {
+		if strings.HasPrefix(a, "-") {
+			continue
+		}
+		h.MkdirAll(a)
+	}
+	return tasks.Output{}
+}
+
+// Converge is the idempotency check every task kind passes: on h, a plan
+// (on the frozen host, so it cannot change anything) reports changes, apply
+// makes them, and a second plan reports none. It returns the first plan's
+// changes for further assertions.
+func Converge(t testing.TB, task tasks.Task, h *Host) []tasks.Change {
+	t.Helper()
+	ctx := context.Background()
+	h.Freeze()
+	changes, err := task.Plan(ctx, h)
+	h.Thaw()
+	if err != nil {
+		t.Fatalf("first plan: %v", err)
+	}
+	if len(changes) == 0 {
+		t.Fatalf("first plan reported no changes; the test host is already converged")
+	}
+	if err := task.Apply(ctx, h, changes); err != nil {
+		t.Fatalf("apply: %v", err)
+	}
+	h.Freeze()
+	defer h.Thaw()
+	again, err := task.Plan(ctx, h)
+	if err != nil {
+		t.Fatalf("plan after apply: %v", err)
+	}
+	if len(again) != 0 {
+		t.Fatalf("plan after apply still reports %d change(s): %+v", len(again), again)
+	}
+	return changes
+}
