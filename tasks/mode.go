@@ -19,14 +19,15 @@ import (
 type Mode fs.FileMode
 
 // UnmarshalYAML implements yaml.Unmarshaler.
+// Errors are *yaml.TypeError values carrying the node's line and column.
 func (m *Mode) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode {
-		return fmt.Errorf("mode must be a quoted octal string such as \"0644\"")
+		return NodeError(n, fmt.Errorf("mode must be a quoted octal string such as \"0644\""))
 	}
 	quoted := n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0
 	v, err := ParseMode(n.Value, quoted)
 	if err != nil {
-		return err
+		return NodeError(n, err)
 	}
 	*m = v
 	return nil
@@ -101,4 +102,11 @@ func (m Mode) Perm() fs.FileMode { return fs.FileMode(m) & 0o7777 }
 // String renders the mode as octal and symbolic: "0644 (rw-r--r--)".
 func (m Mode) String() string {
 	return fmt.Sprintf("%04o (%s)", uint32(m), fs.FileMode(m).Perm().String()[1:])
+}
+
+// NodeError wraps err as a *yaml.TypeError at n's line and column, the form
+// in which go.yaml.in/yaml/v3 keeps positions for errors raised by custom
+// unmarshalers (a plain error would lose them).
+func NodeError(n *yaml.Node, err error) error {
+	return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: column %d: %v", n.Line, n.Column, err)}}
 }
