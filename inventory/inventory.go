@@ -93,7 +93,7 @@ type connFields struct {
 }
 
 type hostEntry struct {
-	Address    string         `yaml:"address"`
+	Address    string `yaml:"address"`
 	connFields `yaml:",inline"`
 	Vars       map[string]any `yaml:"vars"`
 }
