@@ -26,7 +26,7 @@ type Host interface {
 	Run(ctx context.Context, cmd Cmd) (Output, error)
 	// ReadFile returns the content and metadata of a regular file. A missing
 	// file gives an error that matches fs.ErrNotExist.
-	ReadFile(ctx context.Context, path string) (File, error)
+	ReadFile(ctx context.Context, path string) (RemoteFile, error)
 	// WriteFile replaces path atomically: the content goes to a temporary file
 	// in the same directory, gets its owner, group and mode, is checked by
 	// opts.Validate when given, and is then renamed over path. On any failure
@@ -58,8 +58,8 @@ type Output struct {
 	ExitCode int
 }
 
-// File is a regular file read from a host.
-type File struct {
+// RemoteFile is a regular file read from a host.
+type RemoteFile struct {
 	Content []byte
 	Mode    fs.FileMode // permission bits only
 	Owner   string      // user name, or the numeric uid when it has no name
@@ -137,13 +137,13 @@ func ExecCmd(ctx context.Context, h Host, c Cmd) ([]byte, error) {
 
 // ReadFileIfExists is ReadFile where a missing file is not an error:
 // it returns exists == false instead.
-func ReadFileIfExists(ctx context.Context, h Host, path string) (f File, exists bool, err error) {
+func ReadFileIfExists(ctx context.Context, h Host, path string) (f RemoteFile, exists bool, err error) {
 	f, err = h.ReadFile(ctx, path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return File{}, false, nil
+		return RemoteFile{}, false, nil
 	}
 	if err != nil {
-		return File{}, false, err
+		return RemoteFile{}, false, err
 	}
 	return f, true, nil
 }

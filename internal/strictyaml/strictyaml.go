@@ -100,6 +100,15 @@ func Decode(file string, n *yaml.Node, out any) error {
 	return nil
 }
 
+// CheckType reports every key of n that has no field in type t (a struct,
+// or a pointer, map or slice of one), without decoding anything. Scalars
+// standing where t wants a mapping or list are left for the decoder.
+func CheckType(file string, n *yaml.Node, t reflect.Type) error {
+	var errs Errors
+	check(file, n, t, &errs)
+	return errs.Err()
+}
+
 // CheckKeys reports keys of mapping node n not in known, with a suggestion.
 func CheckKeys(file string, n *yaml.Node, what string, known []string) error {
 	if n.Kind != yaml.MappingNode {

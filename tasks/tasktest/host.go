@@ -23,7 +23,7 @@ type Handler func(h *Host, args []string, stdin []byte) tasks.Output
 // It is safe for concurrent use.
 type Host struct {
 	mu       sync.Mutex
-	files    map[string]tasks.File
+	files    map[string]tasks.RemoteFile
 	dirs     map[string]bool
 	handlers map[string]Handler
 	frozen   bool
@@ -37,7 +37,7 @@ type Host struct {
 // New returns an empty host with "/" and the usual programs "test", "true",
 // "false" and "mkdir".
 func New() *Host {
-	h := &Host{files: map[string]tasks.File{}, dirs: map[string]bool{"/": true}, handlers: map[string]Handler{}}
+	h := &Host{files: map[string]tasks.RemoteFile{}, dirs: map[string]bool{"/": true}, handlers: map[string]Handler{}}
 	h.Handle("test", testProgram)
 	h.Handle("true", func(*Host, []string, []byte) tasks.Output { return tasks.Output{} })
 	h.Handle("false", func(*Host, []string, []byte) tasks.Output { return tasks.Output{ExitCode: 1} })
@@ -67,10 +67,10 @@ func (h *Host) Frozen() bool { h.mu.Lock(); defer h.mu.Unlock(); return h.frozen
 func (h *Host) SetFile(p, content string, mode fs.FileMode, owner, group string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.setFileLocked(p, tasks.File{Content: []byte(content), Mode: mode, Owner: owner, Group: group})
+	h.setFileLocked(p, tasks.RemoteFile{Content: []byte(content), Mode: mode, Owner: owner, Group: group})
 }
 
-func (h *Host) setFileLocked(p string, f tasks.File) {
+func (h *Host) setFileLocked(p string, f tasks.RemoteFile) {
 	h.files[p] = f
 	for d := path.Dir(p); ; d = path.Dir(d) {
 		h.dirs[d] = true
@@ -99,7 +99,7 @@ func (h *Host) MkdirAll(p string) {
 func (h *Host) IsDir(p string) bool { h.mu.Lock(); defer h.mu.Unlock(); return h.dirs[path.Clean(p)] }
 
 // File returns a file's current state.
-func (h *Host) File(p string) (tasks.File, bool) {
+func (h *Host) File(p string) (tasks.RemoteFile, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	f, ok := h.files[p]
@@ -149,15 +149,15 @@ func (h *Host) Run(ctx context.Context, c tasks.Cmd) (tasks.Output, error) {
 }
 
 // ReadFile implements tasks.Host.
-func (h *Host) ReadFile(ctx context.Context, p string) (tasks.File, error) {
+func (h *Host) ReadFile(ctx context.Context, p string) (tasks.RemoteFile, error) {
 	if err := ctx.Err(); err != nil {
-		return tasks.File{}, err
+		return tasks.RemoteFile{}, err
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	f, ok := h.files[p]
 	if !ok {
-		return tasks.File{}, &fs.PathError{Op: "read", Path: p, Err: fs.ErrNotExist}
+		return tasks.RemoteFile{}, &fs.PathError{Op: "read", Path: p, Err: fs.ErrNotExist}
 	}
 	f.Content = append([]byte(nil), f.Content...)
 	return f, nil
@@ -189,7 +189,7 @@ func (h *Host) WriteFile(ctx context.Context, p string, content []byte, o tasks.
 	if group == "" {
 		group = "root"
 	}
-	f := tasks.File{Content: append([]byte(nil), content...), Mode: mode, Owner: owner, Group: group}
+	f := tasks.RemoteFile{Content: append([]byte(nil), content...), Mode: mode, Owner: owner, Group: group}
 	tmp := path.Join(path.Dir(p), ".dindops-tmp-"+path.Base(p))
 	h.files[tmp] = f
 	h.mu.Unlock()
