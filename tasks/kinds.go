@@ -7,6 +7,11 @@ import "sort"
 func Kinds() map[string]func() Task {
 	return map[string]func() Task{
 		// one line per kind, kept sorted
+		"command":              func() Task { return &Command{} },
+		"docker_daemon_config": func() Task { return &DockerDaemonConfig{} },
+		"file":                 func() Task { return &File{} },
+		"kernel_module":        func() Task { return &KernelModule{} },
+		"service":              func() Task { return &Service{} },
 	}
 }
 
