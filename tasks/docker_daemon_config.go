@@ -14,10 +14,11 @@ import (
 // DockerDaemonConfig merges settings into docker's daemon configuration file
 // (https://docs.docker.com/reference/cli/dockerd/#daemon-configuration-file).
 //
-//   - name: docker uses the overlay2 storage driver
-//     docker_daemon_config:
-//     settings: {storage-driver: overlay2}
-//     notify: restart docker
+//	tasks:
+//	  - name: docker uses the overlay2 storage driver
+//	    docker_daemon_config:
+//	      settings: {storage-driver: overlay2}
+//	    notify: restart docker
 //
 // Keys not named in settings are kept with their JSON types and order; the
 // file is rewritten only when a value differs, so a handler it notifies runs

@@ -13,11 +13,12 @@ import (
 // File makes a file on the host have the given content, owner, group and
 // mode, written atomically. Its content may use the playbook's templates.
 //
-//   - name: runner banner
-//     file:
-//     path: /etc/motd
-//     content: "build server {{ .inventory_hostname }}\n"
-//     mode: "0644"
+//	tasks:
+//	  - name: runner banner
+//	    file:
+//	      path: /etc/motd
+//	      content: "build server {{ .inventory_hostname }}\n"
+//	      mode: "0644"
 //
 // A path ending in ".json" must hold valid JSON: it is checked when the
 // playbook is loaded, before any host is contacted (the fault of

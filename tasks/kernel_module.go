@@ -11,9 +11,10 @@ import (
 
 // KernelModule makes a kernel module available now and at every boot.
 //
-//   - name: overlay kernel module is loaded and loads at boot
-//     kernel_module:
-//     name: overlay
+//	tasks:
+//	  - name: overlay kernel module is loaded and loads at boot
+//	    kernel_module:
+//	      name: overlay
 //
 // Available means /sys/module/NAME exists, or, for a filesystem module, that
 // /proc/filesystems lists it (a module built into the kernel need not appear
