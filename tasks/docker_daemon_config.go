@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -111,7 +112,7 @@ func (d *DockerDaemonConfig) Plan(ctx context.Context, h Host) ([]Change, error)
 	if len(changedKeys) == 0 {
 		return nil, nil
 	}
-	if sd, ok := d.Settings["storage-driver"].(string); ok && contains(changedKeys, "storage-driver") {
+	if sd, ok := d.Settings["storage-driver"].(string); ok && slices.Contains(changedKeys, "storage-driver") {
 		w, err := d.checkStorageDriver(ctx, h, sd)
 		if err != nil {
 			return nil, err
@@ -179,9 +180,10 @@ func (d *DockerDaemonConfig) Apply(ctx context.Context, h Host, changes []Change
 // jsonObject is a JSON object that keeps its keys' order and its values'
 // exact text, so a merge changes only what it must.
 type jsonObject struct {
-	keys   []string
-	values map[string]json.RawMessage
-	indent string
+	keys    []string
+	values  map[string]json.RawMessage
+	touched map[string]bool // values set by dindops, formatted on encode
+	indent  string
 }
 
 func parseJSONObject(b []byte) (*jsonObject, error) {
@@ -243,6 +245,10 @@ func (o *jsonObject) set(k string, v json.RawMessage) {
 		o.keys = append(o.keys, k)
 	}
 	o.values[k] = v
+	if o.touched == nil {
+		o.touched = map[string]bool{}
+	}
+	o.touched[k] = true
 }
 
 func (o *jsonObject) encode() []byte {
@@ -250,8 +256,10 @@ func (o *jsonObject) encode() []byte {
 	b.WriteString("{\n")
 	for i, k := range o.keys {
 		key, _ := json.Marshal(k)
+		// Values already in the file keep their exact text.
 		var val bytes.Buffer
-		if err := json.Indent(&val, o.values[k], o.indent, o.indent); err != nil {
+		if !o.touched[k] || json.Indent(&val, o.values[k], o.indent, o.indent) != nil {
+			val.Reset()
 			val.Write(o.values[k])
 		}
 		fmt.Fprintf(&b, "%s%s: %s", o.indent, key, val.Bytes())
@@ -303,13 +311,4 @@ func pathDir(p string) string {
 		return p[:i]
 	}
 	return "/"
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

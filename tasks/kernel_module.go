@@ -211,9 +211,9 @@ func withOneModuleLine(content []byte, name string) []byte {
 	var out []string
 	found := false
 	text := string(content)
-	lines := strings.Split(text, "\n")
-	if strings.HasSuffix(text, "\n") {
-		lines = lines[:len(lines)-1]
+	var lines []string
+	if text != "" {
+		lines = strings.Split(strings.TrimSuffix(text, "\n"), "\n")
 	}
 	for _, l := range lines {
 		if activeModule(l) == name {

@@ -40,7 +40,7 @@ func ParseMode(s string, quoted bool) (Mode, error) {
 	switch {
 	case s == "":
 		return 0, fmt.Errorf("empty mode: write an octal string such as \"0644\"")
-	case strings.ContainsAny(s, "ugoa=+-"):
+	case strings.ContainsRune(s, '='):
 		return parseSymbolic(s)
 	case strings.HasPrefix(s, "0o") || strings.HasPrefix(s, "0O"):
 		s = s[2:]
