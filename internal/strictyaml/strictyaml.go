@@ -59,6 +59,9 @@ func (es Errors) Error() string {
 	return strings.Join(msgs, "\n")
 }
 
+// Unwrap returns the errors, for errors.Is and errors.As.
+func (es Errors) Unwrap() []error { return es }
+
 // Err returns nil for no errors, the error itself for one, es otherwise.
 func (es Errors) Err() error {
 	switch len(es) {

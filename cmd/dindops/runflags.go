@@ -1,0 +1,293 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/charmbracelet/log"
+	"github.com/mattn/go-isatty"
+	"github.com/spf13/cobra"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/dindops/dindops/internal/render"
+	"github.com/dindops/dindops/internal/runner"
+	"github.com/dindops/dindops/inventory"
+	"github.com/dindops/dindops/playbooks"
+	"github.com/dindops/dindops/tasks"
+)
+
+// runOptions are the flags shared by plan and apply.
+type runOptions struct {
+	inventory string
+	extraVars []string
+	limit     string
+	forks     int
+	output    string
+	noColor   bool
+	verbose   int
+	ssh       sshOptions
+}
+
+func (o *runOptions) register(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVarP(&o.inventory, "inventory", "i", "", "inventory file (YAML) naming the hosts (required)")
+	f.StringArrayVarP(&o.extraVars, "extra-vars", "e", nil, "set a variable: name=value, or @file.yml; overrides play and inventory vars (repeatable)")
+	f.StringVarP(&o.limit, "limit", "l", "", "only run on hosts matching this host pattern")
+	f.IntVarP(&o.forks, "forks", "f", 20, "how many hosts to work on at once")
+	f.StringVarP(&o.output, "output", "o", "text", "output format: text or json")
+	f.BoolVar(&o.noColor, "no-color", false, "no colours in the output")
+	f.CountVarP(&o.verbose, "verbose", "v", "log more to stderr (-v: progress, -vv: every command)")
+	o.ssh.register(cmd)
+	_ = cmd.MarkFlagRequired("inventory")
+	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.MarkFlagFilename("inventory", "yml", "yaml")
+}
+
+// usageErr wraps an input problem as exit code 2.
+func usageErr(err error) error { return &exitError{code: exitUsage, err: err} }
+
+// prepared is a run ready to start: everything checked, nothing connected.
+type prepared struct {
+	playbook string
+	plays    []runner.Play
+	hosts    int
+}
+
+// prepare loads and checks the inventory, the playbook and every task for
+// every host, before any connection is made.
+func (o *runOptions) prepare(args []string) (*prepared, error) {
+	if o.output != "text" && o.output != "json" {
+		return nil, usageErr(fmt.Errorf("--output must be text or json, got %q", o.output))
+	}
+	if o.forks < 1 {
+		return nil, usageErr(fmt.Errorf("--forks must be at least 1"))
+	}
+	inv, err := inventory.Load(o.inventory)
+	if err != nil {
+		return nil, usageErr(err)
+	}
+	var pb *playbooks.Playbook
+	if len(args) == 1 {
+		pb, err = playbooks.Load(args[0])
+	} else {
+		pb, err = playbooks.Shipped()
+	}
+	if err != nil {
+		return nil, usageErr(err)
+	}
+	extra, err := parseExtraVars(o.extraVars)
+	if err != nil {
+		return nil, usageErr(err)
+	}
+	var limit map[string]bool
+	if o.limit != "" {
+		hosts, err := inv.Select(o.limit)
+		if err != nil {
+			return nil, usageErr(fmt.Errorf("--limit: %w", err))
+		}
+		limit = map[string]bool{}
+		for _, h := range hosts {
+			limit[h.Name] = true
+		}
+	}
+	ctl := tasks.Controller{
+		LookupEnv:  os.LookupEnv,
+		ReadFile:   os.ReadFile,
+		HTTPClient: &http.Client{Timeout: 30 * time.Second},
+	}
+	p := &prepared{playbook: pb.File}
+	var errs compileErrors
+	seen := map[string]bool{}
+	for _, play := range pb.Plays {
+		hosts, err := inv.Select(play.Hosts)
+		if err != nil {
+			return nil, usageErr(fmt.Errorf("%s:%d:%d: play %q: hosts: %w", pb.File, play.Line, play.Column, play.Name, err))
+		}
+		rp := runner.Play{Play: play}
+		for _, h := range hosts {
+			if limit != nil && !limit[h.Name] {
+				continue
+			}
+			hp, err := playbooks.Compile(play, h, playbooks.CompileOptions{ExtraVars: extra, Controller: ctl})
+			if err != nil {
+				errs.add(h.Name, err)
+				continue
+			}
+			rp.Hosts = append(rp.Hosts, hp)
+			if !seen[h.Name] {
+				seen[h.Name] = true
+				p.hosts++
+			}
+		}
+		p.plays = append(p.plays, rp)
+	}
+	if len(errs.order) > 0 {
+		return nil, usageErr(errs.err(len(seen) + errs.hostCount()))
+	}
+	if p.hosts == 0 {
+		return nil, usageErr(fmt.Errorf("no host of %s matches the playbook's plays%s", inv.File, limitNote(o.limit)))
+	}
+	return p, nil
+}
+
+func limitNote(limit string) string {
+	if limit == "" {
+		return ""
+	}
+	return fmt.Sprintf(" and --limit %q", limit)
+}
+
+// compileErrors groups identical problems found on several hosts, so a typo
+// in the playbook is reported once, not once per host.
+type compileErrors struct {
+	order []string
+	hosts map[string][]string
+}
+
+func (c *compileErrors) add(host string, err error) {
+	if c.hosts == nil {
+		c.hosts = map[string][]string{}
+	}
+	for _, m := range flatten(err) {
+		if _, ok := c.hosts[m]; !ok {
+			c.order = append(c.order, m)
+		}
+		if hs := c.hosts[m]; len(hs) == 0 || hs[len(hs)-1] != host {
+			c.hosts[m] = append(hs, host)
+		}
+	}
+}
+
+// flatten lists the messages of err and of every error it joins.
+func flatten(err error) []string {
+	if many, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []string
+		for _, e := range many.Unwrap() {
+			out = append(out, flatten(e)...)
+		}
+		return out
+	}
+	return strings.Split(err.Error(), "\n")
+}
+
+func (c *compileErrors) hostCount() int {
+	all := map[string]bool{}
+	for _, hs := range c.hosts {
+		for _, h := range hs {
+			all[h] = true
+		}
+	}
+	return len(all)
+}
+
+func (c *compileErrors) err(total int) error {
+	var b strings.Builder
+	for i, m := range c.order {
+		if i > 0 {
+			b.WriteString("\n")
+		}
+		b.WriteString(m)
+		if hs := c.hosts[m]; len(hs) < total {
+			fmt.Fprintf(&b, " (on %s)", strings.Join(hs, ", "))
+		}
+	}
+	b.WriteString("\nNothing was changed: no host was contacted.")
+	return errors.New(b.String())
+}
+
+// parseExtraVars reads -e values: name=value (the value parsed as YAML, so
+// -e concurrent=8 is a number) or @file.yml (a mapping).
+func parseExtraVars(list []string) (map[string]any, error) {
+	out := map[string]any{}
+	for _, e := range list {
+		if file, ok := strings.CutPrefix(e, "@"); ok {
+			data, err := os.ReadFile(file)
+			if err != nil {
+				return nil, fmt.Errorf("-e %s: %w", e, err)
+			}
+			var m map[string]any
+			if err := yaml.Unmarshal(data, &m); err != nil {
+				return nil, fmt.Errorf("-e %s: %v", e, err)
+			}
+			for k, v := range m {
+				out[k] = v
+			}
+			continue
+		}
+		k, v, ok := strings.Cut(e, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("-e %q: want name=value or @file.yml", e)
+		}
+		var val any
+		if err := yaml.Unmarshal([]byte(v), &val); err != nil || val == nil {
+			val = v
+		}
+		out[k] = val
+	}
+	return out, nil
+}
+
+// newLogger returns the stderr logger for a verbosity.
+func newLogger(stderr io.Writer, verbose int) *log.Logger {
+	l := log.NewWithOptions(stderr, log.Options{ReportTimestamp: true, TimeFormat: "15:04:05"})
+	switch {
+	case verbose >= 2:
+		l.SetLevel(log.DebugLevel)
+	case verbose == 1:
+		l.SetLevel(log.InfoLevel)
+	default:
+		l.SetLevel(log.WarnLevel)
+	}
+	return l
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && isatty.IsTerminal(f.Fd())
+}
+
+// execute runs a prepared run and prints its results.
+func (o *runOptions) execute(ctx context.Context, p *prepared, mode runner.Mode, stdout, stderr io.Writer) (*runner.Result, error) {
+	logger := newLogger(stderr, o.verbose)
+	connector, err := o.ssh.connector(logger)
+	if err != nil {
+		return nil, usageErr(err)
+	}
+	human := render.Human{W: stdout, Color: !o.noColor && os.Getenv("NO_COLOR") == "" && isTerminal(stdout)}
+	ropts := runner.Options{Mode: mode, Forks: o.forks, Connector: connector, Logger: logger}
+	if o.output == "text" {
+		human.Header(mode, p.playbook, p.hosts)
+		ropts.OnPlay = func(pr *runner.PlayResult) { human.Play(mode, pr) }
+	}
+	res, err := runner.Run(ctx, p.playbook, p.plays, ropts)
+	if err != nil {
+		return nil, err
+	}
+	if o.verbose > 0 {
+		connector.logStats(logger)
+	}
+	if o.output == "json" {
+		if err := render.JSON(stdout, res); err != nil {
+			return nil, err
+		}
+	} else {
+		human.Recap(res)
+	}
+	return res, nil
+}
+
+func sortedKeys[M ~map[string]V, V any](m M) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

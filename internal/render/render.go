@@ -1,0 +1,312 @@
+// Package render turns a run's results into what people and programs read:
+// human text (play by play, in inventory order, with change symbols and
+// diffs, a recap and a summary line) and JSON. Both come from the same
+// runner.Result, so they cannot disagree.
+package render
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/dindops/dindops/internal/runner"
+	"github.com/dindops/dindops/tasks"
+)
+
+// Human writes results as text.
+type Human struct {
+	W     io.Writer
+	Color bool
+}
+
+const (
+	reset  = "\x1b[0m"
+	bold   = "\x1b[1m"
+	red    = "\x1b[31m"
+	green  = "\x1b[32m"
+	yellow = "\x1b[33m"
+	cyan   = "\x1b[36m"
+	dim    = "\x1b[2m"
+)
+
+func (h Human) paint(color, s string) string {
+	if !h.Color || s == "" {
+		return s
+	}
+	return color + s + reset
+}
+
+// Header writes the line that opens a run.
+func (h Human) Header(mode runner.Mode, playbook string, hosts int) {
+	verb := "Planning"
+	if mode == runner.ApplyMode {
+		verb = "Applying"
+	}
+	fmt.Fprintf(h.W, "%s %s on %d %s\n", h.paint(bold, verb), playbook, hosts, plural(hosts, "host", "hosts"))
+}
+
+// Play writes one play's results, host by host in inventory order.
+func (h Human) Play(mode runner.Mode, p *runner.PlayResult) {
+	fmt.Fprintf(h.W, "\n%s %s\n", h.paint(bold, "PLAY"), clean(p.Name))
+	if len(p.Hosts) == 0 {
+		fmt.Fprintf(h.W, "\n  %s\n", h.paint(dim, "no hosts left: every host of this play failed in an earlier one"))
+	}
+	for _, hr := range p.Hosts {
+		fmt.Fprintf(h.W, "\n  %s %s\n", h.paint(bold, hr.Host), h.paint(dim, "("+hr.Address+")"))
+		for _, t := range hr.Tasks {
+			h.task(mode, t)
+		}
+		if hr.Status == runner.Unreachable && len(hr.Tasks) == 0 {
+			fmt.Fprintf(h.W, "    %s %s\n", h.status(runner.Unreachable, mode), clean(hr.Error))
+		} else if hr.Status == runner.Failed && len(hr.Tasks) == 0 {
+			fmt.Fprintf(h.W, "    %s %s\n", h.status(runner.Failed, mode), clean(hr.Error))
+		}
+	}
+}
+
+func (h Human) status(s runner.Status, mode runner.Mode) string {
+	word := string(s)
+	if s == runner.Changed && mode == runner.PlanMode {
+		word = "will change"
+	}
+	padded := fmt.Sprintf("%-11s", word)
+	switch s {
+	case runner.OK:
+		return h.paint(green, padded)
+	case runner.Changed:
+		return h.paint(yellow, padded)
+	case runner.Skipped:
+		return h.paint(cyan, padded)
+	}
+	return h.paint(red, padded)
+}
+
+func (h Human) task(mode runner.Mode, t *runner.TaskResult) {
+	name := clean(t.Name)
+	if t.Handler {
+		name += h.paint(dim, " (handler)")
+	}
+	switch t.Status {
+	case runner.Skipped:
+		name += h.paint(dim, " ("+clean(t.Reason)+")")
+	}
+	fmt.Fprintf(h.W, "    %s %s\n", h.status(t.Status, mode), name)
+	if t.Status == runner.Changed {
+		for _, c := range t.Changes {
+			h.change(c)
+		}
+	}
+	if t.Error != "" {
+		for i, line := range strings.Split(clean(t.Error), "\n") {
+			prefix := "error: "
+			if i > 0 {
+				prefix = "       "
+			}
+			fmt.Fprintf(h.W, "      %s%s\n", h.paint(red, prefix), line)
+		}
+	}
+}
+
+func (h Human) change(c tasks.Change) {
+	color := yellow
+	switch c.Action {
+	case tasks.Create:
+		color = green
+	case tasks.Delete:
+		color = red
+	case tasks.Run:
+		color = cyan
+	}
+	line := fmt.Sprintf("%s %s %s", c.Action.Symbol(), c.Resource, c.Target)
+	fmt.Fprintf(h.W, "      %s", h.paint(color, clean(line)))
+	if c.Summary != "" {
+		fmt.Fprintf(h.W, ": %s", clean(c.Summary))
+	}
+	fmt.Fprintln(h.W)
+	for _, w := range c.Warnings {
+		fmt.Fprintf(h.W, "          %s %s\n", h.paint(red, "warning:"), clean(w))
+	}
+	for _, f := range c.Fields {
+		h.field(f)
+	}
+	if c.Diff != "" {
+		for _, l := range strings.Split(strings.TrimSuffix(c.Diff, "\n"), "\n") {
+			l = clean(l)
+			switch {
+			case strings.HasPrefix(l, "+++"), strings.HasPrefix(l, "---"):
+				l = h.paint(bold, l)
+			case strings.HasPrefix(l, "+"):
+				l = h.paint(green, l)
+			case strings.HasPrefix(l, "-"):
+				l = h.paint(red, l)
+			case strings.HasPrefix(l, "@@"):
+				l = h.paint(cyan, l)
+			}
+			fmt.Fprintf(h.W, "          %s\n", l)
+		}
+	}
+}
+
+// field shows one differing value: "name: old → new" on one line, or, for
+// multi-line values, the lines removed and added.
+func (h Human) field(f tasks.Field) {
+	old, new := f.Shown()
+	if !strings.Contains(old, "\n") && !strings.Contains(new, "\n") {
+		if old == "" {
+			old = "(none)"
+		}
+		if new == "" {
+			new = "(none)"
+		}
+		fmt.Fprintf(h.W, "          %s: %s → %s\n", clean(f.Name), h.paint(red, clean(old)), h.paint(green, clean(new)))
+		return
+	}
+	fmt.Fprintf(h.W, "          %s:\n", clean(f.Name))
+	oldLines, newLines := lines(old), lines(new)
+	inNew, inOld := set(newLines), set(oldLines)
+	for _, l := range oldLines {
+		if !inNew[l] {
+			fmt.Fprintf(h.W, "            %s\n", h.paint(red, "- "+clean(l)))
+		}
+	}
+	for _, l := range newLines {
+		if !inOld[l] {
+			fmt.Fprintf(h.W, "            %s\n", h.paint(green, "+ "+clean(l)))
+		}
+	}
+}
+
+// Recap writes one line per host and the summary line.
+func (h Human) Recap(r *runner.Result) {
+	fmt.Fprintf(h.W, "\n%s\n", h.paint(bold, "RECAP"))
+	width := 0
+	for _, rc := range r.Recap {
+		width = max(width, len(rc.Host))
+	}
+	for _, rc := range r.Recap {
+		changedWord := "changed"
+		if r.Mode == runner.PlanMode {
+			changedWord = "to change"
+		}
+		counts := fmt.Sprintf("ok=%-3d %s=%-3d failed=%-3d skipped=%-3d unreachable=%d",
+			rc.OK, changedWord, rc.Changed, rc.Failed, rc.Skipped, rc.Unreachable)
+		color := green
+		switch {
+		case rc.Failed > 0 || rc.Unreachable > 0:
+			color = red
+		case rc.Changed > 0:
+			color = yellow
+		}
+		fmt.Fprintf(h.W, "  %s  %s  %s\n", h.paint(color, fmt.Sprintf("%-*s", width, rc.Host)), counts, h.paint(dim, rc.Duration.Round(100*time.Millisecond).String()))
+	}
+	fmt.Fprintf(h.W, "\n%s\n", h.paint(bold, SummaryLine(r)))
+}
+
+// SummaryLine is the one-line summary of a run, e.g.
+// "Plan: 2 to create, 1 to update, 1 to restart on 3 hosts."
+func SummaryLine(r *runner.Result) string {
+	s := r.Summary
+	hosts := len(r.Recap)
+	var b strings.Builder
+	if r.Mode == runner.PlanMode {
+		if s.Total() == 0 {
+			if ok := hosts - s.Failed; ok > 0 {
+				fmt.Fprintf(&b, "No changes: %d %s up to date.", ok, plural(ok, "host is", "hosts are"))
+			} else {
+				b.WriteString("Nothing planned.")
+			}
+		} else {
+			fmt.Fprintf(&b, "Plan: %d to create, %d to update, %d to restart", s.Create, s.Update, s.Restart)
+			if s.Delete > 0 {
+				fmt.Fprintf(&b, ", %d to delete", s.Delete)
+			}
+			if s.Run > 0 {
+				fmt.Fprintf(&b, ", %d to run", s.Run)
+			}
+			fmt.Fprintf(&b, " on %d %s.", s.Hosts, plural(s.Hosts, "host", "hosts"))
+		}
+	} else {
+		if s.Total() == 0 {
+			if ok := hosts - s.Failed; ok > 0 {
+				fmt.Fprintf(&b, "Apply complete: 0 changed; %d %s up to date.", ok, plural(ok, "host is", "hosts are"))
+			} else {
+				b.WriteString("Nothing applied.")
+			}
+		} else {
+			fmt.Fprintf(&b, "Apply complete: %d created, %d updated, %d restarted", s.Create, s.Update, s.Restart)
+			if s.Delete > 0 {
+				fmt.Fprintf(&b, ", %d deleted", s.Delete)
+			}
+			if s.Run > 0 {
+				fmt.Fprintf(&b, ", %d run", s.Run)
+			}
+			fmt.Fprintf(&b, " on %d %s.", s.Hosts, plural(s.Hosts, "host", "hosts"))
+		}
+	}
+	if s.Failed > 0 {
+		var names []string
+		for _, rc := range r.Recap {
+			if rc.Failed > 0 || rc.Unreachable > 0 {
+				names = append(names, rc.Host)
+			}
+		}
+		fmt.Fprintf(&b, " %d %s failed: %s.", s.Failed, plural(s.Failed, "host", "hosts"), strings.Join(names, ", "))
+	}
+	return b.String()
+}
+
+// JSON writes the whole result as one indented JSON document. Secrets are
+// masked by the types themselves (tasks.Field.MarshalJSON); invalid UTF-8 in
+// command output becomes U+FFFD, so the document is always valid JSON.
+func JSON(w io.Writer, r *runner.Result) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+func lines(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(strings.TrimSuffix(s, "\n"), "\n")
+}
+
+func set(l []string) map[string]bool {
+	m := make(map[string]bool, len(l))
+	for _, x := range l {
+		m[x] = true
+	}
+	return m
+}
+
+// clean makes text from hosts safe for a terminal: invalid UTF-8 bytes and
+// control characters (except newline and tab) are shown escaped, so command
+// output can never move the cursor or recolour the screen.
+func clean(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case r == '\n' || r == '\t':
+			b.WriteRune(r)
+		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
+			fmt.Fprintf(&b, `\x%02x`, r)
+		default:
+			b.WriteString(s[i : i+size])
+		}
+		i += size
+	}
+	return b.String()
+}

@@ -1,0 +1,398 @@
+package playbooks
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"maps"
+	"regexp"
+	"sort"
+	"strings"
+	"text/template"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/dindops/dindops/internal/strictyaml"
+	"github.com/dindops/dindops/inventory"
+	"github.com/dindops/dindops/tasks"
+)
+
+// HostPlay is one play bound to one host: its variables resolved and every
+// task decoded for that host.
+type HostPlay struct {
+	Play     *Play
+	Host     *inventory.Host
+	Vars     map[string]any
+	Tasks    []*Step
+	Handlers []*Step
+}
+
+// Step is one task bound to a host.
+type Step struct {
+	Def    *TaskDef
+	Name   string // the task's name with templates expanded
+	Become bool
+	Task   tasks.Task
+}
+
+// CompileOptions are the inputs of Compile besides the play and host.
+type CompileOptions struct {
+	// ExtraVars override every other variable (the CLI's -e).
+	ExtraVars map[string]any
+	// Controller is handed to tasks that read secrets or need HTTP.
+	Controller tasks.Controller
+}
+
+// Compile binds play to host: play vars (defaults) < inventory vars < extra
+// vars, plus inventory_hostname and group_names; every template in the
+// tasks' options is expanded (an undefined variable is an error) and the
+// result is decoded strictly and validated. Errors carry file:line:column.
+func Compile(play *Play, host *inventory.Host, opts CompileOptions) (*HostPlay, error) {
+	vars := map[string]any{}
+	maps.Copy(vars, play.Vars)
+	maps.Copy(vars, host.Vars)
+	maps.Copy(vars, opts.ExtraVars)
+	vars["inventory_hostname"] = host.Name
+	groups := append([]string{}, host.Groups...)
+	gl := make([]any, len(groups))
+	for i, g := range groups {
+		gl[i] = g
+	}
+	vars["group_names"] = gl
+	if err := resolveVars(vars); err != nil {
+		return nil, fmt.Errorf("play %q: %w", play.Name, err)
+	}
+	hp := &HostPlay{Play: play, Host: host, Vars: vars}
+	var errs strictyaml.Errors
+	become := host.Become
+	if play.Become != nil {
+		become = *play.Become
+	}
+	for _, list := range []struct {
+		defs []*TaskDef
+		out  *[]*Step
+	}{{play.Tasks, &hp.Tasks}, {play.Handlers, &hp.Handlers}} {
+		for _, d := range list.defs {
+			s, err := compileTask(d, vars, become, opts.Controller)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			*list.out = append(*list.out, s)
+		}
+	}
+	if err := errs.Err(); err != nil {
+		return nil, err
+	}
+	return hp, nil
+}
+
+func compileTask(d *TaskDef, vars map[string]any, become bool, ctl tasks.Controller) (*Step, error) {
+	at := &yaml.Node{Line: d.Line, Column: d.Column}
+	name, err := expandString(d.Name, vars)
+	if err != nil {
+		return nil, strictyaml.Errorf(d.File, at, "task name: %v", err)
+	}
+	s := &Step{Def: d, Name: name, Become: become}
+	if d.Become != nil {
+		s.Become = *d.Become
+	}
+	task := tasks.Kinds()[d.Kind]()
+	if d.options != nil && !(d.options.Kind == yaml.ScalarNode && d.options.Tag == "!!null") {
+		expanded, err := expandNode(d.File, d.options, vars)
+		if err != nil {
+			return nil, taskErr(d, err)
+		}
+		if err := strictyaml.Decode(d.File, expanded, task); err != nil {
+			return nil, taskErr(d, prefixed(d.Kind, err))
+		}
+	}
+	if v, ok := task.(tasks.Validator); ok {
+		if err := v.Validate(); err != nil {
+			return nil, taskErr(d, fieldErr(d, err))
+		}
+	}
+	if p, ok := task.(tasks.Preparer); ok {
+		if err := p.Prepare(ctl); err != nil {
+			return nil, taskErr(d, fieldErr(d, err))
+		}
+	}
+	s.Task = task
+	return s, nil
+}
+
+// TaskError is a problem with one task, found before any host is contacted.
+type TaskError struct {
+	Task *TaskDef
+	Err  error
+}
+
+func (e *TaskError) Error() string {
+	var se *strictyaml.Error
+	if errors.As(e.Err, &se) {
+		return fmt.Sprintf("%s: task %q: %s", posOf(se), e.Task.Name, se.Msg)
+	}
+	return fmt.Sprintf("%s: task %q: %v", e.Task.Pos(), e.Task.Name, e.Err)
+}
+
+func (e *TaskError) Unwrap() error { return e.Err }
+
+func posOf(e *strictyaml.Error) string {
+	c := *e
+	c.Msg = ""
+	return strings.TrimSuffix(c.Error(), ": ")
+}
+
+func taskErr(d *TaskDef, err error) error {
+	if es, ok := err.(strictyaml.Errors); ok {
+		out := make(strictyaml.Errors, len(es))
+		for i, e := range es {
+			out[i] = &TaskError{Task: d, Err: e}
+		}
+		return out
+	}
+	return &TaskError{Task: d, Err: err}
+}
+
+// fieldErr points a *tasks.FieldError at its option's line.
+func fieldErr(d *TaskDef, err error) error {
+	var fe *tasks.FieldError
+	if !errors.As(err, &fe) || d.options == nil {
+		return err
+	}
+	n := d.options
+	for _, part := range strings.Split(fe.Field, ".") {
+		next := (*yaml.Node)(nil)
+		if n.Kind == yaml.MappingNode {
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if n.Content[i].Value == part {
+					next = n.Content[i]
+					if i+1 < len(n.Content) && n.Content[i+1].Kind == yaml.MappingNode {
+						next = n.Content[i+1]
+					}
+					break
+				}
+			}
+		}
+		if next == nil {
+			break
+		}
+		n = next
+	}
+	return strictyaml.Errorf(d.File, n, "%s: %v", d.Kind+"."+fe.Field, fe.Err)
+}
+
+// wholeVar matches a scalar that is exactly one variable reference, such as
+// "{{ .dind_env }}": it stands for the variable's value with its own type
+// (a map, a list, a bool), not its text.
+var wholeVar = regexp.MustCompile(`^\{\{-?\s*\.([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\s*-?\}\}$`)
+
+// expandNode returns a copy of n with every template in its scalars expanded.
+func expandNode(file string, n *yaml.Node, vars map[string]any) (*yaml.Node, error) {
+	c := *n
+	switch n.Kind {
+	case yaml.AliasNode:
+		return expandNode(file, n.Alias, vars)
+	case yaml.MappingNode, yaml.SequenceNode, yaml.DocumentNode:
+		c.Content = make([]*yaml.Node, len(n.Content))
+		var errs strictyaml.Errors
+		for i, ch := range n.Content {
+			e, err := expandNode(file, ch, vars)
+			if err != nil {
+				errs = append(errs, err)
+				e = ch
+			}
+			c.Content[i] = e
+		}
+		return &c, errs.Err()
+	case yaml.ScalarNode:
+		if !strings.Contains(n.Value, "{{") || n.Tag != "" && n.Tag != "!!str" {
+			return &c, nil
+		}
+		if m := wholeVar.FindStringSubmatch(strings.TrimSpace(n.Value)); m != nil {
+			v, err := lookup(vars, m[1])
+			if err != nil {
+				return nil, strictyaml.Errorf(file, n, "%v", err)
+			}
+			return valueNode(v, n)
+		}
+		s, err := expandString(n.Value, vars)
+		if err != nil {
+			return nil, strictyaml.Errorf(file, n, "%v", err)
+		}
+		c.Value, c.Tag, c.Style = s, "!!str", yaml.DoubleQuotedStyle
+		return &c, nil
+	}
+	return &c, nil
+}
+
+// valueNode encodes a variable's value as a node placed at at's position.
+func valueNode(v any, at *yaml.Node) (*yaml.Node, error) {
+	if s, ok := v.(string); ok {
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s, Style: yaml.DoubleQuotedStyle, Line: at.Line, Column: at.Column}, nil
+	}
+	var n yaml.Node
+	if err := n.Encode(v); err != nil {
+		return nil, err
+	}
+	var place func(*yaml.Node)
+	place = func(x *yaml.Node) {
+		x.Line, x.Column = at.Line, at.Column
+		x.Style &^= yaml.FlowStyle
+		for _, c := range x.Content {
+			place(c)
+		}
+	}
+	place(&n)
+	return &n, nil
+}
+
+func lookup(vars map[string]any, path string) (any, error) {
+	var cur any = vars
+	parts := strings.Split(path, ".")
+	for i, p := range parts {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("variable %q is not a mapping, so it has no %q", strings.Join(parts[:i], "."), p)
+		}
+		v, ok := m[p]
+		if !ok {
+			return nil, undefined(strings.Join(parts[:i+1], "."), m)
+		}
+		cur = v
+	}
+	return cur, nil
+}
+
+func undefined(name string, scope map[string]any) error {
+	keys := make([]string, 0, len(scope))
+	for k := range scope {
+		keys = append(keys, k)
+	}
+	last := name[strings.LastIndex(name, ".")+1:]
+	msg := fmt.Sprintf("undefined variable %q", name)
+	if s := strictyaml.Suggest(last, keys); s != "" {
+		msg += fmt.Sprintf("; did you mean %q?", s)
+	} else {
+		msg += "; define it in the play's vars, the inventory, or with -e"
+	}
+	return errors.New(msg)
+}
+
+var missingKey = regexp.MustCompile(`executing ".*" at <\.([^>]*)>: map has no entry for key "([^"]*)"`)
+
+// expandString executes s as a text/template over vars; a missing variable
+// is an error.
+func expandString(s string, vars map[string]any) (string, error) {
+	if !strings.Contains(s, "{{") {
+		return s, nil
+	}
+	t, err := template.New("").Option("missingkey=error").Parse(s)
+	if err != nil {
+		return "", fmt.Errorf("template %q: %v", s, strings.TrimPrefix(err.Error(), "template: :"))
+	}
+	var b bytes.Buffer
+	if err := t.Execute(&b, vars); err != nil {
+		if m := missingKey.FindStringSubmatch(err.Error()); m != nil {
+			scope := vars
+			if i := strings.LastIndex(m[1], "."); i > 0 {
+				if v, e := lookup(vars, m[1][:i]); e == nil {
+					if mm, ok := v.(map[string]any); ok {
+						scope = mm
+					}
+				}
+			}
+			return "", undefined(m[1], scope)
+		}
+		return "", fmt.Errorf("template %q: %v", s, strings.TrimPrefix(err.Error(), "template: :"))
+	}
+	return b.String(), nil
+}
+
+// resolveVars expands templates inside variable values until none is left,
+// so vars may refer to other vars. A loop is an error naming the variables.
+func resolveVars(vars map[string]any) error {
+	for pass := 0; pass < 10; pass++ {
+		changed := false
+		snapshot := maps.Clone(vars)
+		for k, v := range vars {
+			nv, err := expandValue(v, snapshot)
+			if err != nil {
+				return fmt.Errorf("variable %q: %w", k, err)
+			}
+			if !equalValue(nv, v) {
+				vars[k] = nv
+				changed = true
+			}
+		}
+		if !changed {
+			return nil
+		}
+	}
+	var loop []string
+	for k, v := range vars {
+		if hasTemplate(v) {
+			loop = append(loop, k)
+		}
+	}
+	sort.Strings(loop)
+	return fmt.Errorf("variables refer to each other in a loop: %s", strings.Join(loop, ", "))
+}
+
+func expandValue(v any, vars map[string]any) (any, error) {
+	switch x := v.(type) {
+	case string:
+		if !strings.Contains(x, "{{") {
+			return x, nil
+		}
+		if m := wholeVar.FindStringSubmatch(strings.TrimSpace(x)); m != nil {
+			return lookup(vars, m[1])
+		}
+		return expandString(x, vars)
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			ne, err := expandValue(e, vars)
+			if err != nil {
+				return nil, err
+			}
+			out[k] = ne
+		}
+		return out, nil
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			ne, err := expandValue(e, vars)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = ne
+		}
+		return out, nil
+	}
+	return v, nil
+}
+
+func hasTemplate(v any) bool {
+	switch x := v.(type) {
+	case string:
+		return strings.Contains(x, "{{")
+	case map[string]any:
+		for _, e := range x {
+			if hasTemplate(e) {
+				return true
+			}
+		}
+	case []any:
+		for _, e := range x {
+			if hasTemplate(e) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func equalValue(a, b any) bool {
+	return fmt.Sprintf("%#v", a) == fmt.Sprintf("%#v", b)
+}
