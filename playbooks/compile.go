@@ -326,7 +326,7 @@ func resolveVars(vars map[string]any) error {
 			}
 		}
 		if !changed {
-			return nil
+			break
 		}
 	}
 	var loop []string
@@ -334,6 +334,9 @@ func resolveVars(vars map[string]any) error {
 		if hasTemplate(v) {
 			loop = append(loop, k)
 		}
+	}
+	if len(loop) == 0 {
+		return nil
 	}
 	sort.Strings(loop)
 	return fmt.Errorf("variables refer to each other in a loop: %s", strings.Join(loop, ", "))

@@ -1,0 +1,148 @@
+package playbooks
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/dindops/dindops/inventory"
+	"github.com/dindops/dindops/tasks"
+)
+
+func TestParseErrors(t *testing.T) {
+	cases := []struct {
+		name, in, want string
+	}{
+		{"not a list", "name: x\n", `pb.yml:1:1: a playbook is a list of plays`},
+		{"play typo", "- name: p\n  host: all\n", `pb.yml:2:3: unknown field "host" in a play; did you mean "hosts"?`},
+		{"no hosts", "- name: p\n  tasks: []\n", `pb.yml:1:3: play "p" has no hosts`},
+		{"kind typo", "- hosts: all\n  tasks:\n    - name: t\n      dokcer_network: {name: n}\n", `pb.yml:4:7: unknown field "dokcer_network" in a task; did you mean "docker_network"?`},
+		{"option typo", "- hosts: all\n  tasks:\n    - name: t\n      docker_network:\n        name: n\n        drivr: bridge\n", `pb.yml:6:9: unknown field "drivr" in docker_network options; did you mean "driver"?`},
+		{"nested option typo", "- hosts: all\n  tasks:\n    - name: t\n      gitlab_runner:\n        name: r\n        url: u\n        token_env: T\n        docker: {hots: x}\n", `pb.yml:8:18: unknown field "hots" in gitlab_runner options; did you mean "host"?`},
+		{"two kinds", "- hosts: all\n  tasks:\n    - name: t\n      file: {path: /a}\n      command: {argv: [x]}\n", `pb.yml:5:7: task "t" has two task kinds (file and command)`},
+		{"no kind", "- hosts: all\n  tasks:\n    - name: t\n", `pb.yml:3:7: task "t" has no task kind`},
+		{"no name", "- hosts: all\n  tasks:\n    - file: {path: /a}\n", `pb.yml:3:7: every task needs a name`},
+		{"missing handler", "- hosts: all\n  tasks:\n    - name: t\n      file: {path: /a}\n      notify: restart dockr\n  handlers:\n    - name: restart docker\n      service: {name: docker, state: restarted}\n", `pb.yml:3:7: task "t" notifies "restart dockr", but the play has no handler of that name; did you mean "restart docker"?`},
+		{"options not mapping", "- hosts: all\n  tasks:\n    - name: t\n      file: /a\n", `pb.yml:4:13: file options must be a mapping`},
+		{"bad yaml", "- hosts: all\n  tasks: [\n", `pb.yml:2:`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Parse("pb.yml", []byte(c.in))
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("err =\n  %v\nwant it to contain\n  %s", err, c.want)
+			}
+		})
+	}
+}
+
+func host(t *testing.T, vars map[string]any) *inventory.Host {
+	t.Helper()
+	return &inventory.Host{Name: "build-1", Address: "10.0.0.1", Port: 22, Vars: vars, Groups: []string{"runners"}}
+}
+
+func compile(t *testing.T, src string, vars map[string]any, extra map[string]any) (*HostPlay, error) {
+	t.Helper()
+	pb, err := Parse("pb.yml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Compile(pb.Plays[0], host(t, vars), CompileOptions{ExtraVars: extra})
+}
+
+func TestCompileExpandsTemplatesWithTypes(t *testing.T) {
+	src := `- hosts: all
+  vars:
+    net: runners-net
+    dind: "{{ .prefix }}-dind"
+    prefix: gitlab
+    env: {DOCKER_TLS_CERTDIR: ""}
+    privileged: true
+    mode: "0600"
+  tasks:
+    - name: "dind on {{ .inventory_hostname }}"
+      docker_container:
+        name: "{{ .dind }}"
+        image: docker:dind
+        env: "{{ .env }}"
+        privileged: "{{ .privileged }}"
+        networks: ["{{ .net }}"]
+    - name: file
+      file:
+        path: /etc/x
+        mode: "{{ .mode }}"
+        content: "groups={{ index .group_names 0 }}\n"
+`
+	hp, err := compile(t, src, map[string]any{"net": "from-inventory"}, map[string]any{"privileged": false})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hp.Tasks[0].Name != "dind on build-1" {
+		t.Errorf("name = %q", hp.Tasks[0].Name)
+	}
+	c := hp.Tasks[0].Task.(*tasks.DockerContainer)
+	if c.Name != "gitlab-dind" || c.Privileged || c.Networks[0] != "from-inventory" {
+		t.Errorf("container = %+v (want vars resolved, inventory over play vars, -e over all)", c)
+	}
+	if v, ok := c.Env["DOCKER_TLS_CERTDIR"]; !ok || v != "" {
+		t.Errorf("env = %v, want the map from the variable", c.Env)
+	}
+	f := hp.Tasks[1].Task.(*tasks.File)
+	if f.Mode == nil || f.Mode.Perm() != 0o600 || f.Content != "groups=runners\n" {
+		t.Errorf("file = %+v", f)
+	}
+}
+
+func TestCompileErrors(t *testing.T) {
+	cases := []struct {
+		name, src, want string
+	}{
+		{"undefined var", "- hosts: all\n  tasks:\n    - name: t\n      docker_network:\n        name: \"{{ .netwrk }}\"\n", `pb.yml:5:15: task "t": undefined variable "netwrk"`},
+		{"undefined in text", "- hosts: all\n  vars: {network: n}\n  tasks:\n    - name: t\n      docker_network:\n        name: \"x-{{ .netwrk }}\"\n", `undefined variable "netwrk"; did you mean "network"?`},
+		{"wrong type", "- hosts: all\n  vars: {p: [1]}\n  tasks:\n    - name: t\n      docker_container: {name: a, image: b, privileged: \"{{ .p }}\"}\n", `pb.yml:5:`},
+		{"bare mode", "- hosts: all\n  tasks:\n    - name: t\n      file: {path: /a, mode: 644}\n", `pb.yml:4:30: task "t": ambiguous mode 644: quote it or write 0644`},
+		{"mode from int var", "- hosts: all\n  vars: {m: 644}\n  tasks:\n    - name: t\n      file: {path: /a, mode: \"{{ .m }}\"}\n", `ambiguous mode 644`},
+		{"validate", "- hosts: all\n  tasks:\n    - name: t\n      file:\n        path: relative\n", `pb.yml:5:9: task "t": file.path: must be an absolute path`},
+		{"json content", "- hosts: all\n  tasks:\n    - name: t\n      file:\n        path: /etc/docker/daemon.json\n        content: '{\"storage-driver\":\"overlay2\",}'\n", `file.content: /etc/docker/daemon.json is not valid JSON: line 1, column 30`},
+		{"var loop", "- hosts: all\n  vars: {a: \"{{ .b }}\", b: \"{{ .a }}\"}\n  tasks: []\n", `variables refer to each other in a loop: a, b`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := compile(t, c.src, nil, nil)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("err =\n  %v\nwant it to contain\n  %s", err, c.want)
+			}
+		})
+	}
+}
+
+func TestShippedPlaybookCompiles(t *testing.T) {
+	pb, err := Shipped()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pb.Plays) != 2 {
+		t.Fatalf("plays = %d", len(pb.Plays))
+	}
+	ctl := tasks.Controller{LookupEnv: func(k string) (string, bool) {
+		if k == "GITLAB_RUNNER_TOKEN" {
+			return "glrt-test-token", true
+		}
+		return "", false
+	}}
+	for _, play := range pb.Plays {
+		hp, err := Compile(play, host(t, map[string]any{"gitlab_url": "https://gitlab.example.com"}), CompileOptions{Controller: ctl})
+		if err != nil {
+			t.Fatalf("play %q: %v", play.Name, err)
+		}
+		for _, s := range hp.Tasks {
+			if s.Task == nil || !s.Become {
+				t.Errorf("task %q: %+v", s.Name, s)
+			}
+		}
+	}
+	// Without the token, compilation fails before any connection.
+	_, err = Compile(pb.Plays[1], host(t, nil), CompileOptions{Controller: tasks.Controller{LookupEnv: func(string) (string, bool) { return "", false }}})
+	if err == nil || !strings.Contains(err.Error(), "GITLAB_RUNNER_TOKEN") {
+		t.Fatalf("missing token: err = %v", err)
+	}
+}
