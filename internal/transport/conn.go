@@ -1,0 +1,367 @@
+// Package transport is dindops' SSH transport: it implements tasks.Host for a
+// real host over one SSH connection.
+//
+// Dial opens one connection per host; every command runs in a new session on
+// it, and file uploads use one SFTP client opened lazily on the same
+// connection. Host keys are checked against known_hosts (skipping the check
+// takes the loudly named Config.InsecureIgnoreHostKey). Conn.Host gives the
+// tasks.Host view, optionally escalated with sudo -n (become).
+//
+// Errors are typed so the runner can classify them without parsing messages:
+// *UnreachableError (connect, handshake, timeout, connection lost; see
+// ErrConnectionLost), *AuthError (with *IdentityError), *HostKeyError,
+// *BecomeError, *CommandError (signal, no exit status) and *ValidateError.
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/charmbracelet/log"
+	"github.com/pkg/sftp"
+	"golang.org/x/crypto/ssh"
+)
+
+// Defaults for the zero values of Config.
+const (
+	DefaultConnectTimeout    = 15 * time.Second
+	DefaultKeepaliveInterval = 15 * time.Second
+	DefaultKeepaliveCountMax = 3
+	DefaultBecomeUser        = "root"
+	DefaultTempDir           = "/tmp"
+)
+
+// maxSessions bounds the commands running at once on one connection; OpenSSH
+// refuses more than MaxSessions (10 by default) and SFTP holds one.
+const maxSessions = 8
+
+// cancelGrace is how long Run waits, after its context is done and the
+// command was signalled, for the host to close the session.
+const cancelGrace = 2 * time.Second
+
+// Config says how to reach and log in to one host. The zero value of each
+// optional field means its default. There are no globals: the CLI fills this
+// from the inventory, flags and environment.
+type Config struct {
+	// Name is how the host is named in messages (its inventory name);
+	// empty means Address.
+	Name string
+	// Address is a host name, an IPv4 address or an IPv6 address without
+	// brackets ("2001:db8::10", "fe80::1%eth0").
+	Address string
+	// Port is the TCP port; 0 means 22.
+	Port int
+	// User is the login user (required).
+	User string
+	// IdentityFiles are private key files (OpenSSH or PEM format) to offer.
+	// A passphrase-protected file is skipped: load it into ssh-agent.
+	IdentityFiles []string
+	// AgentSocket is the path of an ssh-agent socket whose keys are offered
+	// first (the CLI passes $SSH_AUTH_SOCK); empty means no agent.
+	AgentSocket string
+	// KnownHostsFiles are the known_hosts files the host key is checked
+	// against; a file that does not exist counts as empty. Required unless
+	// InsecureIgnoreHostKey is set.
+	KnownHostsFiles []string
+	// InsecureIgnoreHostKey accepts any host key, so anyone on the path
+	// can impersonate the host. Only for throwaway test hosts.
+	InsecureIgnoreHostKey bool
+	// ConnectTimeout bounds the TCP connect plus the SSH handshake and
+	// login; 0 means DefaultConnectTimeout.
+	ConnectTimeout time.Duration
+	// KeepaliveInterval is how often a keepalive@openssh.com request is sent;
+	// after KeepaliveCountMax intervals without an answer the connection is
+	// closed and running commands fail with ErrConnectionLost. 0 means
+	// DefaultKeepaliveInterval; negative disables keepalives.
+	KeepaliveInterval time.Duration
+	// KeepaliveCountMax is the number of unanswered keepalive intervals
+	// tolerated; 0 means DefaultKeepaliveCountMax.
+	KeepaliveCountMax int
+	// BecomeUser is the user sudo runs commands as for Host(true); empty
+	// means DefaultBecomeUser. When it equals User, sudo is not used.
+	BecomeUser string
+	// OutputLimit is how many bytes of each output stream are kept at the
+	// head, and as many at the tail; 0 means DefaultOutputLimit.
+	OutputLimit int
+	// TempDir is the remote directory in which a become write puts its
+	// private upload directory; empty means DefaultTempDir.
+	TempDir string
+	// Logger receives debug logs (commands, transfers, retries); never
+	// secrets. Nil discards them.
+	Logger *log.Logger
+}
+
+func (cfg *Config) withDefaults() {
+	if cfg.Name == "" {
+		cfg.Name = cfg.Address
+	}
+	if cfg.Port == 0 {
+		cfg.Port = 22
+	}
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = DefaultConnectTimeout
+	}
+	if cfg.KeepaliveInterval == 0 {
+		cfg.KeepaliveInterval = DefaultKeepaliveInterval
+	}
+	if cfg.KeepaliveCountMax <= 0 {
+		cfg.KeepaliveCountMax = DefaultKeepaliveCountMax
+	}
+	if cfg.BecomeUser == "" {
+		cfg.BecomeUser = DefaultBecomeUser
+	}
+	if cfg.OutputLimit <= 0 {
+		cfg.OutputLimit = DefaultOutputLimit
+	}
+	if cfg.TempDir == "" {
+		cfg.TempDir = DefaultTempDir
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = log.New(io.Discard)
+	}
+}
+
+// Stats counts what a Conn did, for -v output and benchmarks.
+type Stats struct {
+	// Commands is the number of remote commands run (one session each;
+	// a command retried with a pty counts twice).
+	Commands int64
+	// SFTPOps is the number of SFTP requests made (create, chmod, write,
+	// close, mkdir, remove, …), counted per call, not per packet.
+	SFTPOps int64
+}
+
+// Conn is one SSH connection to one host. It is safe for concurrent use; at
+// most 8 commands run on it at once (the others wait).
+type Conn struct {
+	cfg    Config
+	name   string
+	addr   string // host:port as dialed
+	log    *log.Logger
+	client *ssh.Client
+
+	sessions chan struct{} // semaphore of maxSessions
+
+	sftpMu  sync.Mutex
+	sftp    *sftp.Client
+	sftpErr error // SFTP subsystem unavailable: uploads go through stdin
+
+	commands atomic.Int64
+	sftpOps  atomic.Int64
+
+	needPTY atomic.Bool // sudo said "you must have a tty"
+
+	lostMu  sync.Mutex
+	lostErr error         // why the connection died; nil while alive
+	closed  chan struct{} // closed by Close
+	dead    chan struct{} // closed once the connection is down, lostErr set
+	once    sync.Once
+}
+
+// Dial connects to cfg's host, checks its host key, logs in and starts the
+// keepalives. It returns *HostKeyError, *AuthError, *UnreachableError, or a
+// plain error for an invalid Config. Cancelling ctx aborts the dial; once
+// Dial has returned, ctx no longer matters (use Close).
+func Dial(ctx context.Context, cfg Config) (*Conn, error) {
+	if cfg.Address == "" {
+		return nil, errors.New("transport: no address given")
+	}
+	if strings.HasPrefix(cfg.Address, "[") {
+		return nil, fmt.Errorf("transport: address %q: write IPv6 addresses without brackets", cfg.Address)
+	}
+	if cfg.User == "" {
+		return nil, fmt.Errorf("transport: %s: no login user given", cfg.Address)
+	}
+	cfg.withDefaults()
+	c := &Conn{
+		cfg:      cfg,
+		name:     cfg.Name,
+		addr:     joinHostPort(cfg.Address, cfg.Port),
+		sessions: make(chan struct{}, maxSessions),
+		closed:   make(chan struct{}),
+		dead:     make(chan struct{}),
+	}
+	c.log = cfg.Logger.With("host", c.name)
+
+	var keyPassed bool
+	hostKeyCallback, algos, err := hostKeyCheck(&c.cfg, c.name, c.addr, &keyPassed)
+	if err != nil {
+		return nil, fmt.Errorf("transport: %s: %w", c.name, err)
+	}
+	if cfg.InsecureIgnoreHostKey {
+		c.log.Warn("host key NOT checked (InsecureIgnoreHostKey)")
+	}
+	ks, err := loadKeys(&c.cfg, c)
+	if err != nil {
+		return nil, err
+	}
+	defer ks.close()
+
+	clientCfg := &ssh.ClientConfig{
+		User:              cfg.User,
+		Auth:              []ssh.AuthMethod{ks.authMethod()},
+		HostKeyCallback:   hostKeyCallback,
+		HostKeyAlgorithms: algos,
+		Timeout:           cfg.ConnectTimeout,
+	}
+
+	dialer := net.Dialer{Timeout: cfg.ConnectTimeout}
+	nc, err := dialer.DialContext(ctx, "tcp", c.addr)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("connect to %s: %w", c.name, ctx.Err())
+		}
+		return nil, &UnreachableError{Host: c.name, Op: "connect", Err: err}
+	}
+	// The handshake and login are bounded by the same timeout, and by ctx.
+	_ = nc.SetDeadline(time.Now().Add(cfg.ConnectTimeout))
+	stop := context.AfterFunc(ctx, func() { nc.Close() })
+	sc, chans, reqs, err := ssh.NewClientConn(nc, c.addr, clientCfg)
+	stopped := stop()
+	if err == nil && !stopped { // ctx ended just as the login succeeded
+		sc.Close()
+		return nil, fmt.Errorf("connect to %s: %w", c.name, ctx.Err())
+	}
+	if err != nil {
+		nc.Close()
+		var hkErr *HostKeyError
+		var ne net.Error
+		switch {
+		case errors.As(err, &hkErr):
+			return nil, hkErr
+		case !stopped || ctx.Err() != nil:
+			return nil, fmt.Errorf("connect to %s: %w", c.name, ctx.Err())
+		case keyPassed && strings.Contains(err.Error(), "unable to authenticate"):
+			return nil, &AuthError{User: cfg.User, Host: c.name, Methods: ks.methods, Skipped: ks.skipped, Err: err}
+		case errors.As(err, &ne) && ne.Timeout():
+			return nil, &UnreachableError{Host: c.name, Op: "ssh handshake", Err: fmt.Errorf("no answer within %s", cfg.ConnectTimeout)}
+		}
+		return nil, &UnreachableError{Host: c.name, Op: "ssh handshake", Err: err}
+	}
+	_ = nc.SetDeadline(time.Time{})
+	c.client = ssh.NewClient(sc, chans, reqs)
+	c.log.Debug("connected", "addr", c.addr, "user", cfg.User, "server", string(sc.ServerVersion()))
+
+	go c.watch()
+	if cfg.KeepaliveInterval > 0 {
+		go c.keepalive(cfg.KeepaliveInterval, cfg.KeepaliveCountMax)
+	}
+	return c, nil
+}
+
+// Close closes the SFTP client and the connection. Commands still running
+// fail. It is safe to call more than once.
+func (c *Conn) Close() error {
+	var err error
+	c.once.Do(func() {
+		close(c.closed)
+		c.sftpMu.Lock()
+		if c.sftp != nil {
+			c.sftp.Close()
+		}
+		c.sftpMu.Unlock()
+		err = c.client.Close()
+		if errors.Is(err, net.ErrClosed) {
+			err = nil
+		}
+	})
+	return err
+}
+
+// Stats returns the counts so far.
+func (c *Conn) Stats() Stats {
+	return Stats{Commands: c.commands.Load(), SFTPOps: c.sftpOps.Load()}
+}
+
+// watch notices the connection dying for any reason other than Close.
+func (c *Conn) watch() {
+	defer close(c.dead)
+	err := c.client.Wait()
+	select {
+	case <-c.closed:
+	default:
+		if err == nil || errors.Is(err, io.EOF) {
+			err = errors.New("closed by the host")
+		}
+		c.markLost(err)
+	}
+}
+
+// markLost records why the connection died and closes it, which fails
+// every command running on it.
+func (c *Conn) markLost(reason error) {
+	c.lostMu.Lock()
+	first := c.lostErr == nil
+	if first {
+		c.lostErr = reason
+	}
+	c.lostMu.Unlock()
+	if first {
+		c.log.Debug("connection lost", "err", reason)
+	}
+	c.client.Close()
+}
+
+// lost returns why the connection died, or nil.
+func (c *Conn) lost() error {
+	c.lostMu.Lock()
+	defer c.lostMu.Unlock()
+	return c.lostErr
+}
+
+// lostError wraps the loss of the connection for what was being done.
+func (c *Conn) lostError(op string) error {
+	if err := c.lost(); err != nil {
+		return &UnreachableError{Host: c.name, Op: op, Lost: true, Err: err}
+	}
+	select {
+	case <-c.closed:
+		return fmt.Errorf("%s: %s: connection closed", c.name, op)
+	default:
+	}
+	return nil
+}
+
+// keepalive sends keepalive@openssh.com every interval. Any answer, even a
+// refusal, proves the host alive. One request is outstanding at a time; when
+// countMax intervals pass without an answer, the connection is closed.
+func (c *Conn) keepalive(interval time.Duration, countMax int) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	replies := make(chan error, 1)
+	outstanding := false
+	missed := 0
+	for {
+		select {
+		case <-c.closed:
+			return
+		case err := <-replies:
+			outstanding = false
+			if err != nil {
+				return // the connection is gone; watch reports it
+			}
+			missed = 0
+		case <-t.C:
+			if outstanding {
+				missed++
+				if missed >= countMax {
+					c.markLost(fmt.Errorf("no answer to keepalives for %s (%d × %s)", time.Duration(countMax)*interval, countMax, interval))
+					return
+				}
+				continue
+			}
+			outstanding = true
+			go func() {
+				_, _, err := c.client.SendRequest("keepalive@openssh.com", true, nil)
+				replies <- err
+			}()
+		}
+	}
+}

@@ -1,0 +1,174 @@
+package transport
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"strings"
+)
+
+// ErrConnectionLost matches (errors.Is) an *UnreachableError raised because
+// an established connection died: keepalives went unanswered or the peer
+// closed it. What a command running at that moment did is unknown.
+var ErrConnectionLost = errors.New("connection lost")
+
+// UnreachableError is a host that could not be reached or stopped answering:
+// the TCP connection failed or timed out, the SSH handshake failed (other
+// than for host key or authentication reasons), or an established connection
+// was lost. The runner reports such a host as "unreachable".
+type UnreachableError struct {
+	// Host is the host's display name (Config.Name, or its address).
+	Host string
+	// Op is what was being done: "connect", "ssh handshake", or, for a lost
+	// connection, "running <command>" / "opening a session" / "sftp".
+	Op string
+	// Lost is true when an established connection died (see
+	// ErrConnectionLost).
+	Lost bool
+	// Err is the underlying cause.
+	Err error
+}
+
+func (e *UnreachableError) Error() string {
+	if e.Lost {
+		return fmt.Sprintf("%s: connection lost while %s: %v", e.Host, e.Op, e.Err)
+	}
+	return fmt.Sprintf("%s unreachable: %s: %v", e.Host, e.Op, e.Err)
+}
+
+func (e *UnreachableError) Unwrap() error { return e.Err }
+
+// Is makes errors.Is(err, ErrConnectionLost) true for a lost connection.
+func (e *UnreachableError) Is(target error) bool { return target == ErrConnectionLost && e.Lost }
+
+// AuthError is a login that the host refused, or that could not be
+// attempted because no usable key was found.
+type AuthError struct {
+	User string
+	Host string
+	// Methods lists what was offered, e.g. "ssh-agent (2 keys)",
+	// "/home/me/.ssh/id_ed25519 (ssh-ed25519 SHA256:…)".
+	Methods []string
+	// Skipped lists identity files that could not be used and why.
+	Skipped []*IdentityError
+	// Err is the underlying cause (the SSH library's error, or the first
+	// *IdentityError when nothing could be offered).
+	Err error
+}
+
+func (e *AuthError) Error() string {
+	if len(e.Methods) == 0 {
+		if e.Err != nil {
+			return fmt.Sprintf("%s@%s: cannot log in: %v", e.User, e.Host, e.Err)
+		}
+		return fmt.Sprintf("%s@%s: cannot log in: no identity file or ssh-agent key to offer", e.User, e.Host)
+	}
+	msg := fmt.Sprintf("%s@%s: authentication failed (tried %s)", e.User, e.Host, strings.Join(e.Methods, ", "))
+	for _, s := range e.Skipped {
+		msg += "; " + s.Error()
+	}
+	return msg
+}
+
+func (e *AuthError) Unwrap() error { return e.Err }
+
+// IdentityError is an identity file that could not be used.
+type IdentityError struct {
+	Path string
+	// Encrypted is true when the key needs a passphrase, which dindops never
+	// asks for: load it into ssh-agent instead.
+	Encrypted bool
+	Err       error
+}
+
+func (e *IdentityError) Error() string {
+	if e.Encrypted {
+		return fmt.Sprintf("identity file %s is passphrase-protected; add it to ssh-agent (ssh-add %s)", e.Path, e.Path)
+	}
+	return fmt.Sprintf("identity file %s: %v", e.Path, e.Err)
+}
+
+func (e *IdentityError) Unwrap() error { return e.Err }
+
+// BecomeError is privilege escalation with sudo that could not happen. The
+// command was never run.
+type BecomeError struct {
+	// User is the login user that ran sudo; Become is the target user.
+	User   string
+	Become string
+	Host   string
+	// Reason is "password", "requiretty" or "missing".
+	Reason string
+	// Stderr is what sudo (or the shell) printed.
+	Stderr []byte
+}
+
+func (e *BecomeError) Error() string {
+	switch e.Reason {
+	case "password":
+		return fmt.Sprintf("sudo requires a password for %s on %s: allow NOPASSWD for this user (e.g. \"%s ALL=(ALL) NOPASSWD: ALL\" in /etc/sudoers.d/%s), or log in as %s", e.User, e.Host, e.User, e.User, e.Become)
+	case "requiretty":
+		return fmt.Sprintf("sudo on %s requires a tty (requiretty) and this command sends input, which a tty would mangle: add \"Defaults:%s !requiretty\" to /etc/sudoers.d/%s", e.Host, e.User, e.User)
+	case "missing":
+		return fmt.Sprintf("sudo is not installed on %s: install it, or log in as %s", e.Host, e.Become)
+	}
+	return fmt.Sprintf("sudo as %s on %s failed: %s", e.Become, e.Host, lastLine(e.Stderr))
+}
+
+// CommandError is a command whose outcome is unknown or abnormal: it was
+// killed by a signal, or the host closed its session without an exit status.
+// (A plain non-zero exit is not an error: see tasks.Output.ExitCode.)
+type CommandError struct {
+	Host string
+	Cmd  string
+	// Signal is the signal name without "SIG" ("KILL", "TERM") when the
+	// command was killed by one; empty otherwise.
+	Signal string
+	Stdout []byte
+	Stderr []byte
+	Err    error
+}
+
+func (e *CommandError) Error() string {
+	if e.Signal != "" {
+		return fmt.Sprintf("%s: killed by signal %s", e.Cmd, e.Signal)
+	}
+	return fmt.Sprintf("%s: %v", e.Cmd, e.Err)
+}
+
+func (e *CommandError) Unwrap() error { return e.Err }
+
+// ValidateError is a WriteFile whose validate command rejected the new
+// content. The file was left as it was. Err is a *tasks.ExitError holding the
+// validator's exit code and output.
+type ValidateError struct {
+	Path string
+	Err  error
+}
+
+func (e *ValidateError) Error() string {
+	return fmt.Sprintf("rejected by the validate command: %v", e.Err)
+}
+
+func (e *ValidateError) Unwrap() error { return e.Err }
+
+// notExistError is a message that matches fs.ErrNotExist without repeating
+// its text.
+type notExistError struct{ msg string }
+
+func (e *notExistError) Error() string        { return e.msg }
+func (e *notExistError) Is(target error) bool { return target == fs.ErrNotExist }
+
+// lastLine returns the last non-empty line of b, capped at 300 bytes.
+func lastLine(b []byte) string {
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if l := strings.TrimSpace(lines[i]); l != "" {
+			if len(l) > 300 {
+				l = l[:300] + "…"
+			}
+			return l
+		}
+	}
+	return ""
+}
