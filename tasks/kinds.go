@@ -10,6 +10,7 @@ func Kinds() map[string]func() Task {
 		"command":              func() Task { return &Command{} },
 		"docker_daemon_config": func() Task { return &DockerDaemonConfig{} },
 		"file":                 func() Task { return &File{} },
+		"gitlab_runner":        func() Task { return &GitLabRunner{} },
 		"kernel_module":        func() Task { return &KernelModule{} },
 		"service":              func() Task { return &Service{} },
 	}

@@ -1,0 +1,1406 @@
+package tasks
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// GitLabRunner registers a GitLab runner once and keeps its [[runners]]
+// entry in gitlab-runner's config.toml
+// (https://docs.gitlab.com/runner/configuration/advanced-configuration/).
+//
+//	tasks:
+//	  - name: runner is registered exactly once
+//	    gitlab_runner:
+//	      config_file: /srv/gitlab-runner/config/config.toml
+//	      name: build-1
+//	      url: https://gitlab.example.com
+//	      token_env: GITLAB_RUNNER_TOKEN
+//	      concurrent: 4
+//	      environment: ["COMPOSE_PROJECT_NAME=ci-job-$CI_JOB_ID"]
+//	      docker:
+//	        host: tcp://gitlab-dind:2375
+//	        image: docker:27
+//	        volumes: ["/var/run/docker.sock:/var/run/docker.sock", "/cache"]
+//
+// The token is read on the controller (Prepare), from an environment
+// variable or a file, and is used only there: every GitLab API call is made
+// by dindops itself through Controller.HTTPClient, so the token never appears
+// on a host's command line. It is written to the host only inside config.toml
+// (mode 0600, owner root), and never shown: plans and diffs show
+// "(sensitive value)" for every token in config.toml.
+//
+// The token decides how the runner is registered:
+//
+//   - A runner authentication token ("glrt-"), from a runner created in
+//     GitLab (Settings > CI/CD > Runners > New runner, or POST
+//     /api/v4/user/runners), is checked with POST /api/v4/runners/verify
+//     (with the system_id kept in .runner_system_id beside config.toml, as
+//     gitlab-runner does) and written to config.toml. Tags, run_untagged,
+//     locked, access_level, maximum_timeout and paused belong to that runner
+//     in GitLab; setting them here is an error.
+//   - Anything else is a legacy registration token (deprecated since GitLab
+//     15.6, disabled by default since 17.0): POST /api/v4/runners creates the
+//     runner with description = name and the legacy fields, and the token it
+//     returns is written to config.toml. A 403 (invalid token) or 410
+//     (registration disallowed) fails the task once, writes nothing, and says
+//     how to switch to a runner authentication token.
+//
+// A runner whose name is already in config.toml with a token is never
+// registered again; plan compares the settings this task manages (url,
+// executor, environment, docker.*, and the global concurrent and
+// check_interval) and shows a diff of config.toml when they differ. Options
+// left unset (empty strings and lists, zero numbers, unset booleans) are not
+// managed: whatever config.toml has for them is kept.
+//
+// config.toml is edited as parsed TOML: other runners, global settings and
+// keys this task does not know are kept, in their order; the result is parsed
+// again before it replaces the file, so it never has duplicate keys. A file
+// that is not valid TOML fails the task with the parse error's position and
+// is never overwritten. gitlab-runner reloads config.toml by itself when it
+// changes, so no restart is needed.
+//
+// With state: absent the runner's entry is removed from config.toml. A
+// runner registered with a registration token is also deleted in GitLab
+// (DELETE /api/v4/runners); a glrt- runner is left in GitLab, since other
+// hosts may share its token.
+type GitLabRunner struct {
+	// ConfigFile is gitlab-runner's configuration file on the host
+	// (default /etc/gitlab-runner/config.toml).
+	ConfigFile string `yaml:"config_file"`
+	// Name is the [[runners]] name; it identifies the runner in config.toml
+	// and is its description in GitLab when registered with a registration
+	// token.
+	Name string `yaml:"name"`
+	// URL is the GitLab instance URL ([[runners]] url).
+	URL string `yaml:"url"`
+	// TokenEnv names an environment variable of the dindops process holding
+	// the token. Exactly one of TokenEnv and TokenFile must be non-empty.
+	TokenEnv string `yaml:"token_env"`
+	// TokenFile is a file on the controller holding the token.
+	TokenFile string `yaml:"token_file"`
+	// State is present (default) or absent.
+	State string `yaml:"state"`
+
+	// Concurrent is the global limit of jobs run at once (config.toml
+	// concurrent); 0 leaves it as it is.
+	Concurrent int `yaml:"concurrent"`
+	// CheckInterval is the global interval, in seconds, between job requests
+	// (config.toml check_interval); 0 leaves it as it is.
+	CheckInterval int `yaml:"check_interval"`
+	// Executor is the [[runners]] executor (default docker).
+	Executor string `yaml:"executor"`
+	// Environment is the [[runners]] environment, KEY=value entries.
+	Environment []string `yaml:"environment"`
+	// Docker is the [runners.docker] section.
+	Docker GitLabRunnerDocker `yaml:"docker"`
+
+	// TagList, RunUntagged, Locked, AccessLevel, MaximumTimeout and Paused
+	// are sent to POST /api/v4/runners when registering with a legacy
+	// registration token. With a glrt- token they are set in GitLab's UI or
+	// by POST /api/v4/user/runners instead, and setting them is an error.
+	TagList        []string `yaml:"tag_list"`
+	RunUntagged    *bool    `yaml:"run_untagged"`
+	Locked         *bool    `yaml:"locked"`
+	AccessLevel    string   `yaml:"access_level"`
+	MaximumTimeout int      `yaml:"maximum_timeout"`
+	Paused         *bool    `yaml:"paused"`
+
+	token       string
+	tokenSource string
+	client      *http.Client
+	now         func() time.Time
+}
+
+// GitLabRunnerDocker is the [runners.docker] section of a runner, with
+// config.toml's names
+// (https://docs.gitlab.com/runner/configuration/advanced-configuration/#the-runnersdocker-section).
+type GitLabRunnerDocker struct {
+	// Host is the Docker endpoint jobs run on, e.g. tcp://gitlab-dind:2375.
+	Host string `yaml:"host"`
+	// Image is the default image of jobs.
+	Image string `yaml:"image"`
+	// Privileged runs job containers privileged.
+	Privileged *bool `yaml:"privileged"`
+	// TLSVerify turns on TLS verification of the connection to Host.
+	TLSVerify *bool `yaml:"tls_verify"`
+	// Volumes are extra volumes of job containers, in docker -v syntax.
+	Volumes []string `yaml:"volumes"`
+	// PullPolicy lists pull policies: always, if-not-present, never.
+	PullPolicy []string `yaml:"pull_policy"`
+	// NetworkMode puts job containers on a network.
+	NetworkMode string `yaml:"network_mode"`
+	// DisableCache turns off the local cache volumes.
+	DisableCache *bool `yaml:"disable_cache"`
+	// ShmSize is the size of /dev/shm in job containers, in bytes.
+	ShmSize *int64 `yaml:"shm_size"`
+}
+
+func (d GitLabRunnerDocker) isZero() bool {
+	return d.Host == "" && d.Image == "" && d.Privileged == nil && d.TLSVerify == nil && len(d.Volumes) == 0 &&
+		len(d.PullPolicy) == 0 && d.NetworkMode == "" && d.DisableCache == nil && d.ShmSize == nil
+}
+
+// runnerAuthPrefix starts every runner authentication token.
+const runnerAuthPrefix = "glrt-"
+
+const defaultRunnerConfig = "/etc/gitlab-runner/config.toml"
+
+// GitLabAPIError is a GitLab API call that did not succeed. Its message says
+// what to do; the status and GitLab's own message stay reachable. It never
+// contains a token.
+type GitLabAPIError struct {
+	Method     string
+	URL        string
+	StatusCode int
+	// Message is GitLab's "message" or "error" field.
+	Message string
+	// Summary and Hint are dindops's words: what failed and what to do.
+	Summary string
+	Hint    string
+}
+
+func (e *GitLabAPIError) Error() string {
+	msg := e.Summary
+	if msg == "" {
+		msg = fmt.Sprintf("%s %s failed", e.Method, e.URL)
+	}
+	status := fmt.Sprintf("%d %s", e.StatusCode, http.StatusText(e.StatusCode))
+	if e.Message != "" && e.Message != status {
+		status += ": " + e.Message
+	}
+	msg += " (" + status + ")"
+	if e.Hint != "" {
+		msg += ": " + e.Hint
+	}
+	return msg
+}
+
+// TOMLError is a configuration file that is not valid TOML. Message is the
+// parser's, with quoted text removed when it may be a secret.
+type TOMLError struct {
+	Path         string
+	Line, Column int
+	Message      string
+}
+
+func (e *TOMLError) Error() string {
+	return fmt.Sprintf("%s:%d:%d: not valid TOML: %s; fix it by hand (gitlab-runner cannot read it either), dindops never overwrites a file it cannot parse",
+		e.Path, e.Line, e.Column, e.Message)
+}
+
+func (g *GitLabRunner) configFile() string {
+	if g.ConfigFile == "" {
+		return defaultRunnerConfig
+	}
+	return g.ConfigFile
+}
+
+func (g *GitLabRunner) state() string {
+	if g.State == "" {
+		return "present"
+	}
+	return g.State
+}
+
+func (g *GitLabRunner) executor() string {
+	if g.Executor == "" {
+		return "docker"
+	}
+	return g.Executor
+}
+
+// legacyFields are the runner settings GitLab keeps server-side; only POST
+// /api/v4/runners (registration tokens) accepts them.
+func (g *GitLabRunner) legacyFields() []string {
+	var set []string
+	if len(g.TagList) > 0 {
+		set = append(set, "tag_list")
+	}
+	if g.RunUntagged != nil {
+		set = append(set, "run_untagged")
+	}
+	if g.Locked != nil {
+		set = append(set, "locked")
+	}
+	if g.AccessLevel != "" {
+		set = append(set, "access_level")
+	}
+	if g.MaximumTimeout != 0 {
+		set = append(set, "maximum_timeout")
+	}
+	if g.Paused != nil {
+		set = append(set, "paused")
+	}
+	return set
+}
+
+var envKeyRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*=`)
+
+// Validate implements Validator.
+func (g *GitLabRunner) Validate() error {
+	if strings.TrimSpace(g.Name) == "" {
+		return FieldErrorf("name", "required: the runner's name in config.toml, e.g. \"{{ .inventory_hostname }}\"")
+	}
+	if strings.ContainsAny(g.Name, "\n\r") {
+		return FieldErrorf("name", "must be one line")
+	}
+	if g.URL == "" {
+		return FieldErrorf("url", "required: the GitLab URL, e.g. https://gitlab.example.com")
+	}
+	if u, err := url.Parse(g.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+		return FieldErrorf("url", "%q is not a GitLab URL such as https://gitlab.example.com (http or https, a host, no user or password)", g.URL)
+	}
+	if g.ConfigFile != "" && !strings.HasPrefix(g.ConfigFile, "/") {
+		return FieldErrorf("config_file", "%q is not an absolute path", g.ConfigFile)
+	}
+	switch g.state() {
+	case "present":
+	case "absent":
+		return nil
+	default:
+		return FieldErrorf("state", "%q is not present or absent", g.State)
+	}
+	switch {
+	case g.TokenEnv == "" && g.TokenFile == "":
+		return FieldErrorf("token_env", "set token_env (an environment variable of dindops holding the runner token) or token_file (a file on the controller holding it)")
+	case g.TokenEnv != "" && g.TokenFile != "":
+		return FieldErrorf("token_file", "set only one of token_env and token_file (leave the other empty)")
+	}
+	if g.Concurrent < 0 {
+		return FieldErrorf("concurrent", "must be at least 1 (0 leaves config.toml's value)")
+	}
+	if g.CheckInterval < 0 {
+		return FieldErrorf("check_interval", "must be a number of seconds, at least 1 (0 leaves config.toml's value)")
+	}
+	if g.MaximumTimeout < 0 {
+		return FieldErrorf("maximum_timeout", "must be a number of seconds")
+	}
+	if g.AccessLevel != "" && g.AccessLevel != "not_protected" && g.AccessLevel != "ref_protected" {
+		return FieldErrorf("access_level", "%q is not not_protected or ref_protected", g.AccessLevel)
+	}
+	for _, e := range g.Environment {
+		if !envKeyRE.MatchString(e) {
+			return FieldErrorf("environment", "%q is not KEY=value", maskEnvEntry(e))
+		}
+	}
+	for _, v := range g.Docker.Volumes {
+		if strings.TrimSpace(v) == "" {
+			return FieldErrorf("docker.volumes", "empty volume")
+		}
+	}
+	for _, p := range g.Docker.PullPolicy {
+		if p != "always" && p != "if-not-present" && p != "never" {
+			return FieldErrorf("docker.pull_policy", "%q is not always, if-not-present or never", p)
+		}
+	}
+	if g.executor() == "docker" && g.Docker.Image == "" {
+		return FieldErrorf("docker.image", "the docker executor needs a default image for jobs ([runners.docker] image), e.g. docker:27")
+	}
+	return nil
+}
+
+// Prepare implements Preparer: it reads the token on the controller and
+// keeps the HTTP client for the GitLab API.
+func (g *GitLabRunner) Prepare(c Controller) error {
+	g.client = c.HTTPClient
+	if g.state() == "absent" {
+		return nil
+	}
+	lookupEnv, readFile := c.LookupEnv, c.ReadFile
+	if lookupEnv == nil {
+		lookupEnv = os.LookupEnv
+	}
+	if readFile == nil {
+		readFile = os.ReadFile
+	}
+	var raw, field string
+	switch {
+	case g.TokenEnv != "":
+		field = "token_env"
+		v, ok := lookupEnv(g.TokenEnv)
+		if !ok {
+			return FieldErrorf(field, "environment variable %s is not set where dindops runs: export it with the runner's token (a glrt- runner authentication token from GitLab: Settings > CI/CD > Runners > New runner), or use token_file", g.TokenEnv)
+		}
+		raw = v
+		g.tokenSource = "environment variable " + g.TokenEnv
+	case g.TokenFile != "":
+		field = "token_file"
+		b, err := readFile(g.TokenFile)
+		if err != nil {
+			return FieldErrorf(field, "cannot read the token file on the controller: %v", err)
+		}
+		raw = string(b)
+		g.tokenSource = "file " + g.TokenFile
+	default:
+		return FieldErrorf("token_env", "set token_env or token_file")
+	}
+	g.token = strings.TrimSpace(raw)
+	if g.token == "" {
+		return FieldErrorf(field, "%s is empty: put the runner's token in it (a glrt- runner authentication token from GitLab: Settings > CI/CD > Runners > New runner)", g.tokenSource)
+	}
+	if strings.ContainsAny(g.token, " \t\r\n\"'") {
+		g.token = ""
+		return FieldErrorf(field, "the token in %s contains spaces, quotes or several lines; it should be one word such as glrt-…", g.tokenSource)
+	}
+	if g.isRunnerAuthToken() {
+		if set := g.legacyFields(); len(set) > 0 {
+			return FieldErrorf(set[0], "%s cannot be set with a glrt- runner authentication token: GitLab keeps them with the runner; set them in GitLab's UI (the runner's settings) or with POST /api/v4/user/runners, and remove them here (gitlab-runner 15.11 and later refuse them too)", strings.Join(set, ", "))
+		}
+	}
+	return nil
+}
+
+func (g *GitLabRunner) isRunnerAuthToken() bool { return strings.HasPrefix(g.token, runnerAuthPrefix) }
+
+func (g *GitLabRunner) httpClient() *http.Client {
+	if g.client != nil {
+		return g.client
+	}
+	return &http.Client{Timeout: 30 * time.Second}
+}
+
+func (g *GitLabRunner) clock() time.Time {
+	if g.now != nil {
+		return g.now()
+	}
+	return time.Now()
+}
+
+// gitlabRunnerPayload is how Apply makes a change planned by Plan.
+type gitlabRunnerPayload struct {
+	action  Action
+	orig    []byte // config.toml as plan read it
+	existed bool
+	// systemID is sent to /api/v4/runners/verify; writeSystemID says
+	// .runner_system_id did not exist and Apply creates it.
+	systemID      string
+	writeSystemID bool
+}
+
+// Plan implements Task.
+func (g *GitLabRunner) Plan(ctx context.Context, h Host) ([]Change, error) {
+	path := g.configFile()
+	f, exists, err := ReadFileIfExists(ctx, h, path)
+	if err != nil {
+		return nil, err
+	}
+	doc, err := parseTOMLDoc(path, f.Content)
+	if err != nil {
+		return nil, err
+	}
+	idx, err := doc.findRunner(path, g.Name)
+	if err != nil {
+		return nil, err
+	}
+	payload := &gitlabRunnerPayload{orig: f.Content, existed: exists}
+	var warnings []string
+	if exists && !doc.keepsLayout(f.Content) {
+		warnings = append(warnings, fmt.Sprintf("%s will be rewritten in gitlab-runner's own layout: its comments and formatting are not kept", path))
+	}
+
+	if g.state() == "absent" {
+		if idx < 0 {
+			return nil, nil
+		}
+		planned := doc.clone()
+		planned.removeRunner(idx)
+		token, _ := doc.runners()[idx]["token"].(string)
+		summary := fmt.Sprintf("remove runner %s from %s", g.Name, path)
+		if token != "" && !strings.HasPrefix(token, runnerAuthPrefix) {
+			summary = fmt.Sprintf("unregister runner %s from GitLab (DELETE /api/v4/runners) and remove it from %s", g.Name, path)
+		} else if token != "" {
+			warnings = append(warnings, fmt.Sprintf("runner %s stays in GitLab (its glrt- token may be shared by other hosts): delete it in GitLab's UI if nothing uses it", g.Name))
+		}
+		diff, err := maskedDiff(path, doc, planned)
+		if err != nil {
+			return nil, err
+		}
+		payload.action = Delete
+		return []Change{{Action: Delete, Resource: "runner", Target: g.Name, Summary: summary, Diff: diff, Warnings: warnings, Payload: payload}}, nil
+	}
+
+	var hasToken bool
+	if idx >= 0 {
+		t, _ := doc.runners()[idx]["token"].(string)
+		hasToken = t != ""
+	}
+	if !hasToken {
+		return g.planRegister(ctx, h, path, doc, idx, payload, warnings)
+	}
+
+	planned := doc.clone()
+	fields := g.applySettings(planned, idx)
+	if exists && f.Mode != 0o600 {
+		fields = append(fields, Field{Name: "mode", Old: fmt.Sprintf("%04o", f.Mode), New: "0600"})
+	}
+	if exists && f.Owner != "" && f.Owner != "root" {
+		fields = append(fields, Field{Name: "owner", Old: f.Owner, New: "root"})
+	}
+	if len(fields) == 0 {
+		return nil, nil
+	}
+	diff, err := maskedDiff(path, doc, planned)
+	if err != nil {
+		return nil, err
+	}
+	payload.action = Update
+	return []Change{{Action: Update, Resource: "runner", Target: g.Name,
+		Summary: fmt.Sprintf("update runner %s in %s: %s", g.Name, path, FieldNames(fields)),
+		Fields:  fields, Diff: diff, Warnings: warnings, Payload: payload}}, nil
+}
+
+func (g *GitLabRunner) planRegister(ctx context.Context, h Host, path string, doc *tomlDoc, idx int, payload *gitlabRunnerPayload, warnings []string) ([]Change, error) {
+	base := strings.TrimRight(g.URL, "/")
+	fields := []Field{{Name: "name", New: g.Name}}
+	var request string
+	if g.isRunnerAuthToken() {
+		sid, exists, err := readSystemID(ctx, h, pathDir(path))
+		if err != nil {
+			return nil, err
+		}
+		if !exists {
+			sid, err = newSystemID()
+			if err != nil {
+				return nil, err
+			}
+			payload.writeSystemID = true
+			fields = append(fields, Field{Name: "system_id", New: sid + " (new " + systemIDPath(path) + ")"})
+		}
+		payload.systemID = sid
+		request = fmt.Sprintf("POST %s/api/v4/runners/verify token=%s system_id=%s", base, SensitiveValue, sid)
+	} else {
+		request = fmt.Sprintf("POST %s/api/v4/runners token=%s description=%s", base, SensitiveValue, g.Name)
+		if set := g.legacyFields(); len(set) > 0 {
+			request += " " + strings.Join(set, " ")
+		}
+		warnings = append(warnings, "the token is a legacy registration token (not glrt-): registration tokens are deprecated since GitLab 15.6 and disabled by default since 17.0; prefer a runner authentication token from a runner created in GitLab (Settings > CI/CD > Runners > New runner)")
+	}
+	fields = append(fields,
+		Field{Name: "token", New: SensitiveValue, Sensitive: true},
+		Field{Name: "token_source", New: g.tokenSource + " (" + g.tokenKind() + ")"},
+		Field{Name: "request", New: request})
+
+	planned := doc.clone()
+	newIdx := idx
+	if newIdx < 0 {
+		newIdx = planned.addRunner(g.Name)
+	}
+	planned.runners()[newIdx]["token"] = SensitiveValue
+	fields = append(fields, g.applySettings(planned, newIdx)...)
+	diff, err := maskedDiff(path, doc, planned)
+	if err != nil {
+		return nil, err
+	}
+	summary := fmt.Sprintf("register runner %s with %s", g.Name, base)
+	if idx >= 0 {
+		summary += fmt.Sprintf(" (its [[runners]] entry in %s has no token)", path)
+	}
+	payload.action = Create
+	return []Change{{Action: Create, Resource: "runner", Target: g.Name, Summary: summary,
+		Fields: fields, Diff: diff, Warnings: warnings, Payload: payload}}, nil
+}
+
+func (g *GitLabRunner) tokenKind() string {
+	if g.isRunnerAuthToken() {
+		return "runner authentication token"
+	}
+	return "legacy registration token"
+}
+
+// Apply implements Task.
+func (g *GitLabRunner) Apply(ctx context.Context, h Host, changes []Change) error {
+	for _, c := range changes {
+		p, ok := c.Payload.(*gitlabRunnerPayload)
+		if !ok {
+			return fmt.Errorf("gitlab_runner: unknown change")
+		}
+		path := g.configFile()
+		f, exists, err := ReadFileIfExists(ctx, h, path)
+		if err != nil {
+			return err
+		}
+		if exists != p.existed || !bytes.Equal(f.Content, p.orig) {
+			return fmt.Errorf("%s changed on the host since it was planned; plan again", path)
+		}
+		doc, err := parseTOMLDoc(path, f.Content)
+		if err != nil {
+			return err
+		}
+		idx, err := doc.findRunner(path, g.Name)
+		if err != nil {
+			return err
+		}
+		switch p.action {
+		case Create:
+			err = g.applyRegister(ctx, h, path, doc, idx, p)
+		case Update:
+			if idx < 0 {
+				return fmt.Errorf("runner %s is no longer in %s; plan again", g.Name, path)
+			}
+			g.applySettings(doc, idx)
+			err = g.write(ctx, h, path, doc, "")
+		case Delete:
+			err = g.applyDelete(ctx, h, path, doc, idx)
+		default:
+			err = fmt.Errorf("gitlab_runner: unknown change %v", p.action)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (g *GitLabRunner) applyRegister(ctx context.Context, h Host, path string, doc *tomlDoc, idx int, p *gitlabRunnerPayload) error {
+	if g.token == "" {
+		return fmt.Errorf("gitlab_runner: no token was prepared (the task's Prepare did not run)")
+	}
+	dir := pathDir(path)
+	if !p.existed {
+		if _, err := Exec(ctx, h, "mkdir", "-p", "-m0700", dir); err != nil {
+			return err
+		}
+	}
+	var reg runnerTokenResponse
+	var err error
+	if g.isRunnerAuthToken() {
+		reg, err = g.verify(ctx, p.systemID)
+	} else {
+		reg, err = g.register(ctx)
+	}
+	if err != nil {
+		return err
+	}
+	if p.writeSystemID {
+		// gitlab-runner keeps the system ID it finds here, so GitLab sees
+		// one runner manager for this host, the one verified above.
+		if err := h.WriteFile(ctx, systemIDPath(path), []byte(p.systemID), WriteOptions{Mode: 0o600, Owner: "root", Group: "root"}); err != nil {
+			return err
+		}
+	}
+	if idx < 0 {
+		idx = doc.addRunner(g.Name)
+	}
+	r := doc.runners()[idx]
+	r["id"] = reg.ID
+	r["token"] = reg.Token
+	r["token_obtained_at"] = g.clock().UTC().Truncate(time.Second)
+	r["token_expires_at"] = reg.expiresAt()
+	g.applySettings(doc, idx)
+	if err := g.write(ctx, h, path, doc, reg.Token); err != nil {
+		if g.isRunnerAuthToken() {
+			return err
+		}
+		// The runner now exists in GitLab but no host knows its token: take
+		// it back rather than leave an orphan behind.
+		if derr := g.deleteRunner(ctx, reg.Token); derr != nil {
+			return fmt.Errorf("%w; runner %s (id %d) was registered in GitLab but could not be deleted again: delete it in GitLab's UI (%v)", err, g.Name, reg.ID, derr)
+		}
+		return fmt.Errorf("%w; the runner registered in GitLab (id %d) was deleted again", err, reg.ID)
+	}
+	return nil
+}
+
+func (g *GitLabRunner) applyDelete(ctx context.Context, h Host, path string, doc *tomlDoc, idx int) error {
+	if idx < 0 {
+		return nil
+	}
+	token, _ := doc.runners()[idx]["token"].(string)
+	if token != "" && !strings.HasPrefix(token, runnerAuthPrefix) {
+		if err := g.deleteRunner(ctx, token); err != nil {
+			var apiErr *GitLabAPIError
+			// 403: GitLab no longer knows the token; the runner is gone.
+			if !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusForbidden {
+				return err
+			}
+		}
+	}
+	doc.removeRunner(idx)
+	return g.write(ctx, h, path, doc, "")
+}
+
+// write encodes doc, checks that the result parses back with exactly one
+// entry for the runner (holding token when given), and replaces path.
+func (g *GitLabRunner) write(ctx context.Context, h Host, path string, doc *tomlDoc, token string) error {
+	content, err := doc.encode()
+	if err != nil {
+		return fmt.Errorf("%s: %v", path, err)
+	}
+	check, err := parseTOMLDoc(path, content)
+	if err != nil {
+		return fmt.Errorf("the new %s does not parse back (a dindops bug; nothing was written): %v", path, err)
+	}
+	idx, err := check.findRunner(path, g.Name)
+	if err != nil {
+		return err
+	}
+	if g.state() == "present" {
+		lost := idx < 0
+		if !lost && token != "" {
+			got, _ := check.runners()[idx]["token"].(string)
+			lost = got != token
+		}
+		if lost {
+			return fmt.Errorf("the new %s lost runner %s (a dindops bug; nothing was written)", path, g.Name)
+		}
+	} else if idx >= 0 {
+		return fmt.Errorf("the new %s still has runner %s (a dindops bug; nothing was written)", path, g.Name)
+	}
+	return h.WriteFile(ctx, path, content, WriteOptions{Mode: 0o600, Owner: "root", Group: "root", Sensitive: true})
+}
+
+// applySettings sets the managed settings on doc's runner idx and the
+// global section, and returns the fields that changed.
+func (g *GitLabRunner) applySettings(doc *tomlDoc, idx int) []Field {
+	var fields []Field
+	set := func(table map[string]any, key, name string, want any) {
+		old, had := table[key]
+		if had && tomlSettingEqual(key, old, want) {
+			return
+		}
+		table[key] = want
+		f := Field{Name: name, New: displayTOML(key, want)}
+		if had {
+			f.Old = displayTOML(key, old)
+		}
+		fields = append(fields, f)
+	}
+	if g.Concurrent > 0 {
+		set(doc.root, "concurrent", "concurrent", int64(g.Concurrent))
+	}
+	if g.CheckInterval > 0 {
+		set(doc.root, "check_interval", "check_interval", int64(g.CheckInterval))
+	}
+	r := doc.runners()[idx]
+	set(r, "url", "url", g.URL)
+	set(r, "executor", "executor", g.executor())
+	if len(g.Environment) > 0 {
+		set(r, "environment", "environment", stringsToAny(g.Environment))
+	}
+	d := g.Docker
+	if d.isZero() {
+		return fields
+	}
+	dt, ok := r["docker"].(map[string]any)
+	if !ok {
+		dt = map[string]any{}
+		r["docker"] = dt
+		doc.order[runnerPath(idx)+".docker"] = []string{"host", "tls_verify", "image", "privileged", "disable_cache", "volumes", "pull_policy", "network_mode", "shm_size"}
+	}
+	if d.Host != "" {
+		set(dt, "host", "docker.host", d.Host)
+	}
+	if d.TLSVerify != nil {
+		set(dt, "tls_verify", "docker.tls_verify", *d.TLSVerify)
+	}
+	if d.Image != "" {
+		set(dt, "image", "docker.image", d.Image)
+	}
+	if d.Privileged != nil {
+		set(dt, "privileged", "docker.privileged", *d.Privileged)
+	}
+	if d.DisableCache != nil {
+		set(dt, "disable_cache", "docker.disable_cache", *d.DisableCache)
+	}
+	if len(d.Volumes) > 0 {
+		set(dt, "volumes", "docker.volumes", stringsToAny(d.Volumes))
+	}
+	if len(d.PullPolicy) > 0 {
+		set(dt, "pull_policy", "docker.pull_policy", stringsToAny(d.PullPolicy))
+	}
+	if d.NetworkMode != "" {
+		set(dt, "network_mode", "docker.network_mode", d.NetworkMode)
+	}
+	if d.ShmSize != nil {
+		set(dt, "shm_size", "docker.shm_size", *d.ShmSize)
+	}
+	return fields
+}
+
+func stringsToAny(s []string) []any {
+	out := make([]any, len(s))
+	for i, v := range s {
+		out[i] = v
+	}
+	return out
+}
+
+// tomlSettingEqual compares a config.toml value with a wanted one the way
+// gitlab-runner reads them: a URL's trailing slash does not matter, and a
+// pull_policy may be one string or a list.
+func tomlSettingEqual(key string, old, want any) bool {
+	switch w := want.(type) {
+	case string:
+		o, ok := old.(string)
+		if key == "url" {
+			return ok && strings.TrimRight(o, "/") == strings.TrimRight(w, "/")
+		}
+		return ok && o == w
+	case []any:
+		if s, ok := old.(string); ok && key == "pull_policy" {
+			old = []any{s}
+		}
+		o, ok := old.([]any)
+		return ok && reflect.DeepEqual(o, w)
+	default:
+		return reflect.DeepEqual(old, want)
+	}
+}
+
+// displayTOML renders a value for a plan, with secrets masked.
+func displayTOML(key string, v any) string {
+	v = maskValue(key, v)
+	s, err := tomlValue(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	return s
+}
+
+// ---- GitLab API ----
+
+type runnerTokenResponse struct {
+	ID             int64   `json:"id"`
+	Token          string  `json:"token"`
+	TokenExpiresAt *string `json:"token_expires_at"`
+}
+
+// expiresAt is token_expires_at as gitlab-runner writes it: the zero time
+// when the token does not expire.
+func (r runnerTokenResponse) expiresAt() time.Time {
+	if r.TokenExpiresAt != nil {
+		if t, err := time.Parse(time.RFC3339, *r.TokenExpiresAt); err == nil {
+			return t.UTC()
+		}
+	}
+	return time.Time{}
+}
+
+// How to move off registration tokens; said whenever one is refused.
+const registrationTokenHint = "registration tokens are deprecated (GitLab 15.6) and disabled by default since GitLab 17.0; " +
+	"create the runner in GitLab instead (Settings > CI/CD > Runners > New project/group/instance runner, or POST /api/v4/user/runners) " +
+	"and give dindops its glrt- runner authentication token through token_env or token_file"
+
+// register creates the runner with a legacy registration token:
+// POST /api/v4/runners (https://docs.gitlab.com/api/runners/#create-a-runner).
+// 201 gives {id, token, token_expires_at}; 403 is an invalid token and 410
+// means registration tokens are disallowed. It is tried once.
+func (g *GitLabRunner) register(ctx context.Context) (runnerTokenResponse, error) {
+	body := map[string]any{"token": g.token, "description": g.Name}
+	if len(g.TagList) > 0 {
+		body["tag_list"] = g.TagList
+	}
+	if g.RunUntagged != nil {
+		body["run_untagged"] = *g.RunUntagged
+	}
+	if g.Locked != nil {
+		body["locked"] = *g.Locked
+	}
+	if g.AccessLevel != "" {
+		body["access_level"] = g.AccessLevel
+	}
+	if g.MaximumTimeout > 0 {
+		body["maximum_timeout"] = g.MaximumTimeout
+	}
+	if g.Paused != nil {
+		body["paused"] = *g.Paused
+	}
+	var out runnerTokenResponse
+	err := g.call(ctx, http.MethodPost, "/api/v4/runners", body, http.StatusCreated, &out)
+	var apiErr *GitLabAPIError
+	if errors.As(err, &apiErr) {
+		switch apiErr.StatusCode {
+		case http.StatusForbidden:
+			apiErr.Summary = fmt.Sprintf("registration token rejected by %s", g.URL)
+			apiErr.Hint = fmt.Sprintf("nothing was written to %s; %s", g.configFile(), registrationTokenHint)
+		case http.StatusGone:
+			apiErr.Summary = fmt.Sprintf("%s does not allow registering runners with registration tokens", g.URL)
+			apiErr.Hint = fmt.Sprintf("nothing was written to %s; %s", g.configFile(), registrationTokenHint)
+		}
+		return out, apiErr
+	}
+	if err == nil && out.Token == "" {
+		err = fmt.Errorf("POST %s/api/v4/runners answered without a runner token", strings.TrimRight(g.URL, "/"))
+	}
+	return out, err
+}
+
+// verify checks a runner authentication token: POST /api/v4/runners/verify
+// (https://docs.gitlab.com/api/runners/#verify-authentication-for-a-registered-runner)
+// with the system_id gitlab-runner will use. 200 gives {id, token,
+// token_expires_at}; 403 means the token is not valid.
+func (g *GitLabRunner) verify(ctx context.Context, systemID string) (runnerTokenResponse, error) {
+	var out runnerTokenResponse
+	err := g.call(ctx, http.MethodPost, "/api/v4/runners/verify", map[string]any{"token": g.token, "system_id": systemID}, http.StatusOK, &out)
+	var apiErr *GitLabAPIError
+	if errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusForbidden {
+		apiErr.Summary = fmt.Sprintf("runner authentication token rejected by %s", g.URL)
+		apiErr.Hint = fmt.Sprintf("check it is a current glrt- token for this GitLab (a runner deleted in GitLab, or whose token was reset, gets 403); nothing was written to %s", g.configFile())
+		return out, apiErr
+	}
+	if err != nil {
+		return out, err
+	}
+	if out.Token == "" {
+		out.Token = g.token
+	}
+	return out, nil
+}
+
+// deleteRunner deletes a runner by its authentication token: DELETE
+// /api/v4/runners (https://docs.gitlab.com/api/runners/#delete-a-runner-by-authentication-token), 204.
+func (g *GitLabRunner) deleteRunner(ctx context.Context, token string) error {
+	err := g.call(ctx, http.MethodDelete, "/api/v4/runners", map[string]any{"token": token}, http.StatusNoContent, nil)
+	return scrubError(err, token)
+}
+
+// call sends body as JSON to the GitLab API and decodes the answer into out.
+// Any status but want becomes a *GitLabAPIError; no call is retried.
+func (g *GitLabRunner) call(ctx context.Context, method, endpoint string, body any, want int, out any) error {
+	u := strings.TrimRight(g.URL, "/") + endpoint
+	b, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", "dindops")
+	resp, err := g.httpClient().Do(req)
+	if err != nil {
+		return scrubError(fmt.Errorf("%s %s: %w", method, u, err), g.token)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != want {
+		msg := apiMessage(raw)
+		if g.token != "" {
+			msg = strings.ReplaceAll(msg, g.token, SensitiveValue)
+		}
+		return &GitLabAPIError{Method: method, URL: u, StatusCode: resp.StatusCode, Message: msg}
+	}
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			return fmt.Errorf("%s %s: reading the answer: %v", method, u, err)
+		}
+	}
+	return nil
+}
+
+// apiMessage takes GitLab's "message" or "error" from an error answer.
+func apiMessage(raw []byte) string {
+	var m map[string]any
+	if json.Unmarshal(raw, &m) == nil {
+		for _, k := range []string{"message", "error"} {
+			switch v := m[k].(type) {
+			case string:
+				return v
+			case nil:
+			default:
+				b, _ := json.Marshal(v)
+				return string(b)
+			}
+		}
+	}
+	s := strings.TrimSpace(string(raw))
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
+}
+
+type scrubbedError struct{ msg string }
+
+func (e *scrubbedError) Error() string { return e.msg }
+
+// scrubError removes secret from err's message; an error that did not
+// contain it is returned as it was (keeping its chain).
+func scrubError(err error, secret string) error {
+	if err == nil || secret == "" || !strings.Contains(err.Error(), secret) {
+		return err
+	}
+	return &scrubbedError{msg: strings.ReplaceAll(err.Error(), secret, SensitiveValue)}
+}
+
+// ---- .runner_system_id ----
+
+var systemIDRE = regexp.MustCompile(`^[rs]_[0-9a-zA-Z]{12}$`)
+
+// systemIDPath is where gitlab-runner keeps its system ID: beside
+// config.toml.
+func systemIDPath(configFile string) string { return pathDir(configFile) + "/.runner_system_id" }
+
+func readSystemID(ctx context.Context, h Host, dir string) (string, bool, error) {
+	f, exists, err := ReadFileIfExists(ctx, h, dir+"/.runner_system_id")
+	if err != nil || !exists {
+		return "", false, err
+	}
+	id := strings.TrimSpace(string(f.Content))
+	if !systemIDRE.MatchString(id) {
+		return "", false, fmt.Errorf("%s/.runner_system_id holds %q, not a gitlab-runner system ID (s_ or r_ and 12 letters or digits); remove it and gitlab-runner makes a new one", dir, id)
+	}
+	return id, true, nil
+}
+
+func newSystemID() (string, error) {
+	b := make([]byte, 6)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return "s_" + hex.EncodeToString(b), nil
+}
+
+// ---- config.toml as an ordered document ----
+
+// tomlDoc is a parsed TOML file that remembers the order of its keys, so
+// that writing it back changes only what was changed. Values are what
+// BurntSushi/toml decodes (string, int64, float64, bool, time.Time, []any,
+// map[string]any, []map[string]any); order maps a table's path, with array
+// indexes ("runners[1].docker"), to its keys in file order.
+type tomlDoc struct {
+	root  map[string]any
+	order map[string][]string
+}
+
+func parseTOMLDoc(path string, content []byte) (*tomlDoc, error) {
+	d := &tomlDoc{root: map[string]any{}, order: map[string][]string{}}
+	if len(bytes.TrimSpace(content)) == 0 {
+		return d, nil
+	}
+	md, err := toml.Decode(string(content), &d.root)
+	if err != nil {
+		return nil, tomlParseError(path, err)
+	}
+	normalizeTOML(d.root)
+	// Keys come in file order; a key of type ArrayHash starts the next
+	// element of that array of tables.
+	cur := map[string]int{}
+	seen := map[string]int{}
+	for _, k := range md.Keys() {
+		ip := ""
+		for i := 0; i < len(k)-1; i++ {
+			ip = joinTOMLPath(ip, k[i])
+			if md.Type(k[:i+1]...) == "ArrayHash" {
+				ip += fmt.Sprintf("[%d]", cur[strings.Join(k[:i+1], "\x00")])
+			}
+		}
+		last := k[len(k)-1]
+		if !slices.Contains(d.order[ip], last) {
+			d.order[ip] = append(d.order[ip], last)
+		}
+		if md.Type(k...) == "ArrayHash" {
+			ap := joinTOMLPath(ip, last)
+			cur[strings.Join(k, "\x00")] = seen[ap]
+			seen[ap]++
+		}
+	}
+	if r, ok := d.root["runners"]; ok {
+		switch v := r.(type) {
+		case []map[string]any:
+		case []any:
+			if len(v) > 0 {
+				return nil, fmt.Errorf("%s: runners is an array of values; gitlab-runner wants [[runners]] tables", path)
+			}
+			delete(d.root, "runners")
+		default:
+			return nil, fmt.Errorf("%s: runners is a %s; gitlab-runner wants [[runners]] tables", path, tomlTypeName(v))
+		}
+	}
+	return d, nil
+}
+
+func tomlTypeName(v any) string {
+	if _, ok := v.(map[string]any); ok {
+		return "table ([runners])"
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+// secretKeyRE matches config.toml keys whose values are secrets: runner
+// tokens and the cache's cloud credentials.
+var secretKeyRE = regexp.MustCompile(`(?i)token|secret|password|accesskey|accountkey|privatekey`)
+
+func isSecretKey(k string) bool {
+	return secretKeyRE.MatchString(k) && !strings.HasSuffix(strings.ToLower(k), "_at")
+}
+
+var quotedRE = regexp.MustCompile(`"[^"]*"`)
+
+func tomlParseError(path string, err error) error {
+	var pe toml.ParseError
+	if !errors.As(err, &pe) {
+		return &TOMLError{Path: path, Line: 1, Column: 1, Message: "cannot be decoded"}
+	}
+	msg := pe.Message
+	if isSecretKey(pe.LastKey) {
+		// The parser quotes the text it choked on: here that may be a token.
+		msg = quotedRE.ReplaceAllString(msg, SensitiveValue)
+	}
+	return &TOMLError{Path: path, Line: pe.Position.Line, Column: max(pe.Position.Col, 1), Message: msg}
+}
+
+// normalizeTOML turns arrays of inline tables into arrays of tables, which
+// TOML treats alike, so there is one shape to walk.
+func normalizeTOML(m map[string]any) {
+	for k, v := range m {
+		switch x := v.(type) {
+		case map[string]any:
+			normalizeTOML(x)
+		case []map[string]any:
+			for _, e := range x {
+				normalizeTOML(e)
+			}
+		case []any:
+			if len(x) == 0 {
+				continue
+			}
+			tables := make([]map[string]any, 0, len(x))
+			for _, e := range x {
+				t, ok := e.(map[string]any)
+				if !ok {
+					tables = nil
+					break
+				}
+				normalizeTOML(t)
+				tables = append(tables, t)
+			}
+			if tables != nil {
+				m[k] = tables
+			}
+		}
+	}
+}
+
+func joinTOMLPath(parent, k string) string {
+	if parent == "" {
+		return k
+	}
+	return parent + "." + k
+}
+
+func runnerPath(i int) string { return fmt.Sprintf("runners[%d]", i) }
+
+func (d *tomlDoc) runners() []map[string]any {
+	r, _ := d.root["runners"].([]map[string]any)
+	return r
+}
+
+// findRunner returns the index of the [[runners]] entry named name, or -1.
+// Several entries with that name are an error: dindops does not guess.
+func (d *tomlDoc) findRunner(path, name string) (int, error) {
+	var found []int
+	for i, r := range d.runners() {
+		if n, _ := r["name"].(string); n == name {
+			found = append(found, i)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return -1, nil
+	case 1:
+		return found[0], nil
+	}
+	nums := make([]string, len(found))
+	for i, f := range found {
+		nums[i] = fmt.Sprint(f + 1)
+	}
+	return -1, fmt.Errorf("%s has %d [[runners]] entries named %q (entries %s): dindops will not guess which one to keep; remove the extra ones by hand (and their runners in GitLab)",
+		path, len(found), name, strings.Join(nums, ", "))
+}
+
+// addRunner appends a [[runners]] entry and returns its index.
+func (d *tomlDoc) addRunner(name string) int {
+	rs := append(d.runners(), map[string]any{"name": name})
+	d.root["runners"] = rs
+	if !slices.Contains(d.order[""], "runners") {
+		d.order[""] = append(d.order[""], "runners")
+	}
+	i := len(rs) - 1
+	d.order[runnerPath(i)] = []string{"name", "url", "id", "token", "token_obtained_at", "token_expires_at", "executor", "environment", "docker"}
+	return i
+}
+
+// removeRunner deletes entry i and renumbers the order of those after it.
+func (d *tomlDoc) removeRunner(i int) {
+	rs := d.runners()
+	d.root["runners"] = slices.Delete(slices.Clone(rs), i, i+1)
+	renamed := map[string][]string{}
+	for p, keys := range d.order {
+		j, rest, ok := runnerIndex(p)
+		switch {
+		case !ok:
+			renamed[p] = keys
+		case j < i:
+			renamed[p] = keys
+		case j > i:
+			renamed[runnerPath(j-1)+rest] = keys
+		}
+	}
+	d.order = renamed
+}
+
+// runnerIndex splits "runners[3].docker" into 3 and ".docker".
+func runnerIndex(p string) (int, string, bool) {
+	if !strings.HasPrefix(p, "runners[") {
+		return 0, "", false
+	}
+	end := strings.IndexByte(p, ']')
+	var j int
+	if end < 0 {
+		return 0, "", false
+	}
+	if _, err := fmt.Sscanf(p[len("runners["):end], "%d", &j); err != nil {
+		return 0, "", false
+	}
+	return j, p[end+1:], true
+}
+
+func (d *tomlDoc) clone() *tomlDoc {
+	c := &tomlDoc{root: cloneTOML(d.root).(map[string]any), order: map[string][]string{}}
+	for k, v := range d.order {
+		c.order[k] = slices.Clone(v)
+	}
+	return c
+}
+
+func cloneTOML(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		m := make(map[string]any, len(x))
+		for k, e := range x {
+			m[k] = cloneTOML(e)
+		}
+		return m
+	case []map[string]any:
+		s := make([]map[string]any, len(x))
+		for i, e := range x {
+			s[i] = cloneTOML(e).(map[string]any)
+		}
+		return s
+	case []any:
+		s := make([]any, len(x))
+		for i, e := range x {
+			s[i] = cloneTOML(e)
+		}
+		return s
+	}
+	return v
+}
+
+// masked returns a copy of d with every secret replaced by SensitiveValue.
+func (d *tomlDoc) masked() *tomlDoc {
+	c := d.clone()
+	var walk func(m map[string]any)
+	walk = func(m map[string]any) {
+		for k, v := range m {
+			switch x := v.(type) {
+			case map[string]any:
+				walk(x)
+			case []map[string]any:
+				for _, e := range x {
+					walk(e)
+				}
+			default:
+				m[k] = maskValue(k, v)
+			}
+		}
+	}
+	walk(c.root)
+	return c
+}
+
+// maskValue hides the value of a secret key, and the values of secret-looking
+// variables in an environment list.
+func maskValue(key string, v any) any {
+	if s, ok := v.(string); ok && s != "" && isSecretKey(key) {
+		return SensitiveValue
+	}
+	if l, ok := v.([]any); ok && key == "environment" {
+		out := make([]any, len(l))
+		for i, e := range l {
+			if s, ok := e.(string); ok {
+				out[i] = maskEnvEntry(s)
+			} else {
+				out[i] = e
+			}
+		}
+		return out
+	}
+	return v
+}
+
+func maskEnvEntry(e string) string {
+	if k, _, ok := strings.Cut(e, "="); ok && isSecretKey(k) {
+		return k + "=" + SensitiveValue
+	}
+	return e
+}
+
+// keepsLayout reports whether writing d back gives exactly content.
+func (d *tomlDoc) keepsLayout(content []byte) bool {
+	b, err := d.encode()
+	return err == nil && bytes.Equal(b, content)
+}
+
+func maskedDiff(path string, old, new *tomlDoc) (string, error) {
+	o, err := old.masked().encode()
+	if err != nil {
+		return "", fmt.Errorf("%s: %v", path, err)
+	}
+	n, err := new.masked().encode()
+	if err != nil {
+		return "", fmt.Errorf("%s: %v", path, err)
+	}
+	return UnifiedDiff(path, o, n), nil
+}
+
+// encode writes d in gitlab-runner's layout: keys in their order, tables
+// after plain keys, two spaces of indent per level, a blank line before
+// each top-level table.
+func (d *tomlDoc) encode() ([]byte, error) {
+	var b bytes.Buffer
+	if err := d.encodeTable(&b, nil, "", d.root); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+func (d *tomlDoc) orderedKeys(ip string, m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for _, k := range d.order[ip] {
+		if _, ok := m[k]; ok {
+			keys = append(keys, k)
+		}
+	}
+	var rest []string
+	for k := range m {
+		if !slices.Contains(keys, k) {
+			rest = append(rest, k)
+		}
+	}
+	slices.Sort(rest)
+	return append(keys, rest...)
+}
+
+func isTOMLTable(v any) bool {
+	switch x := v.(type) {
+	case map[string]any:
+		return true
+	case []map[string]any:
+		return len(x) > 0
+	}
+	return false
+}
+
+func (d *tomlDoc) encodeTable(b *bytes.Buffer, path []string, ip string, m map[string]any) error {
+	keys := d.orderedKeys(ip, m)
+	indent := strings.Repeat("  ", len(path))
+	for _, k := range keys {
+		if isTOMLTable(m[k]) {
+			continue
+		}
+		v, err := tomlValue(m[k])
+		if err != nil {
+			return fmt.Errorf("key %s: %v", strings.Join(append(slices.Clone(path), k), "."), err)
+		}
+		fmt.Fprintf(b, "%s%s = %s\n", indent, tomlKey(k), v)
+	}
+	for _, k := range keys {
+		if !isTOMLTable(m[k]) {
+			continue
+		}
+		cp := append(slices.Clone(path), k)
+		header := make([]string, len(cp))
+		for i, p := range cp {
+			header[i] = tomlKey(p)
+		}
+		cip := joinTOMLPath(ip, k)
+		switch x := m[k].(type) {
+		case map[string]any:
+			if len(path) == 0 && b.Len() > 0 {
+				b.WriteString("\n")
+			}
+			fmt.Fprintf(b, "%s[%s]\n", indent, strings.Join(header, "."))
+			if err := d.encodeTable(b, cp, cip, x); err != nil {
+				return err
+			}
+		case []map[string]any:
+			for i, e := range x {
+				if len(path) == 0 && b.Len() > 0 {
+					b.WriteString("\n")
+				}
+				fmt.Fprintf(b, "%s[[%s]]\n", indent, strings.Join(header, "."))
+				if err := d.encodeTable(b, cp, fmt.Sprintf("%s[%d]", cip, i), e); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+var bareKeyRE = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+
+func tomlKey(k string) string {
+	if bareKeyRE.MatchString(k) {
+		return k
+	}
+	s, err := tomlValue(k)
+	if err != nil {
+		return fmt.Sprintf("%q", k)
+	}
+	return s
+}
+
+// tomlValue renders one value (never a table) with BurntSushi/toml's own
+// encoder, so strings, numbers and dates are written as the decoder reads
+// them.
+func tomlValue(v any) (string, error) {
+	if err := checkNoTables(v); err != nil {
+		return "", err
+	}
+	b, err := toml.Marshal(map[string]any{"v": v})
+	if err != nil {
+		return "", err
+	}
+	s := strings.TrimSuffix(string(b), "\n")
+	s, ok := strings.CutPrefix(s, "v = ")
+	if !ok || strings.Contains(s, "\n") {
+		return "", fmt.Errorf("cannot write %T as one TOML value", v)
+	}
+	return s, nil
+}
+
+func checkNoTables(v any) error {
+	switch x := v.(type) {
+	case map[string]any, []map[string]any:
+		return fmt.Errorf("a table inside an array of values is not supported")
+	case []any:
+		for _, e := range x {
+			if err := checkNoTables(e); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

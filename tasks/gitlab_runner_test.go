@@ -1,0 +1,854 @@
+package tasks_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/dindops/dindops/fixtures/fakegitlab"
+	"github.com/dindops/dindops/tasks"
+	"github.com/dindops/dindops/tasks/tasktest"
+)
+
+const (
+	cfgPath    = "/srv/gitlab-runner/config/config.toml"
+	sysIDPath  = "/srv/gitlab-runner/config/.runner_system_id"
+	regToken   = "GR1348941regSECRETtoken"
+	wrongToken = "GR1348941wrongSECRET"
+)
+
+// gitlabFixture is a fake GitLab behind httptest plus everything a test
+// produced, so it can be searched for tokens at the end.
+type gitlabFixture struct {
+	t      *testing.T
+	fake   *fakegitlab.Server
+	srv    *httptest.Server
+	env    map[string]string
+	output []string // changes, errors, commands: whatever dindops would show
+}
+
+func newGitLab(t *testing.T, opts fakegitlab.Options) *gitlabFixture {
+	t.Helper()
+	fake := fakegitlab.New(opts)
+	srv := httptest.NewServer(fake)
+	t.Cleanup(srv.Close)
+	return &gitlabFixture{t: t, fake: fake, srv: srv, env: map[string]string{}}
+}
+
+func (f *gitlabFixture) controller() tasks.Controller {
+	return tasks.Controller{
+		LookupEnv: func(k string) (string, bool) { v, ok := f.env[k]; return v, ok },
+		ReadFile: func(p string) ([]byte, error) {
+			if p == "/controller/token" {
+				return []byte(f.env["FILE_TOKEN"]), nil
+			}
+			return nil, &fs.PathError{Op: "open", Path: p, Err: fs.ErrNotExist}
+		},
+		HTTPClient: f.srv.Client(),
+	}
+}
+
+// task returns a gitlab_runner task reading its token from $RUNNER_TOKEN,
+// the way the shipped playbook configures it, after changing it with mod.
+func (f *gitlabFixture) task(token string, mod func(*tasks.GitLabRunner)) *tasks.GitLabRunner {
+	f.env["RUNNER_TOKEN"] = token
+	g := &tasks.GitLabRunner{
+		ConfigFile:  cfgPath,
+		Name:        "build-1",
+		URL:         f.srv.URL,
+		TokenEnv:    "RUNNER_TOKEN",
+		TokenFile:   "",
+		Concurrent:  4,
+		Executor:    "docker",
+		Environment: []string{"COMPOSE_PROJECT_NAME=ci-job-$CI_JOB_ID"},
+		Docker: tasks.GitLabRunnerDocker{
+			Host:       "tcp://gitlab-dind:2375",
+			Image:      "docker:27",
+			Privileged: ptr(false),
+			Volumes:    []string{"/var/run/docker.sock:/var/run/docker.sock", "/cache"},
+		},
+	}
+	if mod != nil {
+		mod(g)
+	}
+	return g
+}
+
+// prepare runs Validate and Prepare as the playbook loader does.
+func (f *gitlabFixture) prepare(g *tasks.GitLabRunner) error {
+	if err := g.Validate(); err != nil {
+		f.record(err)
+		return err
+	}
+	err := g.Prepare(f.controller())
+	f.record(err)
+	return err
+}
+
+func (f *gitlabFixture) mustPrepare(g *tasks.GitLabRunner) *tasks.GitLabRunner {
+	f.t.Helper()
+	if err := f.prepare(g); err != nil {
+		f.t.Fatalf("prepare: %v", err)
+	}
+	return g
+}
+
+func (f *gitlabFixture) record(v ...any) {
+	for _, x := range v {
+		switch y := x.(type) {
+		case nil:
+		case error:
+			if y != nil {
+				f.output = append(f.output, y.Error())
+			}
+		case []tasks.Change:
+			b, _ := json.Marshal(y)
+			f.output = append(f.output, string(b))
+			for _, c := range y {
+				f.output = append(f.output, c.Summary, c.Diff, strings.Join(c.Warnings, "\n"))
+				for _, fl := range c.Fields {
+					o, n := fl.Shown()
+					f.output = append(f.output, fl.Name, o, n)
+				}
+			}
+		case *tasktest.Host:
+			for _, c := range y.Commands {
+				f.output = append(f.output, strings.Join(c, " "))
+			}
+		default:
+			f.output = append(f.output, fmt.Sprint(x))
+		}
+	}
+}
+
+// plan and apply record what they produce.
+func (f *gitlabFixture) plan(g *tasks.GitLabRunner, h *tasktest.Host) ([]tasks.Change, error) {
+	h.Freeze()
+	defer h.Thaw()
+	ch, err := g.Plan(context.Background(), h)
+	f.record(ch, err)
+	return ch, err
+}
+
+func (f *gitlabFixture) apply(g *tasks.GitLabRunner, h tasks.Host, ch []tasks.Change) error {
+	err := g.Apply(context.Background(), h, ch)
+	f.record(err)
+	return err
+}
+
+// assertNoSecrets fails if any secret appears in anything recorded.
+func (f *gitlabFixture) assertNoSecrets(h *tasktest.Host, secrets ...string) {
+	f.t.Helper()
+	f.record(h)
+	all := strings.Join(f.output, "\n")
+	for _, s := range secrets {
+		if s != "" && strings.Contains(all, s) {
+			f.t.Errorf("secret %.8s… appears in dindops's output:\n%s", s, all)
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func decodeConfig(t *testing.T, h *tasktest.Host) map[string]any {
+	t.Helper()
+	f, ok := h.File(cfgPath)
+	if !ok {
+		t.Fatalf("%s was not written", cfgPath)
+	}
+	var m map[string]any
+	if _, err := toml.Decode(string(f.Content), &m); err != nil {
+		t.Fatalf("written config.toml does not parse: %v\n%s", err, f.Content)
+	}
+	return m
+}
+
+func runnersOf(t *testing.T, m map[string]any) []map[string]any {
+	t.Helper()
+	rs, ok := m["runners"].([]map[string]any)
+	if !ok {
+		t.Fatalf("runners is %T", m["runners"])
+	}
+	return rs
+}
+
+// verifies reports whether the fake GitLab accepts token as a runner token.
+func (f *gitlabFixture) verifies(token string) bool {
+	resp, err := f.srv.Client().Post(f.srv.URL+"/api/v4/runners/verify", "application/json",
+		strings.NewReader(fmt.Sprintf(`{"token":%q,"system_id":"s_000000000000"}`, token)))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+func TestGitLabRunnerRegistrationTokenRegistersOnce(t *testing.T) {
+	f := newGitLab(t, fakegitlab.Options{RegistrationTokens: []string{regToken}, AllowRegistrationTokens: true})
+	g := f.mustPrepare(f.task(regToken, func(g *tasks.GitLabRunner) {
+		g.TagList = []string{"docker", "dind"}
+		g.RunUntagged = ptr(false)
+		g.AccessLevel = "ref_protected"
+	}))
+	h := tasktest.New()
+
+	changes := tasktest.Converge(t, g, h)
+	f.record(changes)
+	if len(changes) != 1 || changes[0].Action != tasks.Create || changes[0].Resource != "runner" || changes[0].Target != "build-1" {
+		t.Fatalf("changes: %+v", changes)
+	}
+	c := changes[0]
+	if c.Summary != "register runner build-1 with "+f.srv.URL {
+		t.Errorf("summary %q", c.Summary)
+	}
+	if !strings.Contains(c.Diff, `+  token = "(sensitive value)"`) || !strings.Contains(c.Diff, `+    host = "tcp://gitlab-dind:2375"`) {
+		t.Errorf("diff:\n%s", c.Diff)
+	}
+	if len(c.Warnings) == 0 || !strings.Contains(c.Warnings[0], "deprecated") {
+		t.Errorf("no warning about the registration token: %v", c.Warnings)
+	}
+	var tokenField *tasks.Field
+	for i := range c.Fields {
+		if c.Fields[i].Name == "token" {
+			tokenField = &c.Fields[i]
+		}
+	}
+	if tokenField == nil || !tokenField.Sensitive {
+		t.Errorf("token field missing or not sensitive: %+v", c.Fields)
+	}
+
+	// Exactly one runner, registered with the legacy fields.
+	rs := f.fake.Runners()
+	if len(rs) != 1 || f.fake.CountRequests("POST", "/api/v4/runners") != 1 {
+		t.Fatalf("runners %+v, registrations %d", rs, f.fake.CountRequests("POST", "/api/v4/runners"))
+	}
+	if r := rs[0]; r.Description != "build-1" || r.CreatedVia != fakegitlab.ViaRegistrationToken || r.RunUntagged ||
+		r.AccessLevel != "ref_protected" || strings.Join(r.TagList, ",") != "docker,dind" {
+		t.Errorf("runner in GitLab: %+v", r)
+	}
+
+	// A valid config.toml holding the issued token, 0600 root, in a 0700 directory made for it.
+	file, _ := h.File(cfgPath)
+	if file.Mode != 0o600 || file.Owner != "root" {
+		t.Errorf("config.toml mode %o owner %s", file.Mode, file.Owner)
+	}
+	if !h.Ran("mkdir", "-p", "-m0700", "/srv/gitlab-runner/config") {
+		t.Errorf("config directory not created: %v", h.Commands)
+	}
+	m := decodeConfig(t, h)
+	if m["concurrent"] != int64(4) {
+		t.Errorf("concurrent = %v", m["concurrent"])
+	}
+	r := runnersOf(t, m)
+	if len(r) != 1 {
+		t.Fatalf("runners in config.toml: %v", r)
+	}
+	tok, _ := r[0]["token"].(string)
+	if tok == "" || tok == regToken || !f.verifies(tok) || !strings.HasPrefix(rs[0].TokenPrefix, tok[:3]) {
+		t.Errorf("config.toml token is not the runner's token (prefix %s)", rs[0].TokenPrefix)
+	}
+	if r[0]["id"] != int64(rs[0].ID) || r[0]["executor"] != "docker" || r[0]["url"] != f.srv.URL {
+		t.Errorf("runner entry %v", r[0])
+	}
+	d, _ := r[0]["docker"].(map[string]any)
+	if d["host"] != "tcp://gitlab-dind:2375" || d["image"] != "docker:27" || d["privileged"] != false ||
+		!reflect.DeepEqual(d["volumes"], []any{"/var/run/docker.sock:/var/run/docker.sock", "/cache"}) {
+		t.Errorf("[runners.docker] %v", d)
+	}
+	if _, ok := h.File(sysIDPath); ok {
+		t.Errorf("a registration token needs no .runner_system_id")
+	}
+
+	// Another full round registers nothing more.
+	again, err := f.plan(g, h)
+	if err != nil || len(again) != 0 {
+		t.Errorf("plan after apply: %v %v", again, err)
+	}
+	f.assertNoSecrets(h, regToken, tok)
+}
+
+func TestGitLabRunnerAuthenticationTokenVerifies(t *testing.T) {
+	f := newGitLab(t, fakegitlab.Options{})
+	id, glrt := f.fake.CreateRunner(fakegitlab.NewRunner{Description: "from the UI"})
+	g := f.mustPrepare(f.task(glrt, nil))
+	h := tasktest.New()
+	h.MkdirAll("/srv/gitlab-runner/config")
+
+	changes := tasktest.Converge(t, g, h)
+	f.record(changes)
+	c := changes[0]
+	var request string
+	for _, fl := range c.Fields {
+		if fl.Name == "request" {
+			request = fl.New
+		}
+	}
+	if !strings.Contains(request, "/api/v4/runners/verify token=(sensitive value) system_id=s_") {
+		t.Errorf("request field %q", request)
+	}
+	if len(c.Warnings) != 0 {
+		t.Errorf("warnings %v", c.Warnings)
+	}
+
+	if n := f.fake.CountRequests("POST", "/api/v4/runners/verify"); n != 1 || f.fake.CountRequests("POST", "/api/v4/runners") != 0 {
+		t.Errorf("verify requests %d", n)
+	}
+	sid, ok := h.File(sysIDPath)
+	if !ok || sid.Mode != 0o600 {
+		t.Fatalf(".runner_system_id not written: %+v", sid)
+	}
+	rs := f.fake.Runners()
+	if len(rs) != 1 || !reflect.DeepEqual(rs[0].VerifiedSystemIDs, []string{string(sid.Content)}) {
+		t.Errorf("GitLab saw system ids %v, the host keeps %q", rs[0].VerifiedSystemIDs, sid.Content)
+	}
+	r := runnersOf(t, decodeConfig(t, h))
+	if len(r) != 1 || r[0]["token"] != glrt || r[0]["id"] != id || r[0]["name"] != "build-1" {
+		t.Errorf("runner entry %v", r)
+	}
+	f.assertNoSecrets(h, glrt)
+}
+
+func TestGitLabRunnerKeepsAnExistingSystemID(t *testing.T) {
+	f := newGitLab(t, fakegitlab.Options{})
+	_, glrt := f.fake.CreateRunner(fakegitlab.NewRunner{})
+	g := f.mustPrepare(f.task(glrt, nil))
+	h := tasktest.New()
+	h.SetFile(sysIDPath, "s_0123456789ab\n", 0o600, "root", "root")
+	tasktest.Converge(t, g, h)
+	if got := f.fake.Runners()[0].VerifiedSystemIDs; !reflect.DeepEqual(got, []string{"s_0123456789ab"}) {
+		t.Errorf("verified with %v", got)
+	}
+	if sid, _ := h.File(sysIDPath); string(sid.Content) != "s_0123456789ab\n" {
+		t.Errorf(".runner_system_id rewritten: %q", sid.Content)
+	}
+}
+
+// C10: server-side fields with a glrt- token are refused before any host is
+// contacted, naming every field set.
+func TestGitLabRunnerAuthenticationTokenRefusesServerSideFields(t *testing.T) {
+	f := newGitLab(t, fakegitlab.Options{})
+	_, glrt := f.fake.CreateRunner(fakegitlab.NewRunner{})
+	g := f.task(glrt, func(g *tasks.GitLabRunner) {
+		g.TagList = []string{"docker"}
+		g.Locked = ptr(true)
+		g.RunUntagged = ptr(false)
+	})
+	err := f.prepare(g)
+	var fe *tasks.FieldError
+	if !errors.As(err, &fe) || fe.Field != "tag_list" {
+		t.Fatalf("error %v", err)
+	}
+	for _, want := range []string{"tag_list, run_untagged, locked", "glrt-", "GitLab's UI", "/api/v4/user/runners"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+	if len(f.fake.Requests()) != 0 {
+		t.Errorf("GitLab was contacted: %v", f.fake.Requests())
+	}
+	f.assertNoSecrets(tasktest.New(), glrt)
+}
+
+// C09: a refused registration token fails once, with the status and the way
+// out, and leaves config.toml as it was.
+func TestGitLabRunnerRefusedRegistrationToken(t *testing.T) {
+	existing := "concurrent = 1\n"
+	for _, tc := range []struct {
+		name   string
+		opts   fakegitlab.Options
+		status string
+	}{
+		{"invalid token (403)", fakegitlab.Options{RegistrationTokens: []string{regToken}, AllowRegistrationTokens: true}, "403 Forbidden: 403 Forbidden - invalid token supplied"},
+		{"registration disallowed (410)", fakegitlab.Options{RegistrationTokens: []string{wrongToken}}, "410 Gone: 410 Gone - runner registration disallowed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newGitLab(t, tc.opts)
+			g := f.mustPrepare(f.task(wrongToken, nil))
+			h := tasktest.New()
+			h.SetFile(cfgPath, existing, 0o600, "root", "root")
+
+			changes, err := f.plan(g, h)
+			if err != nil || len(changes) != 1 {
+				t.Fatalf("plan: %v %v", changes, err)
+			}
+			err = f.apply(g, h, changes)
+			var apiErr *tasks.GitLabAPIError
+			if !errors.As(err, &apiErr) {
+				t.Fatalf("apply error %T %v", err, err)
+			}
+			for _, want := range []string{tc.status, "glrt-", "Settings > CI/CD > Runners", "POST /api/v4/user/runners", "nothing was written"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q lacks %q", err, want)
+				}
+			}
+			if n := len(f.fake.Requests()); n != 1 {
+				t.Errorf("GitLab got %d requests, want exactly one: %v", n, f.fake.Requests())
+			}
+			if file, _ := h.File(cfgPath); string(file.Content) != existing || len(h.Writes) != 0 {
+				t.Errorf("config.toml touched: %q, writes %v", file.Content, h.Writes)
+			}
+			if len(f.fake.Runners()) != 0 {
+				t.Errorf("a runner was created")
+			}
+			f.assertNoSecrets(h, wrongToken)
+		})
+	}
+}
+
+func TestGitLabRunnerRejectedAuthenticationToken(t *testing.T) {
+	f := newGitLab(t, fakegitlab.Options{})
+	const stale = "glrt-staleSECRETtoken"
+	g := f.mustPrepare(f.task(stale, nil))
+	h := tasktest.New()
+	changes, err := f.plan(g, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = f.apply(g, h, changes)
+	if err == nil || !strings.Contains(err.Error(), "runner authentication token rejected by "+f.srv.URL+" (403 Forbidden)") ||
+		!strings.Contains(err.Error(), "current glrt- token") {
+		t.Fatalf("error %v", err)
+	}
+	if f.fake.CountRequests("POST", "/api/v4/runners/verify") != 1 || len(h.Writes) != 0 {
+		t.Errorf("requests %v, writes %v", f.fake.Requests(), h.Writes)
+	}
+	f.assertNoSecrets(h, stale)
+}
+
+// C12: a file that is not TOML stops the task and is never overwritten.
+func TestGitLabRunnerInvalidConfigIsNeverOverwritten(t *testing.T) {
+	for _, bad := range []string{
+		"concurrent = 4\nconcurrent = 5\n",
+		"[[runners]]\n  name = \"build-1\"\n  token = glrt-bareSECRETvalue\n",
+		"[[runners]\n",
+	} {
+		f := newGitLab(t, fakegitlab.Options{RegistrationTokens: []string{regToken}, AllowRegistrationTokens: true})
+		g := f.mustPrepare(f.task(regToken, nil))
+		h := tasktest.New()
+		h.SetFile(cfgPath, bad, 0o600, "root", "root")
+		_, err := f.plan(g, h)
+		var te *tasks.TOMLError
+		if !errors.As(err, &te) || te.Line < 1 || !strings.Contains(err.Error(), cfgPath+":") || !strings.Contains(err.Error(), "never overwrites") {
+			t.Errorf("%q: error %v", bad, err)
+		}
+		if file, _ := h.File(cfgPath); string(file.Content) != bad || len(f.fake.Requests()) != 0 {
+			t.Errorf("%q: file or GitLab touched", bad)
+		}
+		f.assertNoSecrets(h, regToken, "glrt-bareSECRETvalue")
+	}
+}
+
+func TestGitLabRunnerDuplicateEntries(t *testing.T) {
+	f := newGitLab(t, fakegitlab.Options{})
+	_, glrt := f.fake.CreateRunner(fakegitlab.NewRunner{})
+	g := f.mustPrepare(f.task(glrt, nil))
+	h := tasktest.New()
+	h.SetFile(cfgPath, "[[runners]]\n  name = \"build-1\"\n  token = \"a\"\n\n[[runners]]\n  name = \"x\"\n\n[[runners]]\n  name = \"build-1\"\n  token = \"b\"\n", 0o600, "root", "root")
+	_, err := f.plan(g, h)
+	if err == nil || !strings.Contains(err.Error(), `2 [[runners]] entries named "build-1" (entries 1, 3)`) {
+		t.Errorf("error %v", err)
+	}
+}
+
+// existingConfig is config.toml as gitlab-runner writes it, with another
+// runner, global settings and keys dindops does not know.
+const existingConfig = `concurrent = 2
+check_interval = 0
+log_level = "warning"
+listen_address = ":9252"
+shutdown_timeout = 0
+
+[session_server]
+  session_timeout = 1800
+
+[[runners]]
+  name = "other"
+  url = "https://gitlab.other.example/"
+  id = 7
+  token = "glrt-otherRunnerSECRET"
+  token_obtained_at = 2024-05-01T10:00:00Z
+  token_expires_at = 0001-01-01T00:00:00Z
+  executor = "shell"
+  future_option = "kept"
+  [runners.custom_build_dir]
+  [runners.cache]
+    MaxUploadedArchiveSize = 0
+    [runners.cache.s3]
+      ServerAddress = "s3.example"
+      AccessKey = "AKIAotherSECRET"
+      SecretKey = "s3otherSECRET"
+`
+
+func TestGitLabRunnerKeepsWhatItDoesNotManage(t *testing.T) {
+	f := newGitLab(t, fakegitlab.Options{})
+	_, glrt := f.fake.CreateRunner(fakegitlab.NewRunner{})
+	g := f.mustPrepare(f.task(glrt, nil))
+	h := tasktest.New()
+	h.SetFile(cfgPath, existingConfig, 0o600, "root", "root")
+	var before map[string]any
+	if _, err := toml.Decode(existingConfig, &before); err != nil {
+		t.Fatal(err)
+	}
+
+	changes := tasktest.Converge(t, g, h)
+	f.record(changes)
+	if len(changes[0].Warnings) != 0 {
+		t.Errorf("a file in gitlab-runner's layout got warnings: %v", changes[0].Warnings)
+	}
+	file, _ := h.File(cfgPath)
+	// The file is only extended: the global section (but concurrent) and the
+	// other runner keep their exact text.
+	wantPrefix := strings.Replace(existingConfig, "concurrent = 2", "concurrent = 4", 1)
+	if !strings.HasPrefix(string(file.Content), wantPrefix) {
+		t.Errorf("existing text not kept:\n%s", file.Content)
+	}
+	after := decodeConfig(t, h)
+	for _, k := range []string{"check_interval", "log_level", "listen_address", "shutdown_timeout", "session_server"} {
+		if !reflect.DeepEqual(after[k], before[k]) {
+			t.Errorf("%s: %v → %v", k, before[k], after[k])
+		}
+	}
+	rs := runnersOf(t, after)
+	if len(rs) != 2 || !reflect.DeepEqual(rs[0], runnersOf(t, before)[0]) || rs[1]["name"] != "build-1" {
+		t.Errorf("runners: %v", rs)
+	}
+	if strings.Count(string(file.Content), "concurrent =") != 1 {
+		t.Errorf("duplicate key:\n%s", file.Content)
+	}
+	// The plan's diff masks every secret of the file.
+	if !strings.Contains(changes[0].Diff, `token = "(sensitive value)"`) {
+		t.Errorf("diff:\n%s", changes[0].Diff)
+	}
+	f.assertNoSecrets(h, glrt, "glrt-otherRunnerSECRET", "AKIAotherSECRET", "s3otherSECRET")
+}
+
+// Any TOML survives a rewrite with the same values, whatever its layout; a
+// file not in gitlab-runner's layout is announced.
+func TestGitLabRunnerRewriteKeepsEveryValue(t *testing.T) {
+	const odd = `# managed by hand
+"quoted key" = "a \"b\" \\ c\ttab ünï"
+multi = """
+two
+lines"""
+float = 1.5
+exp = 1e10
+neg = -7
+date = 1979-05-27
+ltime = 07:32:00
+ldt = 1979-05-27T07:32:00
+odt = 1979-05-27T07:32:00.999-07:00
+nested = [[1, 2], ["a"]]
+points = [{x = 1, y = 2}, {x = 3}]
+inline = {a = 1, b = {c = "d"}}
+dotted.key.here = true
+empty = []
+
+[[runners]]
+  name = "other"
+  token = "t"
+  [[runners.docker.services]]
+    name = "postgres"
+  [[runners.docker.services]]
+    name = "redis"
+    alias = "cache"
+
+[[runners]]
+  name = "third"
+  [runners.docker]
+    image = "alpine"
+    [[runners.docker.services]]
+      name = "mysql"
+`
+	f := newGitLab(t, fakegitlab.Options{})
+	_, glrt := f.fake.CreateRunner(fakegitlab.NewRunner{})
+	g := f.mustPrepare(f.task(glrt, nil))
+	h := tasktest.New()
+	h.SetFile(cfgPath, odd, 0o600, "root", "root")
+	var before map[string]any
+	if _, err := toml.Decode(odd, &before); err != nil {
+		t.Fatal(err)
+	}
+	changes := tasktest.Converge(t, g, h)
+	if w := strings.Join(changes[0].Warnings, "\n"); !strings.Contains(w, "comments and formatting are not kept") {
+		t.Errorf("warnings %q", w)
+	}
+	after := decodeConfig(t, h)
+	rs := runnersOf(t, after)
+	if len(rs) != 3 || rs[2]["name"] != "build-1" {
+		t.Fatalf("runners %v", rs)
+	}
+	after["runners"] = rs[:2]
+	delete(after, "concurrent")
+	// Arrays of inline tables are written as arrays of tables: the same TOML data.
+	before["points"] = []map[string]any{{"x": int64(1), "y": int64(2)}, {"x": int64(3)}}
+	if !reflect.DeepEqual(normalizeTimes(before), normalizeTimes(after)) {
+		t.Errorf("values changed:\nbefore %#v\nafter  %#v", before, after)
+	}
+}
+
+// normalizeTimes renders times as text, since time.Time values with equal
+// instants may differ in their Location pointer.
+func normalizeTimes(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		m := map[string]any{}
+		for k, e := range x {
+			m[k] = normalizeTimes(e)
+		}
+		return m
+	case []map[string]any:
+		s := make([]any, len(x))
+		for i, e := range x {
+			s[i] = normalizeTimes(e)
+		}
+		return s
+	case []any:
+		s := make([]any, len(x))
+		for i, e := range x {
+			s[i] = normalizeTimes(e)
+		}
+		return s
+	case fmt.Stringer:
+		return x.String()
+	}
+	return v
+}
+
+func TestGitLabRunnerUpdatesChangedSettings(t *testing.T) {
+	f := newGitLab(t, fakegitlab.Options{})
+	_, glrt := f.fake.CreateRunner(fakegitlab.NewRunner{})
+	h := tasktest.New()
+	tasktest.Converge(t, f.mustPrepare(f.task(glrt, nil)), h)
+	before := decodeConfig(t, h)
+
+	g := f.mustPrepare(f.task(glrt, func(g *tasks.GitLabRunner) {
+		g.Docker.Image = "docker:28"
+		g.Docker.Privileged = ptr(true)
+		g.CheckInterval = 5
+		g.URL = "https://gitlab.example.com/"
+	}))
+	changes := tasktest.Converge(t, g, h)
+	f.record(changes)
+	c := changes[0]
+	if c.Action != tasks.Update || c.Summary != "update runner build-1 in "+cfgPath+": check_interval, url, docker.image, docker.privileged" {
+		t.Errorf("change %v %q", c.Action, c.Summary)
+	}
+	want := []tasks.Field{
+		{Name: "check_interval", New: "5"},
+		{Name: "url", Old: fmt.Sprintf("%q", f.srv.URL), New: `"https://gitlab.example.com/"`},
+		{Name: "docker.image", Old: `"docker:27"`, New: `"docker:28"`},
+		{Name: "docker.privileged", Old: "false", New: "true"},
+	}
+	if !reflect.DeepEqual(c.Fields, want) {
+		t.Errorf("fields %+v", c.Fields)
+	}
+	for _, line := range []string{`-    image = "docker:27"`, `+    image = "docker:28"`, `+check_interval = 5`, `token = "(sensitive value)"`} {
+		if !strings.Contains(c.Diff, line) {
+			t.Errorf("diff lacks %q:\n%s", line, c.Diff)
+		}
+	}
+	after := decodeConfig(t, h)
+	rb, ra := runnersOf(t, before)[0], runnersOf(t, after)[0]
+	if ra["token"] != glrt || ra["id"] != rb["id"] || ra["token_obtained_at"] != rb["token_obtained_at"] {
+		t.Errorf("registration data changed: %v → %v", rb, ra)
+	}
+	if len(f.fake.Runners()) != 1 || f.fake.CountRequests("POST", "/api/v4/runners/verify") != 1 {
+		t.Errorf("the update talked to GitLab: %v", f.fake.Requests())
+	}
+	f.assertNoSecrets(h, glrt)
+}
+
+func TestGitLabRunnerFixesModeAndOwner(t *testing.T) {
+	f := newGitLab(t, fakegitlab.Options{})
+	_, glrt := f.fake.CreateRunner(fakegitlab.NewRunner{})
+	h := tasktest.New()
+	g := f.mustPrepare(f.task(glrt, nil))
+	tasktest.Converge(t, g, h)
+	file, _ := h.File(cfgPath)
+	h.SetFile(cfgPath, string(file.Content), 0o644, "deploy", "deploy")
+	changes := tasktest.Converge(t, g, h)
+	if c := changes[0]; c.Action != tasks.Update || tasks.FieldNames(c.Fields) != "mode, owner" || c.Fields[0].Old != "0644" {
+		t.Errorf("change %+v", c)
+	}
+	if file, _ := h.File(cfgPath); file.Mode != 0o600 || file.Owner != "root" {
+		t.Errorf("file %o %s", file.Mode, file.Owner)
+	}
+}
+
+func TestGitLabRunnerEntryWithoutTokenIsRegistered(t *testing.T) {
+	f := newGitLab(t, fakegitlab.Options{})
+	_, glrt := f.fake.CreateRunner(fakegitlab.NewRunner{})
+	h := tasktest.New()
+	h.SetFile(cfgPath, "[[runners]]\n  name = \"build-1\"\n  url = \"https://old\"\n", 0o600, "root", "root")
+	changes := tasktest.Converge(t, f.mustPrepare(f.task(glrt, nil)), h)
+	if !strings.Contains(changes[0].Summary, "has no token") {
+		t.Errorf("summary %q", changes[0].Summary)
+	}
+	rs := runnersOf(t, decodeConfig(t, h))
+	if len(rs) != 1 || rs[0]["token"] != glrt || rs[0]["url"] != f.srv.URL {
+		t.Errorf("runners %v", rs)
+	}
+}
+
+func TestGitLabRunnerAbsent(t *testing.T) {
+	f := newGitLab(t, fakegitlab.Options{RegistrationTokens: []string{regToken}, AllowRegistrationTokens: true})
+	h := tasktest.New()
+	h.SetFile(cfgPath, existingConfig, 0o600, "root", "root")
+	tasktest.Converge(t, f.mustPrepare(f.task(regToken, nil)), h)
+	if len(f.fake.Runners()) != 1 {
+		t.Fatal("not registered")
+	}
+
+	g := f.mustPrepare(&tasks.GitLabRunner{ConfigFile: cfgPath, Name: "build-1", URL: f.srv.URL, State: "absent", TokenEnv: "UNSET"})
+	changes := tasktest.Converge(t, g, h)
+	if c := changes[0]; c.Action != tasks.Delete || !strings.Contains(c.Summary, "DELETE /api/v4/runners") || !strings.Contains(c.Diff, `-  name = "build-1"`) {
+		t.Errorf("change %+v", c)
+	}
+	if len(f.fake.Runners()) != 0 || f.fake.CountRequests("DELETE", "/api/v4/runners") != 1 {
+		t.Errorf("runner not deleted in GitLab: %v", f.fake.Requests())
+	}
+	file, _ := h.File(cfgPath)
+	if want := strings.Replace(existingConfig, "concurrent = 2", "concurrent = 4", 1); string(file.Content) != want {
+		t.Errorf("config.toml is not back to what it was:\n%s", file.Content)
+	}
+
+	// A glrt- runner is only removed from config.toml: other hosts may share it.
+	_, glrt := f.fake.CreateRunner(fakegitlab.NewRunner{})
+	tasktest.Converge(t, f.mustPrepare(f.task(glrt, nil)), h)
+	changes = tasktest.Converge(t, g, h)
+	if len(changes[0].Warnings) == 0 || !strings.Contains(changes[0].Warnings[0], "stays in GitLab") {
+		t.Errorf("warnings %v", changes[0].Warnings)
+	}
+	if len(f.fake.Runners()) != 1 || f.fake.CountRequests("DELETE", "/api/v4/runners") != 1 {
+		t.Errorf("glrt- runner deleted in GitLab")
+	}
+}
+
+func TestGitLabRunnerApplyRefusesAFileChangedSincePlan(t *testing.T) {
+	f := newGitLab(t, fakegitlab.Options{})
+	_, glrt := f.fake.CreateRunner(fakegitlab.NewRunner{})
+	g := f.mustPrepare(f.task(glrt, nil))
+	h := tasktest.New()
+	changes, err := f.plan(g, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.SetFile(cfgPath, "concurrent = 9\n", 0o600, "root", "root")
+	if err := f.apply(g, h, changes); err == nil || !strings.Contains(err.Error(), "changed on the host since it was planned") {
+		t.Errorf("error %v", err)
+	}
+	if len(f.fake.Requests()) != 0 {
+		t.Errorf("GitLab contacted: %v", f.fake.Requests())
+	}
+}
+
+// failingWrites is a host whose config.toml cannot be written.
+type failingWrites struct{ *tasktest.Host }
+
+func (f failingWrites) WriteFile(ctx context.Context, p string, b []byte, o tasks.WriteOptions) error {
+	if p == cfgPath {
+		return fmt.Errorf("write %s: disk full", p)
+	}
+	return f.Host.WriteFile(ctx, p, b, o)
+}
+
+func TestGitLabRunnerDeletesARegistrationItCouldNotWrite(t *testing.T) {
+	f := newGitLab(t, fakegitlab.Options{RegistrationTokens: []string{regToken}, AllowRegistrationTokens: true})
+	g := f.mustPrepare(f.task(regToken, nil))
+	h := tasktest.New()
+	changes, err := f.plan(g, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = f.apply(g, failingWrites{h}, changes)
+	if err == nil || !strings.Contains(err.Error(), "disk full") || !strings.Contains(err.Error(), "deleted again") {
+		t.Errorf("error %v", err)
+	}
+	if len(f.fake.Runners()) != 0 || f.fake.CountRequests("DELETE", "/api/v4/runners") != 1 {
+		t.Errorf("orphan runner left in GitLab: %+v", f.fake.Runners())
+	}
+	f.assertNoSecrets(h, regToken)
+}
+
+func TestGitLabRunnerValidate(t *testing.T) {
+	f := newGitLab(t, fakegitlab.Options{})
+	for _, tc := range []struct {
+		mod   func(*tasks.GitLabRunner)
+		field string
+		msg   string
+	}{
+		{func(g *tasks.GitLabRunner) { g.Name = "" }, "name", "required"},
+		{func(g *tasks.GitLabRunner) { g.URL = "gitlab.example.com" }, "url", "not a GitLab URL"},
+		{func(g *tasks.GitLabRunner) { g.URL = "https://user:pw@gitlab.example.com" }, "url", "no user or password"},
+		{func(g *tasks.GitLabRunner) { g.TokenEnv = "" }, "token_env", "token_file"},
+		{func(g *tasks.GitLabRunner) { g.TokenFile = "/controller/token" }, "token_file", "only one"},
+		{func(g *tasks.GitLabRunner) { g.State = "gone" }, "state", "present or absent"},
+		{func(g *tasks.GitLabRunner) { g.Docker.Image = "" }, "docker.image", "default image"},
+		{func(g *tasks.GitLabRunner) { g.Docker.PullPolicy = []string{"sometimes"} }, "docker.pull_policy", "always"},
+		{func(g *tasks.GitLabRunner) { g.Environment = []string{"NOEQUALS"} }, "environment", "KEY=value"},
+		{func(g *tasks.GitLabRunner) { g.AccessLevel = "everyone" }, "access_level", "ref_protected"},
+		{func(g *tasks.GitLabRunner) { g.ConfigFile = "config.toml" }, "config_file", "absolute"},
+		{func(g *tasks.GitLabRunner) { g.Concurrent = -1 }, "concurrent", "at least 1"},
+	} {
+		err := f.task("x", tc.mod).Validate()
+		var fe *tasks.FieldError
+		if !errors.As(err, &fe) || fe.Field != tc.field || !strings.Contains(err.Error(), tc.msg) {
+			t.Errorf("%s: %v", tc.field, err)
+		}
+	}
+	if err := f.task("x", nil).Validate(); err != nil {
+		t.Errorf("valid task: %v", err)
+	}
+	// The shipped playbook passes token_file: "" beside token_env.
+	if err := f.task("x", func(g *tasks.GitLabRunner) { g.TokenFile = "" }).Validate(); err != nil {
+		t.Errorf("empty token_file: %v", err)
+	}
+}
+
+func TestGitLabRunnerPrepare(t *testing.T) {
+	f := newGitLab(t, fakegitlab.Options{})
+	g := f.task("", nil)
+	delete(f.env, "RUNNER_TOKEN")
+	err := g.Prepare(f.controller())
+	var fe *tasks.FieldError
+	if !errors.As(err, &fe) || fe.Field != "token_env" || !strings.Contains(err.Error(), "RUNNER_TOKEN is not set") {
+		t.Errorf("unset: %v", err)
+	}
+	f.env["RUNNER_TOKEN"] = "  \n"
+	if err := g.Prepare(f.controller()); !errors.As(err, &fe) || !strings.Contains(err.Error(), "is empty") {
+		t.Errorf("blank: %v", err)
+	}
+	f.env["RUNNER_TOKEN"] = "glrt-two words"
+	if err := g.Prepare(f.controller()); err == nil || strings.Contains(err.Error(), "words") {
+		t.Errorf("malformed: %v", err)
+	}
+
+	fileTask := f.task("", func(g *tasks.GitLabRunner) { g.TokenEnv, g.TokenFile = "", "/controller/token" })
+	f.env["FILE_TOKEN"] = "glrt-fromFILEsecret\n"
+	if err := fileTask.Prepare(f.controller()); err != nil {
+		t.Errorf("token_file: %v", err)
+	}
+	missing := f.task("", func(g *tasks.GitLabRunner) { g.TokenEnv, g.TokenFile = "", "/controller/nope" })
+	if err := missing.Prepare(f.controller()); !errors.As(err, &fe) || fe.Field != "token_file" {
+		t.Errorf("missing token_file: %v", err)
+	}
+}
+
+func TestGitLabRunnerIsAKind(t *testing.T) {
+	mk, ok := tasks.Kinds()["gitlab_runner"]
+	if !ok {
+		t.Fatal("gitlab_runner is not registered in tasks.Kinds")
+	}
+	if _, ok := mk().(*tasks.GitLabRunner); !ok {
+		t.Fatalf("gitlab_runner makes %T", mk())
+	}
+}
