@@ -73,6 +73,11 @@ type Config struct {
 	// InsecureIgnoreHostKey accepts any host key, so anyone on the path
 	// can impersonate the host. Only for throwaway test hosts.
 	InsecureIgnoreHostKey bool
+	// AcceptNewHostKey trusts an unknown host on first use, as OpenSSH's
+	// StrictHostKeyChecking=accept-new: its key is appended to
+	// KnownHostsFiles[0] (under a file lock) and a warning logged. A
+	// changed or revoked key still fails.
+	AcceptNewHostKey bool
 	// ConnectTimeout bounds the TCP connect plus the SSH handshake and
 	// login; 0 means DefaultConnectTimeout.
 	ConnectTimeout time.Duration

@@ -38,6 +38,9 @@ func (e *UnreachableError) Error() string {
 
 func (e *UnreachableError) Unwrap() error { return e.Err }
 
+// Unreachable reports true: the runner counts the host as unreachable.
+func (e *UnreachableError) Unreachable() bool { return true }
+
 // Is makes errors.Is(err, ErrConnectionLost) true for a lost connection.
 func (e *UnreachableError) Is(target error) bool { return target == ErrConnectionLost && e.Lost }
 
@@ -71,6 +74,10 @@ func (e *AuthError) Error() string {
 }
 
 func (e *AuthError) Unwrap() error { return e.Err }
+
+// Unreachable reports true: as in Ansible's recap, a host that cannot be
+// logged in to counts as unreachable (the error says why).
+func (e *AuthError) Unreachable() bool { return true }
 
 // IdentityError is an identity file that could not be used.
 type IdentityError struct {

@@ -6,9 +6,11 @@ import (
 	"io/fs"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
+	"github.com/gofrs/flock"
 	"github.com/skeema/knownhosts"
 	"golang.org/x/crypto/ssh"
 	xknownhosts "golang.org/x/crypto/ssh/knownhosts"
@@ -37,6 +39,10 @@ type HostKeyError struct {
 	// Files are the known_hosts files consulted, in the order given.
 	Files []string
 }
+
+// Unreachable reports true: as in Ansible's recap, a host whose key does
+// not pass counts as unreachable (the error says why).
+func (e *HostKeyError) Unreachable() bool { return true }
 
 // Changed reports whether the host was known under another key.
 func (e *HostKeyError) Changed() bool { return len(e.Known) > 0 }
@@ -133,9 +139,64 @@ func hostKeyCheck(cfg *Config, name, addr string, passed *bool) (ssh.HostKeyCall
 		default:
 			return err
 		}
+		if cfg.AcceptNewHostKey && !hkErr.Changed() && hkErr.Revoked == nil {
+			return acceptNew(cfg, hkErr, remote)
+		}
 		return hkErr
 	}
 	return cb, db.HostKeyAlgorithms(addr), nil
+}
+
+// acceptNew adds an unknown host's key to the first known_hosts file, as
+// OpenSSH's StrictHostKeyChecking=accept-new. The file is locked while it is
+// read again and appended to, so connections made in parallel (by this
+// process or another) never lose or duplicate a line (case C18); when
+// another connection added a key for the host meanwhile, that key decides.
+func acceptNew(cfg *Config, hkErr *HostKeyError, remote net.Addr) error {
+	file := cfg.KnownHostsFiles[0]
+	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
+		return fmt.Errorf("accept new host key: %w", err)
+	}
+	lock := flock.New(file, flock.SetFlag(os.O_CREATE|os.O_RDWR), flock.SetPermissions(0o600))
+	if err := lock.Lock(); err != nil {
+		return fmt.Errorf("accept new host key: lock %s: %w", file, err)
+	}
+	defer lock.Close()
+	db, err := knownhosts.NewDB(file)
+	if err != nil {
+		return fmt.Errorf("accept new host key: %w", err)
+	}
+	var keyErr *xknownhosts.KeyError
+	switch err := db.HostKeyCallback()(hkErr.Addr, remote, hkErr.Offered); {
+	case err == nil:
+		return nil // added meanwhile by another connection
+	case errors.As(err, &keyErr) && len(keyErr.Want) > 0:
+		for _, k := range keyErr.Want {
+			hkErr.Known = append(hkErr.Known, KnownKey{File: k.Filename, Line: k.Line, Key: k.Key})
+		}
+		return hkErr
+	}
+	content, err := os.ReadFile(file)
+	if err != nil {
+		return fmt.Errorf("accept new host key: %w", err)
+	}
+	line := hkErr.KnownHostsLine() + "\n"
+	if len(content) > 0 && content[len(content)-1] != '\n' {
+		line = "\n" + line
+	}
+	f, err := os.OpenFile(file, os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("accept new host key: %w", err)
+	}
+	if _, err := f.WriteString(line); err != nil {
+		f.Close()
+		return fmt.Errorf("accept new host key: write %s: %w", file, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("accept new host key: write %s: %w", file, err)
+	}
+	cfg.Logger.Warn("added new host key to known_hosts (accept-new)", "host", hkErr.Host, "key", hkErr.Offered.Type()+" "+hkErr.Fingerprint(), "file", file)
+	return nil
 }
 
 // joinHostPort is net.JoinHostPort with the default port 22.

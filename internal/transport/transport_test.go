@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/dindops/dindops/tasks"
+	"github.com/gofrs/flock"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
 )
@@ -882,4 +883,103 @@ func knownhostsLine(addr string, k ssh.PublicKey) string {
 		host = "[" + host + "]:" + port
 	}
 	return host + " " + k.Type() + " " + keyBase64(k)
+}
+
+// C18: accept-new for many hosts at once records every key exactly once, in
+// whole lines; afterwards the hosts are known and checked strictly.
+func TestAcceptNewHostKeysInParallel(t *testing.T) {
+	const n = 40
+	kh := filepath.Join(t.TempDir(), "ssh", "known_hosts") // neither exists yet
+	servers := make([]*testServer, n)
+	for i := range servers {
+		servers[i] = newServer(t, serverOpts{})
+	}
+	// Each host is dialed twice at once: its key must still be added once.
+	errs := make(chan error, 2*n)
+	for _, s := range append(servers, servers...) {
+		go func() {
+			cfg := s.config()
+			cfg.KnownHostsFiles = []string{kh}
+			cfg.AcceptNewHostKey = true
+			c, err := Dial(t.Context(), cfg)
+			if err == nil {
+				c.Close()
+			}
+			errs <- err
+		}()
+	}
+	for range 2 * n {
+		if err := <-errs; err != nil {
+			t.Errorf("Dial with accept-new: %v", err)
+		}
+	}
+	b, err := os.ReadFile(kh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	if len(lines) != n {
+		t.Errorf("known_hosts has %d lines, want %d:\n%s", len(lines), n, b)
+	}
+	for _, s := range servers {
+		want := knownhostsLine(s.addr(), s.hostKeys[0].PublicKey())
+		if c := strings.Count(string(b), want+"\n"); c != 1 {
+			t.Errorf("line for %s appears %d times, want 1", s.addr(), c)
+		}
+		cfg := s.config()
+		cfg.KnownHostsFiles = []string{kh}
+		dial(t, cfg).Close()
+	}
+}
+
+// accept-new never accepts a changed key.
+func TestAcceptNewRefusesChangedKey(t *testing.T) {
+	s := newServer(t, serverOpts{})
+	kh := filepath.Join(t.TempDir(), "known_hosts")
+	os.WriteFile(kh, []byte(knownhostsLine(s.addr(), newEd25519(t).PublicKey())), 0o600) // no final newline
+	cfg := s.config()
+	cfg.KnownHostsFiles = []string{kh}
+	cfg.AcceptNewHostKey = true
+	_, err := Dial(t.Context(), cfg)
+	var hkErr *HostKeyError
+	if !errors.As(err, &hkErr) || !hkErr.Changed() {
+		t.Fatalf("Dial = %v, want a changed-key *HostKeyError", err)
+	}
+	if b, _ := os.ReadFile(kh); strings.Count(string(b), "\n") != 0 {
+		t.Errorf("known_hosts was written: %q", b)
+	}
+}
+
+// accept-new appends under the known_hosts file's lock (the one other
+// dindops processes take), so it waits while someone else holds it.
+func TestAcceptNewWaitsForTheLock(t *testing.T) {
+	s := newServer(t, serverOpts{})
+	kh := filepath.Join(t.TempDir(), "known_hosts")
+	lock := flock.New(kh)
+	if err := lock.Lock(); err != nil {
+		t.Fatal(err)
+	}
+	cfg := s.config()
+	cfg.KnownHostsFiles = []string{kh}
+	cfg.AcceptNewHostKey = true
+	done := make(chan error, 1)
+	go func() {
+		c, err := Dial(t.Context(), cfg)
+		if err == nil {
+			c.Close()
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("Dial finished (%v) while known_hosts was locked", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	lock.Unlock()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(kh); string(b) != knownhostsLine(s.addr(), s.hostKeys[0].PublicKey())+"\n" {
+		t.Errorf("known_hosts = %q", b)
+	}
 }
