@@ -8,7 +8,9 @@ func Kinds() map[string]func() Task {
 	return map[string]func() Task{
 		// one line per kind, kept sorted
 		"command":              func() Task { return &Command{} },
+		"docker_container":     func() Task { return &DockerContainer{} },
 		"docker_daemon_config": func() Task { return &DockerDaemonConfig{} },
+		"docker_network":       func() Task { return &DockerNetwork{} },
 		"file":                 func() Task { return &File{} },
 		"gitlab_runner":        func() Task { return &GitLabRunner{} },
 		"kernel_module":        func() Task { return &KernelModule{} },

@@ -1,0 +1,805 @@
+package tasks
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// DockerContainer keeps one container with the given spec running: it is
+// created when missing, recreated when any option differs from what docker
+// inspect shows, and started when it is stopped. Option names follow
+// `docker run`'s flags and the fields of `docker inspect`
+// (https://docs.docker.com/reference/cli/docker/container/run/).
+type DockerContainer struct {
+	// Name of the container (required).
+	Name string `yaml:"name"`
+	// Image reference (required unless state is absent), passed to docker as
+	// written; compared with the container's Config.Image and Image ID.
+	Image string `yaml:"image"`
+	// State is "started" (default) or "absent".
+	State string `yaml:"state"`
+	// Command is the arguments after the image (Config.Cmd). Empty means the
+	// image's default.
+	Command []string `yaml:"command"`
+	// Entrypoint replaces the image's entrypoint: docker run's --entrypoint,
+	// which takes one executable (its arguments go in command). Empty means
+	// the image's.
+	Entrypoint []string `yaml:"entrypoint"`
+	// Env is set with --env-file read from stdin, so values never appear in
+	// the process list. Keys the image sets are not drift unless given here.
+	Env map[string]string `yaml:"env"`
+	// Networks: the first is docker run's --network, the others are connected
+	// before the container starts. Empty means docker's default, "bridge".
+	Networks []string `yaml:"networks"`
+	// RestartPolicy is "no" (default), "always", "unless-stopped" or
+	// "on-failure".
+	RestartPolicy string `yaml:"restart_policy"`
+	// Privileged is --privileged.
+	Privileged bool `yaml:"privileged"`
+	// CapAdd and CapDrop are capabilities, with or without "CAP_", any case.
+	CapAdd  []string `yaml:"cap_add"`
+	CapDrop []string `yaml:"cap_drop"`
+	// SecurityOpt is --security-opt ("seccomp=unconfined",
+	// "apparmor=unconfined", "no-new-privileges", ...).
+	SecurityOpt []string `yaml:"security_opt"`
+	// Volumes in -v syntax: "name:/path", "/host:/path[:ro]", "/anon".
+	Volumes []string `yaml:"volumes"`
+	// Labels are --label; labels the image sets are not drift unless given.
+	Labels map[string]string `yaml:"labels"`
+	// Pull is "missing" (default: pull when the image is not on the host),
+	// "always" (pull before every create or recreate) or "never".
+	Pull string `yaml:"pull"`
+	// StopTimeout is --stop-timeout in seconds (Config.StopTimeout).
+	StopTimeout *int `yaml:"stop_timeout"`
+}
+
+// containerJSON is the part of `docker inspect` of a container read here.
+type containerJSON struct {
+	ID    string `json:"Id"`
+	Name  string `json:"Name"`
+	Image string `json:"Image"`
+	State *struct {
+		Status  string `json:"Status"`
+		Running bool   `json:"Running"`
+		Paused  bool   `json:"Paused"`
+	} `json:"State"`
+	Config struct {
+		Image       string            `json:"Image"`
+		Env         []string          `json:"Env"`
+		Cmd         []string          `json:"Cmd"`
+		Entrypoint  []string          `json:"Entrypoint"`
+		Labels      map[string]string `json:"Labels"`
+		StopTimeout *int              `json:"StopTimeout"`
+	} `json:"Config"`
+	HostConfig struct {
+		Binds         []string `json:"Binds"`
+		RestartPolicy struct {
+			Name string `json:"Name"`
+		} `json:"RestartPolicy"`
+		Privileged  bool     `json:"Privileged"`
+		CapAdd      []string `json:"CapAdd"`
+		CapDrop     []string `json:"CapDrop"`
+		SecurityOpt []string `json:"SecurityOpt"`
+	} `json:"HostConfig"`
+	Mounts []struct {
+		Type        string `json:"Type"`
+		Name        string `json:"Name"`
+		Source      string `json:"Source"`
+		Destination string `json:"Destination"`
+		RW          bool   `json:"RW"`
+	} `json:"Mounts"`
+	NetworkSettings struct {
+		Networks map[string]json.RawMessage `json:"Networks"`
+	} `json:"NetworkSettings"`
+}
+
+// imageJSON is the part of `docker inspect` of an image read here.
+type imageJSON struct {
+	ID     string          `json:"Id"`
+	RootFS json.RawMessage `json:"RootFS"`
+	State  json.RawMessage `json:"State"`
+	Config struct {
+		Env        []string            `json:"Env"`
+		Cmd        []string            `json:"Cmd"`
+		Entrypoint []string            `json:"Entrypoint"`
+		Labels     map[string]string   `json:"Labels"`
+		Volumes    map[string]struct{} `json:"Volumes"`
+	} `json:"Config"`
+}
+
+// containerOp is a container change's payload: what Apply does.
+type containerOp struct {
+	op   string // create, recreate, start, unpause, remove
+	pull bool
+}
+
+func (c *DockerContainer) state() string {
+	if c.State == "" {
+		return "started"
+	}
+	return c.State
+}
+
+func (c *DockerContainer) pull() string {
+	if c.Pull == "" {
+		return "missing"
+	}
+	return c.Pull
+}
+
+func (c *DockerContainer) restart() string {
+	if c.RestartPolicy == "" {
+		return "no"
+	}
+	return c.RestartPolicy
+}
+
+func (c *DockerContainer) networks() []string {
+	if len(c.Networks) == 0 {
+		return []string{"bridge"}
+	}
+	return sortedSet(c.Networks)
+}
+
+// capRE is a capability name once normalised.
+var capRE = regexp.MustCompile(`^[A-Z][A-Z0-9_]*$`)
+
+// Validate implements Validator.
+func (c *DockerContainer) Validate() error {
+	switch {
+	case c.Name == "":
+		return FieldErrorf("name", "required")
+	case !dockerNameRE.MatchString(c.Name):
+		return FieldErrorf("name", "invalid container name %q: use letters, digits, '_', '.' and '-', starting with a letter or digit (at least 2 characters)", c.Name)
+	}
+	switch c.State {
+	case "", "started", "absent":
+	default:
+		return FieldErrorf("state", "must be started or absent, not %q", c.State)
+	}
+	switch {
+	case c.Image == "" && c.state() != "absent":
+		return FieldErrorf("image", "required")
+	case c.Image != "" && !imageRefRE.MatchString(c.Image):
+		return FieldErrorf("image", "invalid image reference %q", c.Image)
+	}
+	switch c.RestartPolicy {
+	case "", "no", "always", "unless-stopped", "on-failure":
+	default:
+		return FieldErrorf("restart_policy", "must be no, always, unless-stopped or on-failure, not %q", c.RestartPolicy)
+	}
+	switch c.Pull {
+	case "", "missing", "always", "never":
+	default:
+		return FieldErrorf("pull", "must be missing, always or never, not %q", c.Pull)
+	}
+	switch {
+	case len(c.Entrypoint) > 1:
+		return FieldErrorf("entrypoint", "docker's --entrypoint takes one executable; put its arguments in command")
+	case len(c.Entrypoint) == 1 && c.Entrypoint[0] == "":
+		return FieldErrorf("entrypoint", "empty entrypoint")
+	}
+	for _, k := range sortedKeys(c.Env) {
+		v := c.Env[k]
+		switch {
+		case k == "":
+			return FieldErrorf("env", "empty variable name")
+		case strings.ContainsAny(k, "= \t\r\n\x00") || strings.HasPrefix(k, "#"):
+			return FieldErrorf("env", "invalid variable name %q", k)
+		case strings.ContainsAny(v, "\r\n\x00") || !utf8.ValidString(v):
+			return FieldErrorf("env", "value of %s: newlines, NUL and invalid UTF-8 are not supported", k)
+		}
+	}
+	if err := c.validateNetworks(); err != nil {
+		return err
+	}
+	for _, f := range []struct {
+		name string
+		caps []string
+	}{{"cap_add", c.CapAdd}, {"cap_drop", c.CapDrop}} {
+		for _, cp := range f.caps {
+			if n := normCap(cp); !capRE.MatchString(n) {
+				return FieldErrorf(f.name, "invalid capability %q", cp)
+			}
+		}
+	}
+	for _, o := range c.SecurityOpt {
+		n := normSecurityOpt(o)
+		k, v, ok := strings.Cut(n, "=")
+		switch {
+		case !ok || k == "" || v == "":
+			return FieldErrorf("security_opt", "invalid option %q: want key=value, such as seccomp=unconfined", o)
+		case k == "seccomp" && v != "unconfined":
+			return FieldErrorf("security_opt", "%q: seccomp profiles from files are not supported (docker stores the file's content, which a later run could not compare); use seccomp=unconfined or leave the default", o)
+		}
+	}
+	targets := map[string]string{}
+	for _, s := range c.Volumes {
+		v, err := parseVolume(s)
+		if err != nil {
+			return FieldErrorf("volumes", "%q: %v", s, err)
+		}
+		if prev, dup := targets[v.Target]; dup {
+			return FieldErrorf("volumes", "%q and %q mount the same path", prev, s)
+		}
+		targets[v.Target] = s
+	}
+	if err := checkKeys("labels", c.Labels); err != nil {
+		return err
+	}
+	if c.StopTimeout != nil && *c.StopTimeout < 0 {
+		return FieldErrorf("stop_timeout", "must be 0 or more seconds")
+	}
+	return nil
+}
+
+func (c *DockerContainer) validateNetworks() error {
+	seen := map[string]bool{}
+	for _, n := range c.Networks {
+		switch {
+		case !dockerNameRE.MatchString(n):
+			return FieldErrorf("networks", "invalid network name %q", n)
+		case seen[n]:
+			return FieldErrorf("networks", "%q is listed twice", n)
+		case (n == "host" || n == "none") && len(c.Networks) > 1:
+			return FieldErrorf("networks", "%q cannot be combined with other networks", n)
+		}
+		seen[n] = true
+	}
+	return nil
+}
+
+// volumeSpec is one entry of volumes, parsed.
+type volumeSpec struct {
+	Source string   // "" for an anonymous volume, an absolute path for a bind, else a volume name
+	Target string   // path in the container
+	Opts   []string // sorted, without the default "rw"
+}
+
+var volumeOpts = map[string]bool{"ro": true, "rw": true, "z": true, "Z": true, "nocopy": true,
+	"shared": true, "rshared": true, "slave": true, "rslave": true, "private": true, "rprivate": true}
+
+// parseVolume parses a -v entry: "/anon", "src:/dst" or "src:/dst:opts".
+func parseVolume(s string) (volumeSpec, error) {
+	parts := strings.Split(s, ":")
+	var v volumeSpec
+	switch len(parts) {
+	case 1:
+		v.Target = parts[0]
+	case 2, 3:
+		v.Source, v.Target = parts[0], parts[1]
+		if v.Source == "" {
+			return v, fmt.Errorf("empty source")
+		}
+		if !strings.HasPrefix(v.Source, "/") && !dockerNameRE.MatchString(v.Source) {
+			return v, fmt.Errorf("source must be an absolute host path or a volume name (letters, digits, '_', '.', '-')")
+		}
+		if strings.HasPrefix(v.Source, "/") {
+			v.Source = path.Clean(v.Source)
+		}
+	default:
+		return v, fmt.Errorf("want /path, name:/path or /host:/path[:options]")
+	}
+	if !strings.HasPrefix(v.Target, "/") {
+		return v, fmt.Errorf("container path %q must be absolute", v.Target)
+	}
+	v.Target = path.Clean(v.Target)
+	if len(parts) == 3 {
+		mode := ""
+		for _, o := range strings.Split(parts[2], ",") {
+			if !volumeOpts[o] {
+				return v, fmt.Errorf("unknown option %q", o)
+			}
+			if o == "ro" || o == "rw" {
+				if mode != "" && mode != o {
+					return v, fmt.Errorf("both ro and rw")
+				}
+				mode = o
+			}
+			if o != "rw" {
+				v.Opts = append(v.Opts, o)
+			}
+		}
+		v.Opts = sortedSet(v.Opts)
+	}
+	return v, nil
+}
+
+// String is the entry in canonical form: paths cleaned, options sorted and
+// the default "rw" left out.
+func (v volumeSpec) String() string {
+	if v.Source == "" {
+		return v.Target
+	}
+	s := v.Source + ":" + v.Target
+	if len(v.Opts) > 0 {
+		s += ":" + strings.Join(v.Opts, ",")
+	}
+	return s
+}
+
+// normCap is a capability as docker 23+ stores it, without the "CAP_"
+// prefix docker adds: "net_admin", "CAP_NET_ADMIN" and "NET_ADMIN" are the
+// same; docker 20.10 stores whatever was given.
+func normCap(s string) string {
+	u := strings.ToUpper(strings.TrimSpace(s))
+	if u == "ALL" {
+		return u
+	}
+	return strings.TrimPrefix(u, "CAP_")
+}
+
+func normCaps(l []string) []string {
+	out := make([]string, len(l))
+	for i, s := range l {
+		out[i] = normCap(s)
+	}
+	return sortedSet(out)
+}
+
+// normSecurityOpt writes an option as key=value: docker accepts the legacy
+// "seccomp:unconfined" and a bare "no-new-privileges" too.
+func normSecurityOpt(s string) string {
+	s = strings.TrimSpace(s)
+	if !strings.Contains(s, "=") {
+		if k, v, ok := strings.Cut(s, ":"); ok {
+			s = k + "=" + v
+		}
+	}
+	if s == "no-new-privileges" {
+		s = "no-new-privileges=true"
+	}
+	return s
+}
+
+// Plan implements Task. It runs one command, `docker inspect NAME IMAGE`:
+// docker looks each name up as a container first and then as an image, and
+// prints what it found in argument order. IMAGE is the reference with
+// ":latest" added when it has neither tag nor digest, so it always contains
+// ':' or '@', which no container name may; each object is also checked by
+// its shape and name. The one ambiguity left, which of two names a lone
+// object belongs to, is settled by docker's "No such object: X" line.
+func (c *DockerContainer) Plan(ctx context.Context, h Host) ([]Change, error) {
+	cur, img, err := c.inspect(ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	ch := Change{Resource: "container", Target: c.Name}
+	if c.state() == "absent" {
+		if cur == nil {
+			return nil, nil
+		}
+		ch.Action, ch.Summary, ch.Payload = Delete, "remove", containerOp{op: "remove"}
+		ch.Warnings = anonWarning(cur)
+		return []Change{ch}, nil
+	}
+	op := containerOp{pull: img == nil || c.pull() == "always"}
+	switch {
+	case cur == nil:
+		ch.Action, ch.Summary, op.op = Create, "create", "create"
+		ch.Fields = c.specFields()
+	default:
+		ch.Fields = c.diff(cur, img)
+		switch {
+		case len(ch.Fields) > 0:
+			ch.Action, ch.Summary, op.op = Update, recreateSummary(ch.Fields), "recreate"
+			ch.Warnings = anonWarning(cur)
+		case cur.State.Paused:
+			ch.Action, ch.Summary, op.op = Update, "unpause", "unpause"
+			ch.Fields = []Field{{Name: "state", Old: "paused", New: "running"}}
+			op.pull = false
+		case !cur.State.Running:
+			ch.Action, ch.Summary, op.op = Update, "start", "start"
+			ch.Fields = []Field{{Name: "state", Old: cur.State.Status, New: "running"}}
+			op.pull = false
+		default:
+			return nil, nil
+		}
+	}
+	if op.pull {
+		if c.pull() == "never" {
+			return nil, fmt.Errorf("image %s is not on the host and pull is never: pull it first or set pull: missing", c.Image)
+		}
+		ch.Summary += " (pull " + c.Image + " first)"
+	}
+	ch.Payload = op
+	return []Change{ch}, nil
+}
+
+// inspect returns the container (nil when there is none by that name) and
+// the image the reference names on the host (nil when it is not there).
+func (c *DockerContainer) inspect(ctx context.Context, h Host) (*containerJSON, *imageJSON, error) {
+	names := []string{c.Name}
+	ref := ""
+	if c.Image != "" {
+		ref = inspectableRef(c.Image)
+		names = append(names, ref)
+	}
+	res, err := dockerInspect(ctx, h, append([]string{"docker", "inspect"}, names...), names)
+	if err != nil {
+		return nil, nil, err
+	}
+	var cur *containerJSON
+	if raw, ok := res.found[c.Name]; ok {
+		var cj containerJSON
+		if err := json.Unmarshal(raw, &cj); err != nil {
+			return nil, nil, fmt.Errorf("docker inspect %s: %w", c.Name, err)
+		}
+		// A name may also resolve to an image, a network, or a container
+		// whose ID starts with it: only a container of that name counts.
+		if cj.State != nil && cj.Name == "/"+c.Name {
+			cur = &cj
+		}
+	}
+	var img *imageJSON
+	if raw, ok := res.found[ref]; ok && ref != "" {
+		var ij imageJSON
+		if err := json.Unmarshal(raw, &ij); err != nil {
+			return nil, nil, fmt.Errorf("docker inspect %s: %w", ref, err)
+		}
+		if ij.RootFS != nil && ij.State == nil {
+			img = &ij
+		}
+	}
+	return cur, img, nil
+}
+
+// anonWarning warns that recreating or removing cur removes its anonymous
+// volumes (docker rm -v), including those its image declares.
+func anonWarning(cur *containerJSON) []string {
+	var anon []string
+	for _, m := range cur.Mounts {
+		if m.Type == "volume" && isAnonVolume(m.Name) {
+			anon = append(anon, m.Destination)
+		}
+	}
+	if len(anon) == 0 {
+		return nil
+	}
+	sort.Strings(anon)
+	return []string{fmt.Sprintf("the old container's anonymous %s %s will be removed (named volumes are kept)",
+		plural(len(anon), "volume", "volumes"), strings.Join(anon, ", "))}
+}
+
+// isAnonVolume reports whether a volume name is one docker generated: 64
+// hex digits.
+func isAnonVolume(name string) bool {
+	if len(name) != 64 {
+		return false
+	}
+	for _, r := range name {
+		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// specFields lists the spec of a container to be created, sorted by name.
+func (c *DockerContainer) specFields() []Field {
+	var fs []Field
+	add := func(name, v string) {
+		if v != "" {
+			fs = append(fs, Field{Name: name, New: v})
+		}
+	}
+	add("cap_add", strings.Join(normCaps(c.CapAdd), ", "))
+	add("cap_drop", strings.Join(normCaps(c.CapDrop), ", "))
+	add("command", ShellJoin(c.Command))
+	add("entrypoint", ShellJoin(c.Entrypoint))
+	add("env", kvLines(c.Env))
+	add("image", c.Image)
+	add("labels", kvLines(c.Labels))
+	add("networks", strings.Join(c.networks(), ", "))
+	if c.Privileged {
+		add("privileged", "true")
+	}
+	add("restart_policy", c.restart())
+	add("security_opt", strings.Join(c.securityOpts(), ", "))
+	if c.StopTimeout != nil {
+		add("stop_timeout", strconv.Itoa(*c.StopTimeout))
+	}
+	add("volumes", strings.Join(c.volumes(), ", "))
+	return fs
+}
+
+func (c *DockerContainer) securityOpts() []string {
+	out := make([]string, len(c.SecurityOpt))
+	for i, o := range c.SecurityOpt {
+		out[i] = normSecurityOpt(o)
+	}
+	return sortedSet(out)
+}
+
+// volumes is the desired volumes in canonical form, sorted.
+func (c *DockerContainer) volumes() []string {
+	var out []string
+	for _, s := range c.Volumes {
+		v, _ := parseVolume(s)
+		out = append(out, v.String())
+	}
+	return sortedSet(out)
+}
+
+// diff lists the fields where cur differs from c, sorted by name. img is the
+// image c.Image names on the host now, or nil when it is not there.
+func (c *DockerContainer) diff(cur *containerJSON, img *imageJSON) []Field {
+	var fs []Field
+	cmp := func(name, old, new string) {
+		if old != new {
+			fs = append(fs, Field{Name: name, Old: old, New: new})
+		}
+	}
+	// The image's own defaults (env, labels, cmd, entrypoint, volumes) are
+	// known only when the image is on the host.
+	var imgEnv, imgLabels map[string]string
+	imgVolumes := map[string]bool{}
+	if img != nil {
+		imgEnv, imgLabels = envMap(img.Config.Env), img.Config.Labels
+		for v := range img.Config.Volumes {
+			imgVolumes[path.Clean(v)] = true
+		}
+	}
+
+	// image: the reference, then what the tag points at now.
+	switch want, have := normalizeImageRef(c.Image), normalizeImageRef(cur.Config.Image); {
+	case want != have:
+		cmp("image", cur.Config.Image, c.Image)
+	case img == nil:
+		cmp("image", c.Image+" ("+shortID(cur.Image)+")", c.Image+" (not on the host: pull)")
+	case img.ID != cur.Image:
+		cmp("image", c.Image+" ("+shortID(cur.Image)+")", c.Image+" ("+shortID(img.ID)+", tag moved)")
+	}
+	sameImage := img != nil && img.ID == cur.Image
+
+	// command and entrypoint: empty means the image's default, which is
+	// known when the container runs that very image. Docker keeps the
+	// image's Cmd only when no entrypoint is given (moby daemon/commit.go).
+	switch {
+	case len(c.Command) > 0:
+		cmp("command", ShellJoin(cur.Config.Cmd), ShellJoin(c.Command))
+	case len(c.Entrypoint) > 0:
+		cmp("command", ShellJoin(cur.Config.Cmd), "")
+	case sameImage:
+		cmp("command", ShellJoin(cur.Config.Cmd), ShellJoin(img.Config.Cmd))
+	}
+	switch {
+	case len(c.Entrypoint) > 0:
+		cmp("entrypoint", ShellJoin(cur.Config.Entrypoint), ShellJoin(c.Entrypoint))
+	case sameImage:
+		cmp("entrypoint", ShellJoin(cur.Config.Entrypoint), ShellJoin(img.Config.Entrypoint))
+	}
+
+	cmp("env", kvLines(ownKeys(envMap(cur.Config.Env), c.Env, imgEnv, img != nil)), kvLines(c.Env))
+	cmp("labels", kvLines(ownKeys(cur.Config.Labels, c.Labels, imgLabels, img != nil)), kvLines(c.Labels))
+	cmp("networks", strings.Join(sortedKeys(cur.NetworkSettings.Networks), ", "), strings.Join(c.networks(), ", "))
+
+	restart := cur.HostConfig.RestartPolicy.Name
+	if restart == "" {
+		restart = "no"
+	}
+	cmp("restart_policy", restart, c.restart())
+	cmp("privileged", strconv.FormatBool(cur.HostConfig.Privileged), strconv.FormatBool(c.Privileged))
+	cmp("cap_add", strings.Join(normCaps(cur.HostConfig.CapAdd), ", "), strings.Join(normCaps(c.CapAdd), ", "))
+	cmp("cap_drop", strings.Join(normCaps(cur.HostConfig.CapDrop), ", "), strings.Join(normCaps(c.CapDrop), ", "))
+
+	want := c.securityOpts()
+	var have []string
+	for _, o := range cur.HostConfig.SecurityOpt {
+		o = normSecurityOpt(o)
+		// docker adds label=disable to privileged containers by itself.
+		if o == "label=disable" && cur.HostConfig.Privileged && !contains(want, o) {
+			continue
+		}
+		have = append(have, o)
+	}
+	cmp("security_opt", strings.Join(sortedSet(have), ", "), strings.Join(want, ", "))
+
+	wantVols := c.volumes()
+	wantAnon := map[string]bool{}
+	for _, s := range c.Volumes {
+		if v, _ := parseVolume(s); v.Source == "" {
+			wantAnon[v.Target] = true
+		}
+	}
+	var haveVols []string
+	for _, v := range currentVolumes(cur) {
+		// A volume the image declares is no drift unless asked for.
+		if imgVolumes[v] && !wantAnon[v] {
+			continue
+		}
+		haveVols = append(haveVols, v)
+	}
+	cmp("volumes", strings.Join(sortedSet(haveVols), ", "), strings.Join(wantVols, ", "))
+
+	cmp("stop_timeout", intPtr(cur.Config.StopTimeout), intPtr(c.StopTimeout))
+
+	sort.SliceStable(fs, func(i, j int) bool { return fs[i].Name < fs[j].Name })
+	return fs
+}
+
+func contains(l []string, s string) bool {
+	for _, x := range l {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func intPtr(p *int) string {
+	if p == nil {
+		return ""
+	}
+	return strconv.Itoa(*p)
+}
+
+// envMap turns KEY=value entries into a map.
+func envMap(env []string) map[string]string {
+	m := map[string]string{}
+	for _, e := range env {
+		k, v, _ := strings.Cut(e, "=")
+		m[k] = v
+	}
+	return m
+}
+
+// ownKeys is have without the keys that come from the image and are not
+// wanted: the container's env and labels include the image's, which are not
+// drift. A key set on the container that is neither wanted nor from the image
+// stays (and is drift). When the image is unknown (not on the host) only the
+// wanted keys are kept.
+func ownKeys(have, want, image map[string]string, imageKnown bool) map[string]string {
+	out := map[string]string{}
+	for k, v := range have {
+		_, wanted := want[k]
+		_, fromImage := image[k]
+		if wanted || (imageKnown && !fromImage) {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// currentVolumes is the container's volumes in canonical -v form: its Binds,
+// then mounts Binds do not cover (anonymous volumes as "/path").
+func currentVolumes(cur *containerJSON) []string {
+	var out []string
+	covered := map[string]bool{}
+	for _, b := range cur.HostConfig.Binds {
+		if v, err := parseVolume(b); err == nil {
+			out = append(out, v.String())
+			covered[v.Target] = true
+		} else {
+			out = append(out, b)
+		}
+	}
+	for _, m := range cur.Mounts {
+		if covered[path.Clean(m.Destination)] {
+			continue
+		}
+		v := volumeSpec{Target: path.Clean(m.Destination)}
+		switch {
+		case m.Type == "volume" && isAnonVolume(m.Name):
+		case m.Type == "volume":
+			v.Source = m.Name
+		case m.Type == "bind":
+			v.Source = m.Source
+		default:
+			continue
+		}
+		if v.Source != "" && !m.RW {
+			v.Opts = []string{"ro"}
+		}
+		out = append(out, v.String())
+	}
+	return out
+}
+
+// Apply implements Task.
+func (c *DockerContainer) Apply(ctx context.Context, h Host, changes []Change) error {
+	for _, ch := range changes {
+		op, ok := ch.Payload.(containerOp)
+		if !ok {
+			return fmt.Errorf("docker_container: change %q has no payload of this task", ch.Summary)
+		}
+		if op.pull {
+			if _, err := Exec(ctx, h, "docker", "pull", c.Image); err != nil {
+				return dockerFailure("pull "+c.Image, err)
+			}
+		}
+		var err error
+		switch op.op {
+		case "create":
+			err = c.createAndStart(ctx, h)
+		case "recreate":
+			if _, err = Exec(ctx, h, "docker", "rm", "-f", "-v", c.Name); err == nil {
+				err = c.createAndStart(ctx, h)
+			}
+		case "start":
+			_, err = Exec(ctx, h, "docker", "start", c.Name)
+		case "unpause":
+			_, err = Exec(ctx, h, "docker", "unpause", c.Name)
+		case "remove":
+			_, err = Exec(ctx, h, "docker", "rm", "-f", "-v", c.Name)
+		default:
+			err = fmt.Errorf("unknown operation %q", op.op)
+		}
+		if err != nil {
+			return dockerFailure(op.op+" container "+c.Name, err)
+		}
+	}
+	return nil
+}
+
+// createArgs is the docker create command for c, and the env file it reads
+// from stdin.
+func (c *DockerContainer) createArgs() (args []string, stdin []byte) {
+	args = []string{"docker", "create", "--name=" + c.Name}
+	if len(c.Entrypoint) > 0 {
+		args = append(args, "--entrypoint="+c.Entrypoint[0])
+	}
+	if len(c.Env) > 0 {
+		args = append(args, "--env-file=/dev/stdin")
+		stdin = []byte(kvLines(c.Env) + "\n")
+	}
+	if len(c.Networks) > 0 {
+		args = append(args, "--network="+c.Networks[0])
+	}
+	args = append(args, "--restart="+c.restart())
+	if c.Privileged {
+		args = append(args, "--privileged")
+	}
+	for _, s := range c.CapAdd {
+		args = append(args, "--cap-add="+s)
+	}
+	for _, s := range c.CapDrop {
+		args = append(args, "--cap-drop="+s)
+	}
+	for _, s := range c.SecurityOpt {
+		args = append(args, "--security-opt="+s)
+	}
+	for _, s := range c.Volumes {
+		args = append(args, "--volume="+s)
+	}
+	args = append(args, kvArgs("--label", c.Labels)...)
+	if c.StopTimeout != nil {
+		args = append(args, "--stop-timeout="+strconv.Itoa(*c.StopTimeout))
+	}
+	args = append(args, c.Image)
+	return append(args, c.Command...), stdin
+}
+
+// createAndStart creates the container, connects its other networks while it
+// is not running yet, and starts it: the process starts with every network
+// in place, and a failure to create (a name taken since the plan) is told
+// apart from a failure to start.
+func (c *DockerContainer) createAndStart(ctx context.Context, h Host) error {
+	args, stdin := c.createArgs()
+	if _, err := ExecCmd(ctx, h, Cmd{Args: args, Stdin: stdin, SensitiveStdin: true}); err != nil {
+		// Made by something else since the plan? Never surface docker's raw
+		// "name already in use" (C13): say what the plan would be now.
+		now, perr := c.Plan(ctx, h)
+		switch {
+		case perr != nil || (len(now) > 0 && now[0].Action == Create):
+			return err
+		case len(now) == 0:
+			return nil
+		}
+		return appearedError("container", c.Name, now)
+	}
+	for _, n := range c.Networks[min(1, len(c.Networks)):] {
+		if _, err := Exec(ctx, h, "docker", "network", "connect", n, c.Name); err != nil {
+			return err
+		}
+	}
+	_, err := Exec(ctx, h, "docker", "start", c.Name)
+	return err
+}

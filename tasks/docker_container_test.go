@@ -1,0 +1,675 @@
+package tasks_test
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/dindops/dindops/tasks"
+	"github.com/dindops/dindops/tasks/tasktest"
+	"go.yaml.in/yaml/v3"
+)
+
+// Images shaped like the real ones the shipped playbook uses.
+var (
+	dindImage = tasktest.DockerImage{
+		Env: []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "DOCKER_VERSION=27.5.1",
+			"DOCKER_TLS_CERTDIR=/certs", "DIND_COMMIT=65cfcc28ab37cb75e1560e4b4738719c07c6618e"},
+		Entrypoint: []string{"dockerd-entrypoint.sh"},
+		Volumes:    []string{"/var/lib/docker"},
+		Labels:     map[string]string{"org.opencontainers.image.source": "https://github.com/docker-library/docker"},
+	}
+	runnerImage = tasktest.DockerImage{
+		Env:        []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
+		Entrypoint: []string{"/usr/bin/dumb-init", "/entrypoint"},
+		Cmd:        []string{"run", "--user=gitlab-runner", "--working-directory=/home/gitlab-runner"},
+		Volumes:    []string{"/etc/gitlab-runner", "/home/gitlab-runner"},
+	}
+)
+
+// dockerHost is a test host with a fake docker that has both images and the
+// runner network.
+func dockerHost(t *testing.T) (*tasktest.Host, *tasktest.Docker) {
+	t.Helper()
+	h := tasktest.New()
+	d := tasktest.InstallDocker(h)
+	d.AddImage("docker:27-dind", dindImage)
+	d.AddImage("gitlab/gitlab-runner:alpine-v17.11.0", runnerImage)
+	d.MustCLI(t, "network", "create", "gitlab-runner-net")
+	return h, d
+}
+
+// dindSpec is the shipped playbook's dind container with its defaults.
+func dindSpec() *tasks.DockerContainer {
+	return &tasks.DockerContainer{
+		Name:          "gitlab-dind",
+		Image:         "docker:27-dind",
+		Command:       []string{"--storage-driver=overlay2"},
+		Env:           map[string]string{"DOCKER_TLS_CERTDIR": ""},
+		Networks:      []string{"gitlab-runner-net"},
+		RestartPolicy: "always",
+		Privileged:    true,
+		CapAdd:        []string{},
+		CapDrop:       []string{},
+		SecurityOpt:   []string{},
+		Volumes:       []string{"gitlab-dind-storage:/var/lib/docker"},
+	}
+}
+
+// fleetDindSpec is the variant the local fleet of nested containers uses.
+func fleetDindSpec() *tasks.DockerContainer {
+	c := dindSpec()
+	c.Privileged = false
+	c.CapAdd = []string{"ALL"}
+	c.CapDrop = []string{"SYS_RESOURCE"}
+	c.SecurityOpt = []string{"seccomp=unconfined", "apparmor=unconfined"}
+	c.Volumes = []string{"gitlab-dind-storage:/var/lib/docker", "/sys/fs/cgroup:/sys/fs/cgroup:rw"}
+	return c
+}
+
+// runnerSpec is the shipped playbook's runner container.
+func runnerSpec() *tasks.DockerContainer {
+	return &tasks.DockerContainer{
+		Name:          "gitlab-runner",
+		Image:         "gitlab/gitlab-runner:alpine-v17.11.0",
+		Env:           map[string]string{"DOCKER_HOST": "tcp://gitlab-dind:2375"},
+		Networks:      []string{"gitlab-runner-net"},
+		RestartPolicy: "always",
+		Volumes:       []string{"/srv/gitlab-runner/config:/etc/gitlab-runner"},
+	}
+}
+
+func plan(t *testing.T, task tasks.Task, h *tasktest.Host) []tasks.Change {
+	t.Helper()
+	h.Freeze()
+	defer h.Thaw()
+	changes, err := task.Plan(context.Background(), h)
+	if err != nil {
+		t.Fatalf("plan: %v", err)
+	}
+	return changes
+}
+
+func apply(t *testing.T, task tasks.Task, h *tasktest.Host, changes []tasks.Change) {
+	t.Helper()
+	if err := task.Apply(context.Background(), h, changes); err != nil {
+		t.Fatalf("apply: %v", err)
+	}
+}
+
+func fieldNames(fs []tasks.Field) []string {
+	var names []string
+	for _, f := range fs {
+		names = append(names, f.Name)
+	}
+	return names
+}
+
+func dockerCommands(h *tasktest.Host) [][]string {
+	var cmds [][]string
+	for _, c := range h.Commands {
+		if c[0] == "docker" {
+			cmds = append(cmds, c)
+		}
+	}
+	return cmds
+}
+
+func TestContainerCreateFromNothing(t *testing.T) {
+	h, d := dockerHost(t)
+	changes := tasktest.Converge(t, dindSpec(), h)
+	if len(changes) != 1 || changes[0].Action != tasks.Create || changes[0].Resource != "container" || changes[0].Target != "gitlab-dind" {
+		t.Fatalf("want one create of container gitlab-dind, got %+v", changes)
+	}
+	want := []string{"command", "env", "image", "networks", "privileged", "restart_policy", "volumes"}
+	if got := fieldNames(changes[0].Fields); !reflect.DeepEqual(got, want) {
+		t.Errorf("create fields = %v, want %v", got, want)
+	}
+	if strings.Contains(changes[0].Summary, "pull") {
+		t.Errorf("image is on the host, summary should not pull: %q", changes[0].Summary)
+	}
+	if !d.Running("gitlab-dind") {
+		t.Fatal("container not running")
+	}
+	if _, ok := d.Endpoints("gitlab-dind")["gitlab-runner-net"]; !ok {
+		t.Errorf("not on gitlab-runner-net: %v", d.Endpoints("gitlab-dind"))
+	}
+	if !slices.Contains(d.Env("gitlab-dind"), "DOCKER_TLS_CERTDIR=") || slices.Contains(d.Env("gitlab-dind"), "DOCKER_TLS_CERTDIR=/certs") {
+		t.Errorf("DOCKER_TLS_CERTDIR not emptied: %v", d.Env("gitlab-dind"))
+	}
+	if h.Ran("docker", "pull") {
+		t.Error("pulled an image that is on the host")
+	}
+	// Env travels on stdin, never in argv.
+	for _, c := range h.Commands {
+		if strings.Contains(strings.Join(c, " "), "DOCKER_TLS_CERTDIR") {
+			t.Errorf("env value in argv: %q", c)
+		}
+	}
+}
+
+func TestContainerPlanRunsOneCommand(t *testing.T) {
+	for _, existing := range []bool{false, true} {
+		h, _ := dockerHost(t)
+		if existing {
+			tasktest.Converge(t, dindSpec(), h)
+		}
+		h.Commands = nil
+		plan(t, dindSpec(), h)
+		want := [][]string{{"docker", "inspect", "gitlab-dind", "docker:27-dind"}}
+		if got := dockerCommands(h); !reflect.DeepEqual(got, want) {
+			t.Errorf("existing=%v: plan ran %q, want %q", existing, got, want)
+		}
+	}
+}
+
+func TestContainerPullsMissingImage(t *testing.T) {
+	h, d := dockerHost(t)
+	d.AddRegistryImage("busybox", tasktest.DockerImage{Cmd: []string{"sh"}})
+	c := &tasks.DockerContainer{Name: "bb", Image: "busybox"}
+	changes := tasktest.Converge(t, c, h)
+	if !strings.Contains(changes[0].Summary, "pull busybox") {
+		t.Errorf("summary %q does not note the pull", changes[0].Summary)
+	}
+	if !h.Ran("docker", "pull", "busybox") {
+		t.Error("docker pull busybox not run")
+	}
+	// The plan inspected busybox:latest, never a bare name a container could have.
+	if !h.Ran("docker", "inspect", "bb", "busybox:latest") {
+		t.Errorf("plan did not inspect busybox:latest: %q", h.Commands)
+	}
+}
+
+func TestContainerPullAlwaysPullsOnlyWhenCreating(t *testing.T) {
+	h, d := dockerHost(t)
+	d.AddRegistryImage("docker:27-dind", dindImage)
+	c := dindSpec()
+	c.Pull = "always"
+	tasktest.Converge(t, c, h)
+	if !h.Ran("docker", "pull", "docker:27-dind") {
+		t.Error("pull: always did not pull before create")
+	}
+	if got := plan(t, c, h); len(got) != 0 {
+		t.Errorf("pull: always made a converged container change: %+v", got)
+	}
+}
+
+func TestContainerPullNeverWithMissingImage(t *testing.T) {
+	h, _ := dockerHost(t)
+	c := &tasks.DockerContainer{Name: "app", Image: "example.com/app:1", Pull: "never"}
+	h.Freeze()
+	_, err := c.Plan(context.Background(), h)
+	if err == nil || !strings.Contains(err.Error(), "pull is never") || !strings.Contains(err.Error(), "example.com/app:1") {
+		t.Fatalf("want a clear pull-never error, got %v", err)
+	}
+}
+
+func TestContainerPullFailureCarriesDockerMessage(t *testing.T) {
+	h, _ := dockerHost(t)
+	c := &tasks.DockerContainer{Name: "app", Image: "example.com/nosuch:1"}
+	changes := plan(t, c, h)
+	err := c.Apply(context.Background(), h, changes)
+	if err == nil || !strings.Contains(err.Error(), "pull access denied") {
+		t.Fatalf("want docker's pull error, got %v", err)
+	}
+	var ee *tasks.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode != 1 {
+		t.Errorf("error does not keep the *ExitError: %#v", err)
+	}
+	if h.Ran("docker", "create") {
+		t.Error("created a container after a failed pull")
+	}
+}
+
+// Each option changed alone is reported as exactly that field, and applying
+// it converges.
+func TestContainerDriftEachFieldAlone(t *testing.T) {
+	five := 5
+	cases := []struct {
+		field  string
+		change func(c *tasks.DockerContainer)
+	}{
+		{"cap_add", func(c *tasks.DockerContainer) { c.CapAdd = []string{"NET_ADMIN"} }},
+		{"cap_drop", func(c *tasks.DockerContainer) { c.CapDrop = []string{"MKNOD"} }},
+		{"command", func(c *tasks.DockerContainer) { c.Command = []string{"--storage-driver=vfs"} }},
+		{"entrypoint", func(c *tasks.DockerContainer) { c.Entrypoint = []string{"dockerd"} }},
+		{"env", func(c *tasks.DockerContainer) { c.Env = map[string]string{"DOCKER_TLS_CERTDIR": "", "X": "1"} }},
+		{"image", func(c *tasks.DockerContainer) { c.Image = "docker:28-dind" }},
+		{"labels", func(c *tasks.DockerContainer) { c.Labels = map[string]string{"team": "ci"} }},
+		{"networks", func(c *tasks.DockerContainer) { c.Networks = []string{"gitlab-runner-net", "other-net"} }},
+		{"privileged", func(c *tasks.DockerContainer) { c.Privileged = true }},
+		{"restart_policy", func(c *tasks.DockerContainer) { c.RestartPolicy = "unless-stopped" }},
+		{"security_opt", func(c *tasks.DockerContainer) { c.SecurityOpt = append(c.SecurityOpt, "no-new-privileges") }},
+		{"stop_timeout", func(c *tasks.DockerContainer) { c.StopTimeout = &five }},
+		{"volumes", func(c *tasks.DockerContainer) { c.Volumes = append(c.Volumes, "/cache") }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.field, func(t *testing.T) {
+			h, d := dockerHost(t)
+			d.AddImage("docker:28-dind", tasktest.DockerImage{Env: dindImage.Env, Entrypoint: dindImage.Entrypoint,
+				Volumes: dindImage.Volumes, Labels: dindImage.Labels, Cmd: []string{"--debug"}})
+			d.MustCLI(t, "network", "create", "other-net")
+			tasktest.Converge(t, fleetDindSpec(), h)
+			changed := fleetDindSpec()
+			tc.change(changed)
+			changes := plan(t, changed, h)
+			if len(changes) != 1 || changes[0].Action != tasks.Update {
+				t.Fatalf("want one update, got %+v", changes)
+			}
+			if got := fieldNames(changes[0].Fields); !reflect.DeepEqual(got, []string{tc.field}) {
+				t.Fatalf("fields = %v, want [%s]: %+v", got, tc.field, changes[0].Fields)
+			}
+			if want := "recreate: " + tc.field + " differs"; changes[0].Summary != want {
+				t.Errorf("summary = %q, want %q", changes[0].Summary, want)
+			}
+			f := changes[0].Fields[0]
+			if f.Old == f.New {
+				t.Errorf("field shows no difference: %+v", f)
+			}
+			apply(t, changed, h, changes)
+			if again := plan(t, changed, h); len(again) != 0 {
+				t.Fatalf("plan after apply: %+v", again)
+			}
+		})
+	}
+}
+
+func TestContainerSeveralFieldsSummary(t *testing.T) {
+	h, _ := dockerHost(t)
+	tasktest.Converge(t, dindSpec(), h)
+	c := dindSpec()
+	c.Env = map[string]string{"DOCKER_TLS_CERTDIR": "/certs"}
+	c.RestartPolicy = "no"
+	changes := plan(t, c, h)
+	if len(changes) != 1 || changes[0].Summary != "recreate: env, restart_policy differ" {
+		t.Fatalf("got %+v", changes)
+	}
+	env := changes[0].Fields[0]
+	if env.Old != "DOCKER_TLS_CERTDIR=" || env.New != "DOCKER_TLS_CERTDIR=/certs" {
+		t.Errorf("env field = %+v", env)
+	}
+}
+
+func TestContainerImageEnvAndLabelsAreNotDrift(t *testing.T) {
+	h, d := dockerHost(t)
+	// Created by hand with the same spec: the container's Env and Labels
+	// include the image's PATH, DOCKER_VERSION, ... and its source label.
+	d.MustCLI(t, "run", "-d", "--name", "gitlab-runner", "--network", "gitlab-runner-net", "--restart", "always",
+		"-e", "DOCKER_HOST=tcp://gitlab-dind:2375", "-v", "/srv/gitlab-runner/config:/etc/gitlab-runner",
+		"gitlab/gitlab-runner:alpine-v17.11.0")
+	if got := plan(t, runnerSpec(), h); len(got) != 0 {
+		t.Fatalf("image env/labels/volumes reported as drift: %+v", got)
+	}
+
+	h, d = dockerHost(t)
+	d.MustCLI(t, "run", "-d", "--name", "gitlab-dind", "--network", "gitlab-runner-net", "--restart", "always",
+		"--privileged", "-e", "DOCKER_TLS_CERTDIR=", "-v", "gitlab-dind-storage:/var/lib/docker",
+		"docker:27-dind", "--storage-driver=overlay2")
+	if got := plan(t, dindSpec(), h); len(got) != 0 {
+		t.Fatalf("image env/labels reported as drift: %+v", got)
+	}
+	// A desired value that differs from the image's is drift.
+	c := dindSpec()
+	c.Labels = map[string]string{"org.opencontainers.image.source": "elsewhere"}
+	changes := plan(t, c, h)
+	if len(changes) != 1 || !reflect.DeepEqual(fieldNames(changes[0].Fields), []string{"labels"}) {
+		t.Fatalf("want labels drift, got %+v", changes)
+	}
+	if f := changes[0].Fields[0]; f.Old != "org.opencontainers.image.source=https://github.com/docker-library/docker" || f.New != "org.opencontainers.image.source=elsewhere" {
+		t.Errorf("labels field = %+v", f)
+	}
+}
+
+func TestContainerExtraEnvAndLabelOnContainerAreDrift(t *testing.T) {
+	h, d := dockerHost(t)
+	d.MustCLI(t, "run", "-d", "--name", "gitlab-runner", "--network", "gitlab-runner-net", "--restart", "always",
+		"-e", "DOCKER_HOST=tcp://gitlab-dind:2375", "-e", "DEBUG=1", "--label", "owner=bob",
+		"-v", "/srv/gitlab-runner/config:/etc/gitlab-runner", "gitlab/gitlab-runner:alpine-v17.11.0")
+	changes := plan(t, runnerSpec(), h)
+	if len(changes) != 1 || !reflect.DeepEqual(fieldNames(changes[0].Fields), []string{"env", "labels"}) {
+		t.Fatalf("want env and labels drift, got %+v", changes)
+	}
+	env := changes[0].Fields[0]
+	if env.Old != "DEBUG=1\nDOCKER_HOST=tcp://gitlab-dind:2375" || env.New != "DOCKER_HOST=tcp://gitlab-dind:2375" {
+		t.Errorf("env field = %q → %q", env.Old, env.New)
+	}
+	if changes[0].Summary != "recreate: env, labels differ" {
+		t.Errorf("summary = %q", changes[0].Summary)
+	}
+}
+
+func TestContainerImageTagMoved(t *testing.T) {
+	h, d := dockerHost(t)
+	tasktest.Converge(t, dindSpec(), h)
+	moved := dindImage
+	moved.ID = "sha256:" + strings.Repeat("ab", 32)
+	d.AddImage("docker:27-dind", moved) // e.g. someone ran docker pull docker:27-dind
+	changes := plan(t, dindSpec(), h)
+	if len(changes) != 1 || !reflect.DeepEqual(fieldNames(changes[0].Fields), []string{"image"}) {
+		t.Fatalf("want image drift only, got %+v", changes)
+	}
+	f := changes[0].Fields[0]
+	if !strings.Contains(f.New, "tag moved") || !strings.Contains(f.New, "sha256:abababababab") || !strings.HasPrefix(f.Old, "docker:27-dind (sha256:") {
+		t.Errorf("image field = %+v", f)
+	}
+	apply(t, dindSpec(), h, changes)
+	if again := plan(t, dindSpec(), h); len(again) != 0 {
+		t.Fatalf("plan after apply: %+v", again)
+	}
+}
+
+func TestContainerImageReferenceForms(t *testing.T) {
+	h, d := dockerHost(t)
+	d.MustCLI(t, "run", "-d", "--name", "gitlab-dind", "--network", "gitlab-runner-net", "--restart", "always",
+		"--privileged", "-e", "DOCKER_TLS_CERTDIR=", "-v", "gitlab-dind-storage:/var/lib/docker",
+		"docker.io/library/docker:27-dind", "--storage-driver=overlay2")
+	if got := plan(t, dindSpec(), h); len(got) != 0 {
+		t.Fatalf("docker.io/library/docker:27-dind vs docker:27-dind reported as drift: %+v", got)
+	}
+}
+
+func TestContainerRecreateRemovesAnonymousVolumesKeepsNamed(t *testing.T) {
+	h, d := dockerHost(t)
+	c := runnerSpec()
+	c.Volumes = append(c.Volumes, "runner-cache:/cache", "/scratch")
+	tasktest.Converge(t, c, h)
+	before := d.Volumes()
+	var anon []string
+	for _, v := range before {
+		if len(v) == 64 {
+			anon = append(anon, v)
+		}
+	}
+	// /scratch and the image's /home/gitlab-runner.
+	if len(anon) != 2 || !slices.Contains(before, "runner-cache") {
+		t.Fatalf("volumes before = %v", before)
+	}
+	c.Env = map[string]string{"DOCKER_HOST": "tcp://other:2375"}
+	changes := plan(t, c, h)
+	if len(changes) != 1 || len(changes[0].Warnings) != 1 || !strings.Contains(changes[0].Warnings[0], "/home/gitlab-runner, /scratch") {
+		t.Fatalf("want a warning naming the anonymous volumes, got %+v", changes)
+	}
+	apply(t, c, h, changes)
+	after := d.Volumes()
+	for _, v := range anon {
+		if slices.Contains(after, v) {
+			t.Errorf("old anonymous volume %s kept", v)
+		}
+	}
+	if !slices.Contains(after, "runner-cache") {
+		t.Error("named volume runner-cache removed")
+	}
+	if !h.Ran("docker", "rm", "-f", "-v", "gitlab-runner") {
+		t.Error("old container not removed with docker rm -f -v")
+	}
+}
+
+// C13: "container name already in use" never surfaces.
+func TestContainerNameInUseNeverSurfaces(t *testing.T) {
+	t.Run("same spec made by hand is no change", func(t *testing.T) {
+		h, d := dockerHost(t)
+		d.MustCLI(t, "run", "-d", "--name", "gitlab-dind", "--network", "gitlab-runner-net", "--restart", "always",
+			"--privileged", "-e", "DOCKER_TLS_CERTDIR=", "-v", "gitlab-dind-storage:/var/lib/docker",
+			"docker:27-dind", "--storage-driver=overlay2")
+		if got := plan(t, dindSpec(), h); len(got) != 0 {
+			t.Fatalf("want no change, got %+v", got)
+		}
+	})
+	t.Run("differing container is recreated in the plan", func(t *testing.T) {
+		h, d := dockerHost(t)
+		d.MustCLI(t, "run", "-d", "--name", "gitlab-dind", "docker:27-dind")
+		changes := plan(t, dindSpec(), h)
+		if len(changes) != 1 || changes[0].Action != tasks.Update || !strings.HasPrefix(changes[0].Summary, "recreate: ") {
+			t.Fatalf("want a recreate, got %+v", changes)
+		}
+		apply(t, dindSpec(), h, changes)
+		if again := plan(t, dindSpec(), h); len(again) != 0 {
+			t.Fatalf("plan after apply: %+v", again)
+		}
+	})
+	t.Run("same container appears between plan and apply", func(t *testing.T) {
+		h, d := dockerHost(t)
+		changes := plan(t, dindSpec(), h)
+		d.MustCLI(t, "run", "-d", "--name", "gitlab-dind", "--network", "gitlab-runner-net", "--restart", "always",
+			"--privileged", "-e", "DOCKER_TLS_CERTDIR=", "-v", "gitlab-dind-storage:/var/lib/docker",
+			"docker:27-dind", "--storage-driver=overlay2")
+		apply(t, dindSpec(), h, changes)
+	})
+	t.Run("differing container appears between plan and apply", func(t *testing.T) {
+		h, d := dockerHost(t)
+		changes := plan(t, dindSpec(), h)
+		d.MustCLI(t, "run", "-d", "--name", "gitlab-dind", "docker:27-dind")
+		err := dindSpec().Apply(context.Background(), h, changes)
+		if err == nil || !strings.Contains(err.Error(), "created by something else after the plan") || !strings.Contains(err.Error(), "run plan again") {
+			t.Fatalf("want a clear message, got %v", err)
+		}
+		if strings.Contains(err.Error(), "already in use") {
+			t.Errorf("docker's raw message surfaced: %v", err)
+		}
+	})
+}
+
+func TestContainerStoppedIsStarted(t *testing.T) {
+	h, d := dockerHost(t)
+	tasktest.Converge(t, dindSpec(), h)
+	d.MustCLI(t, "stop", "gitlab-dind")
+	changes := plan(t, dindSpec(), h)
+	want := []tasks.Field{{Name: "state", Old: "exited", New: "running"}}
+	if len(changes) != 1 || changes[0].Summary != "start" || !reflect.DeepEqual(changes[0].Fields, want) {
+		t.Fatalf("want a start, got %+v", changes)
+	}
+	id := d.ContainerID("gitlab-dind")
+	apply(t, dindSpec(), h, changes)
+	if !d.Running("gitlab-dind") || d.ContainerID("gitlab-dind") != id {
+		t.Fatal("container not started in place")
+	}
+	if again := plan(t, dindSpec(), h); len(again) != 0 {
+		t.Fatalf("plan after apply: %+v", again)
+	}
+}
+
+func TestContainerPausedIsUnpaused(t *testing.T) {
+	h, d := dockerHost(t)
+	tasktest.Converge(t, dindSpec(), h)
+	d.Pause("gitlab-dind")
+	changes := plan(t, dindSpec(), h)
+	if len(changes) != 1 || changes[0].Summary != "unpause" {
+		t.Fatalf("want an unpause, got %+v", changes)
+	}
+	apply(t, dindSpec(), h, changes)
+	if again := plan(t, dindSpec(), h); len(again) != 0 {
+		t.Fatalf("plan after apply: %+v", again)
+	}
+}
+
+func TestContainerStartFailureCarriesDockerMessage(t *testing.T) {
+	h, d := dockerHost(t)
+	d.FailStart("gitlab-dind", "failed to create shim task: OCI runtime create failed: unable to apply caps: operation not permitted: unknown")
+	changes := plan(t, dindSpec(), h)
+	err := dindSpec().Apply(context.Background(), h, changes)
+	if err == nil || !strings.Contains(err.Error(), "unable to apply caps") {
+		t.Fatalf("want docker's start error, got %v", err)
+	}
+	// The container exists but is not running: the next plan starts it.
+	if got := plan(t, dindSpec(), h); len(got) != 1 || got[0].Summary != "start" {
+		t.Fatalf("want a start next, got %+v", got)
+	}
+}
+
+func TestContainerAbsent(t *testing.T) {
+	h, d := dockerHost(t)
+	tasktest.Converge(t, runnerSpec(), h)
+	gone := &tasks.DockerContainer{Name: "gitlab-runner", State: "absent"}
+	changes := tasktest.Converge(t, gone, h)
+	if len(changes) != 1 || changes[0].Action != tasks.Delete {
+		t.Fatalf("want a delete, got %+v", changes)
+	}
+	if slices.Contains(d.ContainerNames(), "gitlab-runner") {
+		t.Fatal("container still there")
+	}
+	for _, v := range d.Volumes() {
+		if len(v) == 64 {
+			t.Errorf("anonymous volume %s left behind", v)
+		}
+	}
+}
+
+func TestContainerNormalisedForms(t *testing.T) {
+	// Docker 20.10 stores capabilities, security options and volumes as
+	// given: other spellings of the same thing are not drift.
+	h, d := dockerHost(t)
+	d.MustCLI(t, "run", "-d", "--name", "gitlab-dind", "--network", "gitlab-runner-net", "--restart", "always",
+		"--cap-add", "all", "--cap-drop", "CAP_SYS_RESOURCE", "--security-opt", "seccomp:unconfined",
+		"--security-opt", "apparmor=unconfined", "-e", "DOCKER_TLS_CERTDIR=",
+		"-v", "gitlab-dind-storage:/var/lib/docker:rw", "-v", "/sys/fs/cgroup/:/sys/fs/cgroup",
+		"docker:27-dind", "--storage-driver=overlay2")
+	if got := plan(t, fleetDindSpec(), h); len(got) != 0 {
+		t.Fatalf("normalised forms reported as drift: %+v", got)
+	}
+}
+
+func TestContainerIdempotent(t *testing.T) {
+	three := 3
+	specs := map[string]func() *tasks.DockerContainer{
+		"shipped dind":   dindSpec,
+		"fleet dind":     fleetDindSpec,
+		"shipped runner": runnerSpec,
+		"minimal":        func() *tasks.DockerContainer { return &tasks.DockerContainer{Name: "min", Image: "docker:27-dind"} },
+		"everything": func() *tasks.DockerContainer {
+			return &tasks.DockerContainer{Name: "all-options", Image: "gitlab/gitlab-runner:alpine-v17.11.0",
+				Entrypoint: []string{"/bin/sh"}, Command: []string{"-c", "sleep infinity"},
+				Env:      map[string]string{"A": "1", "EMPTY": "", "SPACES": "  a b  ", "QUOTES": `"x" 'y'`},
+				Networks: []string{"gitlab-runner-net", "bridge"}, RestartPolicy: "on-failure",
+				CapAdd: []string{"net_admin", "CAP_SYS_PTRACE"}, CapDrop: []string{"mknod"},
+				SecurityOpt: []string{"no-new-privileges", "seccomp:unconfined"},
+				Volumes:     []string{"data:/data:ro", "/etc/hosts:/etc/extra-hosts:ro,z", "/anon"},
+				Labels:      map[string]string{"team": "ci", "empty": ""}, StopTimeout: &three}
+		},
+		"entrypoint only": func() *tasks.DockerContainer {
+			return &tasks.DockerContainer{Name: "ep", Image: "docker:27-dind", Entrypoint: []string{"dockerd"}}
+		},
+	}
+	for _, newer := range []bool{false, true} {
+		for name, spec := range specs {
+			if newer {
+				name = "newer docker/" + name
+			}
+			t.Run(name, func(t *testing.T) {
+				h, d := dockerHost(t)
+				d.Newer = newer
+				tasktest.Converge(t, spec(), h)
+				// A second apply on a converged host changes nothing either.
+				tasktest.Converge(t, &tasks.DockerContainer{Name: spec().Name, State: "absent"}, h)
+				tasktest.Converge(t, spec(), h)
+			})
+		}
+	}
+}
+
+func TestContainerInspectFailureIsAnError(t *testing.T) {
+	h := tasktest.New()
+	h.Handle("docker", func(*tasktest.Host, []string, []byte) tasks.Output {
+		return tasks.Output{ExitCode: 1, Stdout: []byte("[]\n"),
+			Stderr: []byte("Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?\n")}
+	})
+	_, err := dindSpec().Plan(context.Background(), h)
+	var ee *tasks.ExitError
+	if !errors.As(err, &ee) || !strings.Contains(err.Error(), "Cannot connect to the Docker daemon") {
+		t.Fatalf("want the daemon error, got %v", err)
+	}
+}
+
+func TestContainerValidate(t *testing.T) {
+	neg := -1
+	cases := []struct {
+		field  string
+		change func(c *tasks.DockerContainer)
+	}{
+		{"name", func(c *tasks.DockerContainer) { c.Name = "" }},
+		{"name", func(c *tasks.DockerContainer) { c.Name = "-rm" }},
+		{"image", func(c *tasks.DockerContainer) { c.Image = "" }},
+		{"image", func(c *tasks.DockerContainer) { c.Image = "docker 27" }},
+		{"state", func(c *tasks.DockerContainer) { c.State = "running" }},
+		{"restart_policy", func(c *tasks.DockerContainer) { c.RestartPolicy = "sometimes" }},
+		{"pull", func(c *tasks.DockerContainer) { c.Pull = "daily" }},
+		{"entrypoint", func(c *tasks.DockerContainer) { c.Entrypoint = []string{"sh", "-c"} }},
+		{"env", func(c *tasks.DockerContainer) { c.Env = map[string]string{"": "x"} }},
+		{"env", func(c *tasks.DockerContainer) { c.Env = map[string]string{"A B": "x"} }},
+		{"env", func(c *tasks.DockerContainer) { c.Env = map[string]string{"A": "line\nbreak"} }},
+		{"networks", func(c *tasks.DockerContainer) { c.Networks = []string{"host", "gitlab-runner-net"} }},
+		{"networks", func(c *tasks.DockerContainer) { c.Networks = []string{"a-net", "a-net"} }},
+		{"cap_add", func(c *tasks.DockerContainer) { c.CapAdd = []string{"NET ADMIN"} }},
+		{"cap_drop", func(c *tasks.DockerContainer) { c.CapDrop = []string{""} }},
+		{"security_opt", func(c *tasks.DockerContainer) { c.SecurityOpt = []string{"seccomp=/etc/profile.json"} }},
+		{"security_opt", func(c *tasks.DockerContainer) { c.SecurityOpt = []string{"bogus"} }},
+		{"volumes", func(c *tasks.DockerContainer) { c.Volumes = []string{"relative/path:/x"} }},
+		{"volumes", func(c *tasks.DockerContainer) { c.Volumes = []string{"data:relative"} }},
+		{"volumes", func(c *tasks.DockerContainer) { c.Volumes = []string{"data:/x:rx"} }},
+		{"volumes", func(c *tasks.DockerContainer) { c.Volumes = []string{"data:/x:ro,rw"} }},
+		{"volumes", func(c *tasks.DockerContainer) { c.Volumes = []string{"a:/x", "/x"} }},
+		{"volumes", func(c *tasks.DockerContainer) { c.Volumes = []string{"a:/b:ro:z"} }},
+		{"labels", func(c *tasks.DockerContainer) { c.Labels = map[string]string{"a=b": "c"} }},
+		{"stop_timeout", func(c *tasks.DockerContainer) { c.StopTimeout = &neg }},
+	}
+	for _, tc := range cases {
+		c := fleetDindSpec()
+		tc.change(c)
+		err := c.Validate()
+		var fe *tasks.FieldError
+		if !errors.As(err, &fe) || fe.Field != tc.field {
+			t.Errorf("%s: want a FieldError for %s, got %v", tc.field, tc.field, err)
+		}
+	}
+	for _, c := range []*tasks.DockerContainer{dindSpec(), fleetDindSpec(), runnerSpec(), {Name: "gone", State: "absent"}} {
+		if err := c.Validate(); err != nil {
+			t.Errorf("%s: %v", c.Name, err)
+		}
+	}
+}
+
+// The options decode from a playbook's YAML under their docker run names.
+func TestContainerDecodesFromYAML(t *testing.T) {
+	src := `
+name: gitlab-dind
+image: docker:27-dind
+command: [--storage-driver=overlay2]
+env:
+  DOCKER_TLS_CERTDIR: ""
+  WORKERS: 4
+networks: [gitlab-runner-net]
+restart_policy: always
+privileged: true
+cap_add: [ALL]
+cap_drop: [SYS_RESOURCE]
+security_opt: [seccomp=unconfined]
+volumes: [gitlab-dind-storage:/var/lib/docker]
+labels: {team: ci}
+pull: missing
+stop_timeout: 10
+`
+	var c tasks.DockerContainer
+	dec := yaml.NewDecoder(strings.NewReader(src))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.Env["DOCKER_TLS_CERTDIR"] != "" || c.Env["WORKERS"] != "4" || c.StopTimeout == nil || *c.StopTimeout != 10 ||
+		!c.Privileged || c.RestartPolicy != "always" || c.Labels["team"] != "ci" {
+		t.Errorf("decoded %+v", c)
+	}
+	var n tasks.DockerNetwork
+	dec = yaml.NewDecoder(strings.NewReader("name: gitlab-runner-net\ndriver: bridge\noptions: {com.docker.network.driver.mtu: 1400}\nlabels: {a: b}\nstate: present\n"))
+	dec.KnownFields(true)
+	if err := dec.Decode(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n.Options["com.docker.network.driver.mtu"] != "1400" {
+		t.Errorf("decoded %+v", n)
+	}
+}

@@ -1,0 +1,230 @@
+package tasks_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dindops/dindops/tasks"
+	"github.com/dindops/dindops/tasks/tasktest"
+)
+
+// sleeperSource is the program of the test image: it waits for SIGTERM.
+const sleeperSource = `package main
+
+import (
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	c := make(chan os.Signal, 1)
+	signal.Notify(c, syscall.SIGTERM, syscall.SIGINT)
+	<-c
+}
+`
+
+// dockerCLIs returns the docker CLIs on this machine, by version: the one
+// on PATH and Debian's /usr/bin/docker when that is another one.
+func dockerCLIs(t *testing.T) map[string]string {
+	t.Helper()
+	clis := map[string]string{}
+	var paths []string
+	if p, err := exec.LookPath("docker"); err == nil {
+		paths = append(paths, p)
+	}
+	paths = append(paths, "/usr/bin/docker")
+	for _, p := range paths {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		out, err := exec.CommandContext(ctx, p, "version", "--format", "{{.Client.Version}}").Output()
+		cancel()
+		if err == nil {
+			clis[strings.TrimSpace(string(out))] = p
+		}
+	}
+	return clis
+}
+
+// TestDockerTasksOnLocalEngine runs both task kinds against the local docker
+// engine, with each docker CLI found, to prove that what they pass to docker
+// comes back through docker inspect exactly as they compare it. It is
+// skipped when there is no working docker.
+func TestDockerTasksOnLocalEngine(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: no real docker")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	err := exec.CommandContext(ctx, "docker", "info").Run()
+	cancel()
+	if err != nil {
+		t.Skipf("no working local docker engine (docker info: %v)", err)
+	}
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go toolchain to build the test image's program")
+	}
+
+	sfx := randomSuffix(t)
+	image := "dindops-test-" + sfx + ":1"
+	buildTestImage(t, gobin, image)
+	t.Cleanup(func() { exec.Command("docker", "image", "rm", "-f", image).Run() })
+
+	for version, cli := range dockerCLIs(t) {
+		t.Run("docker-"+version, func(t *testing.T) {
+			runOnLocalEngine(t, &tasktest.LocalHost{Programs: map[string]string{"docker": cli}}, image, randomSuffix(t))
+		})
+	}
+}
+
+func randomSuffix(t *testing.T) string {
+	b := make([]byte, 4)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// buildTestImage builds a static program that waits for SIGTERM and imports
+// it as an image with ENV, LABEL, CMD and VOLUME of its own, like
+// docker:dind has.
+func buildTestImage(t *testing.T, gobin, image string) {
+	t.Helper()
+	src, root := t.TempDir(), t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "main.go"), []byte(sleeperSource), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "go.mod"), []byte("module sleeper\n\ngo 1.21\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	build := exec.Command(gobin, "build", "-o", filepath.Join(root, "sleeper"), ".")
+	build.Dir = src
+	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-mod=mod", "GOWORK=off")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	tar := exec.Command("tar", "-C", root, "-c", ".")
+	imp := exec.Command("docker", "import",
+		"-c", `CMD ["/sleeper"]`, "-c", "ENV IMAGE_VAR=from-image PATH=/", "-c", "LABEL image.label=yes",
+		"-c", "VOLUME /var/lib/docker", "-", image)
+	pipe, err := tar.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	imp.Stdin = pipe
+	if err := tar.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := imp.CombinedOutput(); err != nil {
+		t.Fatalf("docker import: %v\n%s", err, out)
+	}
+	if err := tar.Wait(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func runOnLocalEngine(t *testing.T, h *tasktest.LocalHost, image, sfx string) {
+	ctx := context.Background()
+	name, net1, net2, vol := "dindops-test-c-"+sfx, "dindops-test-a-"+sfx, "dindops-test-b-"+sfx, "dindops-test-v-"+sfx
+	t.Cleanup(func() {
+		docker := h.Programs["docker"]
+		exec.Command(docker, "rm", "-f", "-v", name).Run()
+		exec.Command(docker, "network", "rm", net1, net2).Run()
+		exec.Command(docker, "volume", "rm", vol).Run()
+	})
+	converge := func(task tasks.Task) []tasks.Change {
+		t.Helper()
+		changes, err := task.Plan(ctx, h)
+		if err != nil {
+			t.Fatalf("plan: %v", err)
+		}
+		if len(changes) == 0 {
+			t.Fatal("first plan reported no changes")
+		}
+		if err := task.Apply(ctx, h, changes); err != nil {
+			t.Fatalf("apply: %v", err)
+		}
+		again, err := task.Plan(ctx, h)
+		if err != nil {
+			t.Fatalf("plan after apply: %v", err)
+		}
+		if len(again) != 0 {
+			t.Fatalf("plan after apply still reports: %+v", again)
+		}
+		return changes
+	}
+
+	n1 := &tasks.DockerNetwork{Name: net1, Labels: map[string]string{"team": "ci"},
+		Options: map[string]string{"com.docker.network.driver.mtu": "1400"}}
+	n2 := &tasks.DockerNetwork{Name: net2}
+	converge(n1)
+	converge(n2)
+
+	three := 3
+	c := &tasks.DockerContainer{
+		Name:          name,
+		Image:         image,
+		Entrypoint:    []string{"/sleeper"},
+		Command:       []string{"--storage-driver=overlay2"},
+		Env:           map[string]string{"DOCKER_TLS_CERTDIR": "", "SPACED": " a b "},
+		Networks:      []string{net1, net2},
+		RestartPolicy: "always",
+		CapAdd:        []string{"ALL"},
+		CapDrop:       []string{"SYS_RESOURCE"},
+		SecurityOpt:   []string{"seccomp=unconfined", "apparmor=unconfined"},
+		Volumes:       []string{vol + ":/var/lib/docker", t.TempDir() + ":/host:ro", "/scratch"},
+		Labels:        map[string]string{"managed-by": "dindops"},
+		StopTimeout:   &three,
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	converge(c)
+
+	// Change env: the plan shows exactly env, and apply converges.
+	c.Env["SPACED"] = "changed"
+	changes, err := c.Plan(ctx, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(changes) != 1 || !reflect.DeepEqual(fieldNames(changes[0].Fields), []string{"env"}) {
+		t.Fatalf("want exactly env to differ, got %+v", changes)
+	}
+	if err := c.Apply(ctx, h, changes); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := c.Plan(ctx, h); err != nil || len(again) != 0 {
+		t.Fatalf("plan after apply: %+v, %v", again, err)
+	}
+
+	// Network drift with the container attached: recreated, reconnected.
+	n1.Labels = map[string]string{"team": "platform"}
+	changes, err = n1.Plan(ctx, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(changes) != 1 || len(changes[0].Warnings) != 1 || !strings.Contains(changes[0].Warnings[0], name) {
+		t.Fatalf("want a recreate warning naming %s, got %+v", name, changes)
+	}
+	if err := n1.Apply(ctx, h, changes); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := n1.Plan(ctx, h); err != nil || len(again) != 0 {
+		t.Fatalf("network plan after apply: %+v, %v", again, err)
+	}
+	if again, err := c.Plan(ctx, h); err != nil || len(again) != 0 {
+		t.Fatalf("container plan after the network's recreation: %+v, %v", again, err)
+	}
+
+	// Remove everything.
+	converge(&tasks.DockerContainer{Name: name, State: "absent"})
+	converge(&tasks.DockerNetwork{Name: net1, State: "absent"})
+	converge(&tasks.DockerNetwork{Name: net2, State: "absent"})
+}

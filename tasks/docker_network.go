@@ -1,0 +1,363 @@
+package tasks
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// DockerNetwork keeps a docker network with the given driver, driver options
+// and labels (docker network create, https://docs.docker.com/reference/cli/docker/network/create/;
+// the fields of docker network inspect).
+//
+// Docker cannot change a network in place, so a network that differs is
+// recreated: the containers attached to it (running or not) are disconnected,
+// the network is removed and created again, and the containers are
+// reconnected with their aliases.
+type DockerNetwork struct {
+	// Name of the network (required).
+	Name string `yaml:"name"`
+	// Driver is docker's --driver: "bridge" when empty.
+	Driver string `yaml:"driver"`
+	// Options are driver options (--opt key=value, inspect's Options). Only
+	// the keys given are compared: docker adds defaults of its own
+	// (newer versions add com.docker.network.enable_ipv4/enable_ipv6), and
+	// those are not drift.
+	Options map[string]string `yaml:"options"`
+	// Labels (--label key=value) must match exactly.
+	Labels map[string]string `yaml:"labels"`
+	// State is "present" (default) or "absent".
+	State string `yaml:"state"`
+}
+
+// networkJSON is the part of `docker network inspect` read here.
+type networkJSON struct {
+	Name    string            `json:"Name"`
+	ID      string            `json:"Id"`
+	Driver  string            `json:"Driver"`
+	Options map[string]string `json:"Options"`
+	Labels  map[string]string `json:"Labels"`
+}
+
+// attached is a container attached to a network.
+type attached struct {
+	ID      string
+	Name    string
+	Aliases []string
+}
+
+// networkOp is a network change's payload: what Apply does.
+type networkOp string
+
+const (
+	netCreate   networkOp = "create"
+	netRecreate networkOp = "recreate"
+	netRemove   networkOp = "remove"
+)
+
+func (n *DockerNetwork) driver() string {
+	if n.Driver == "" {
+		return "bridge"
+	}
+	return n.Driver
+}
+
+func (n *DockerNetwork) state() string {
+	if n.State == "" {
+		return "present"
+	}
+	return n.State
+}
+
+// Validate implements Validator.
+func (n *DockerNetwork) Validate() error {
+	switch {
+	case n.Name == "":
+		return FieldErrorf("name", "required")
+	case !dockerNameRE.MatchString(n.Name):
+		return FieldErrorf("name", "invalid network name %q: use letters, digits, '_', '.' and '-', starting with a letter or digit", n.Name)
+	case n.Name == "bridge" || n.Name == "host" || n.Name == "none":
+		return FieldErrorf("name", "%q is one of docker's predefined networks and cannot be managed", n.Name)
+	case n.Driver != "" && !dockerNameRE.MatchString(n.Driver) && !strings.Contains(n.Driver, "/"):
+		return FieldErrorf("driver", "invalid driver %q", n.Driver)
+	}
+	switch n.State {
+	case "", "present", "absent":
+	default:
+		return FieldErrorf("state", "must be present or absent, not %q", n.State)
+	}
+	if err := checkKeys("options", n.Options); err != nil {
+		return err
+	}
+	return checkKeys("labels", n.Labels)
+}
+
+// Plan implements Task. It runs `docker network inspect NAME`, and only when
+// the network is to be recreated or removed also lists the containers
+// attached to it (docker ps -a --filter network=NAME), so the plan can say
+// which ones will be disconnected: inspect lists only running ones.
+func (n *DockerNetwork) Plan(ctx context.Context, h Host) ([]Change, error) {
+	cur, err := n.inspect(ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	ch := Change{Resource: "network", Target: n.Name}
+	switch {
+	case cur == nil && n.state() == "absent":
+		return nil, nil
+	case cur == nil:
+		ch.Action, ch.Summary, ch.Payload = Create, "create", netCreate
+		ch.Fields = append(ch.Fields, Field{Name: "driver", New: n.driver()})
+		if len(n.Labels) > 0 {
+			ch.Fields = append(ch.Fields, Field{Name: "labels", New: kvLines(n.Labels)})
+		}
+		if len(n.Options) > 0 {
+			ch.Fields = append(ch.Fields, Field{Name: "options", New: kvLines(n.Options)})
+		}
+		return []Change{ch}, nil
+	case n.state() == "absent":
+		ch.Action, ch.Summary, ch.Payload = Delete, "remove", netRemove
+	default:
+		ch.Fields = n.diff(cur)
+		if len(ch.Fields) == 0 {
+			return nil, nil
+		}
+		ch.Action, ch.Summary, ch.Payload = Update, recreateSummary(ch.Fields), netRecreate
+	}
+	conts, err := n.attachedContainers(ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	if len(conts) > 0 {
+		again := " and reconnected"
+		if ch.Action == Delete {
+			again = ""
+		}
+		ch.Warnings = append(ch.Warnings, fmt.Sprintf("%s %s will be disconnected%s", plural(len(conts), "container", "containers"), names(conts), again))
+	}
+	return []Change{ch}, nil
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// diff lists the fields where cur differs from n, sorted by name.
+func (n *DockerNetwork) diff(cur *networkJSON) []Field {
+	var fs []Field
+	if cur.Driver != n.driver() {
+		fs = append(fs, Field{Name: "driver", Old: cur.Driver, New: n.driver()})
+	}
+	if kvLines(cur.Labels) != kvLines(n.Labels) {
+		fs = append(fs, Field{Name: "labels", Old: kvLines(cur.Labels), New: kvLines(n.Labels)})
+	}
+	// Options: only the keys asked for; docker's own defaults are not drift.
+	seen := map[string]string{}
+	for k := range n.Options {
+		if v, ok := cur.Options[k]; ok {
+			seen[k] = v
+		}
+	}
+	if kvLines(seen) != kvLines(n.Options) {
+		fs = append(fs, Field{Name: "options", Old: kvLines(seen), New: kvLines(n.Options)})
+	}
+	return fs
+}
+
+// inspect returns the network, or nil when there is none by that name.
+func (n *DockerNetwork) inspect(ctx context.Context, h Host) (*networkJSON, error) {
+	res, err := dockerInspect(ctx, h, []string{"docker", "network", "inspect", n.Name}, []string{n.Name})
+	if err != nil {
+		return nil, err
+	}
+	raw, ok := res.found[n.Name]
+	if !ok {
+		return nil, nil
+	}
+	var net networkJSON
+	if err := json.Unmarshal(raw, &net); err != nil {
+		return nil, fmt.Errorf("docker network inspect %s: %w", n.Name, err)
+	}
+	if net.Name != n.Name {
+		// docker also resolves ID prefixes; a network that only matched by
+		// ID is not the one named.
+		return nil, nil
+	}
+	return &net, nil
+}
+
+// attachedContainers lists the containers attached to the network, running
+// or stopped, sorted by name.
+func (n *DockerNetwork) attachedContainers(ctx context.Context, h Host) ([]attached, error) {
+	out, err := Exec(ctx, h, "docker", "ps", "-a", "--no-trunc", "--filter", "network="+n.Name, "--format", "{{.ID}}\t{{.Names}}")
+	if err != nil {
+		return nil, err
+	}
+	var conts []attached
+	for _, line := range strings.Split(string(out), "\n") {
+		id, names, ok := strings.Cut(strings.TrimSpace(line), "\t")
+		if !ok {
+			continue
+		}
+		name := names
+		// Names is comma-separated when legacy links add "other/alias" names.
+		for _, nm := range strings.Split(names, ",") {
+			if !strings.Contains(nm, "/") {
+				name = nm
+				break
+			}
+		}
+		conts = append(conts, attached{ID: id, Name: name})
+	}
+	sort.Slice(conts, func(i, j int) bool { return conts[i].Name < conts[j].Name })
+	return conts, nil
+}
+
+// aliases fills in each container's aliases on the network, leaving out the
+// short container ID that docker 20.10 adds by itself.
+func (n *DockerNetwork) aliases(ctx context.Context, h Host, conts []attached) error {
+	if len(conts) == 0 {
+		return nil
+	}
+	args := []string{"docker", "container", "inspect"}
+	for _, c := range conts {
+		args = append(args, c.ID)
+	}
+	out, err := Exec(ctx, h, args...)
+	if err != nil {
+		return err
+	}
+	var got []struct {
+		ID              string `json:"Id"`
+		NetworkSettings struct {
+			Networks map[string]struct {
+				Aliases []string `json:"Aliases"`
+			} `json:"Networks"`
+		} `json:"NetworkSettings"`
+	}
+	if err := json.Unmarshal(out, &got); err != nil {
+		return fmt.Errorf("docker container inspect: %w", err)
+	}
+	byID := map[string][]string{}
+	for _, g := range got {
+		var keep []string
+		for _, a := range g.NetworkSettings.Networks[n.Name].Aliases {
+			if len(g.ID) >= 12 && a == g.ID[:12] {
+				continue
+			}
+			keep = append(keep, a)
+		}
+		byID[g.ID] = keep
+	}
+	for i := range conts {
+		conts[i].Aliases = byID[conts[i].ID]
+	}
+	return nil
+}
+
+// Apply implements Task.
+func (n *DockerNetwork) Apply(ctx context.Context, h Host, changes []Change) error {
+	for _, ch := range changes {
+		op, _ := ch.Payload.(networkOp)
+		var err error
+		switch op {
+		case netCreate:
+			err = n.create(ctx, h)
+		case netRecreate:
+			err = n.recreate(ctx, h, true)
+		case netRemove:
+			err = n.recreate(ctx, h, false)
+		default:
+			err = fmt.Errorf("docker_network: change %q has no payload of this task", ch.Summary)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// createArgs is the docker network create command for n.
+func (n *DockerNetwork) createArgs() []string {
+	args := []string{"docker", "network", "create", "--driver=" + n.driver()}
+	args = append(args, kvArgs("--opt", n.Options)...)
+	args = append(args, kvArgs("--label", n.Labels)...)
+	return append(args, n.Name)
+}
+
+func (n *DockerNetwork) create(ctx context.Context, h Host) error {
+	_, err := Exec(ctx, h, n.createArgs()...)
+	if err == nil {
+		return nil
+	}
+	// Made by something else since the plan? Never surface docker's raw
+	// "already exists" (C13): say what the plan would be now.
+	now, perr := n.Plan(ctx, h)
+	if perr != nil || (len(now) > 0 && now[0].Action == Create) {
+		return err
+	}
+	if len(now) == 0 {
+		return nil
+	}
+	return appearedError("network", n.Name, now)
+}
+
+// recreate disconnects the attached containers, removes the network and,
+// when again is set, creates it anew and reconnects them.
+func (n *DockerNetwork) recreate(ctx context.Context, h Host, again bool) error {
+	conts, err := n.attachedContainers(ctx, h)
+	if err != nil {
+		return err
+	}
+	if again {
+		if err := n.aliases(ctx, h, conts); err != nil {
+			return err
+		}
+	}
+	for _, c := range conts {
+		if _, err := Exec(ctx, h, "docker", "network", "disconnect", n.Name, c.ID); err != nil {
+			return fmt.Errorf("disconnect %s from network %s: %w", c.Name, n.Name, err)
+		}
+	}
+	if _, err := Exec(ctx, h, "docker", "network", "rm", n.Name); err != nil {
+		return n.reconnect(ctx, h, conts, fmt.Errorf("remove network %s: %w", n.Name, err))
+	}
+	if !again {
+		return nil
+	}
+	if _, err := Exec(ctx, h, n.createArgs()...); err != nil {
+		return n.reconnect(ctx, h, nil, fmt.Errorf("network %s was removed but not created again, containers %s are disconnected: %w", n.Name, names(conts), err))
+	}
+	return n.reconnect(ctx, h, conts, nil)
+}
+
+// reconnect connects conts to the network with their aliases, and returns
+// first joined with whatever failed.
+func (n *DockerNetwork) reconnect(ctx context.Context, h Host, conts []attached, first error) error {
+	errs := []error{first}
+	for _, c := range conts {
+		args := []string{"docker", "network", "connect"}
+		for _, a := range c.Aliases {
+			args = append(args, "--alias="+a)
+		}
+		args = append(args, n.Name, c.ID)
+		if _, err := Exec(ctx, h, args...); err != nil {
+			errs = append(errs, fmt.Errorf("reconnect %s to network %s: %w", c.Name, n.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func names(conts []attached) string {
+	ns := make([]string, len(conts))
+	for i, c := range conts {
+		ns[i] = c.Name
+	}
+	return strings.Join(ns, ", ")
+}
