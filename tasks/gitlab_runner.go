@@ -65,7 +65,10 @@ import (
 // A runner whose name is already in config.toml with a token is never
 // registered again; plan compares the settings this task manages (url,
 // executor, environment, docker.*, and the global concurrent and
-// check_interval) and shows a diff of config.toml when they differ. Options
+// check_interval) and shows a diff of config.toml when they differ. When a
+// glrt- token is given and config.toml holds another one (the token was
+// reset in GitLab), the token is updated too, after GitLab verifies the new
+// one. Options
 // left unset (empty strings and lists, zero numbers, unset booleans) are not
 // managed: whatever config.toml has for them is kept.
 //
@@ -392,6 +395,9 @@ type gitlabRunnerPayload struct {
 	// .runner_system_id did not exist and Apply creates it.
 	systemID      string
 	writeSystemID bool
+	// newToken says an Update also puts the given glrt- token in place of
+	// the one config.toml has.
+	newToken bool
 }
 
 // Plan implements Task.
@@ -447,6 +453,20 @@ func (g *GitLabRunner) Plan(ctx context.Context, h Host) ([]Change, error) {
 
 	planned := doc.clone()
 	fields := g.applySettings(planned, idx)
+	// A glrt- token is used as it is, so config.toml must hold the one given
+	// (it changes when the token is reset in GitLab). A registration token
+	// cannot be compared: config.toml holds the token GitLab issued for it.
+	if cur, _ := doc.runners()[idx]["token"].(string); g.isRunnerAuthToken() && cur != g.token {
+		sid, sidFields, err := g.planSystemID(ctx, h, path, payload)
+		if err != nil {
+			return nil, err
+		}
+		payload.newToken = true
+		fields = append(fields, Field{Name: "token", Old: SensitiveValue, New: SensitiveValue, Sensitive: true},
+			Field{Name: "token_source", New: g.tokenSource + " (" + g.tokenKind() + ", not the one in " + path + ")"},
+			Field{Name: "request", New: fmt.Sprintf("POST %s/api/v4/runners/verify token=%s system_id=%s", strings.TrimRight(g.URL, "/"), SensitiveValue, sid)})
+		fields = append(fields, sidFields...)
+	}
 	if exists && f.Mode != 0o600 {
 		fields = append(fields, Field{Name: "mode", Old: fmt.Sprintf("%04o", f.Mode), New: "0600"})
 	}
@@ -471,19 +491,11 @@ func (g *GitLabRunner) planRegister(ctx context.Context, h Host, path string, do
 	fields := []Field{{Name: "name", New: g.Name}}
 	var request string
 	if g.isRunnerAuthToken() {
-		sid, exists, err := readSystemID(ctx, h, pathDir(path))
+		sid, sidFields, err := g.planSystemID(ctx, h, path, payload)
 		if err != nil {
 			return nil, err
 		}
-		if !exists {
-			sid, err = newSystemID()
-			if err != nil {
-				return nil, err
-			}
-			payload.writeSystemID = true
-			fields = append(fields, Field{Name: "system_id", New: sid + " (new " + systemIDPath(path) + ")"})
-		}
-		payload.systemID = sid
+		fields = append(fields, sidFields...)
 		request = fmt.Sprintf("POST %s/api/v4/runners/verify token=%s system_id=%s", base, SensitiveValue, sid)
 	} else {
 		request = fmt.Sprintf("POST %s/api/v4/runners token=%s description=%s", base, SensitiveValue, g.Name)
@@ -515,6 +527,25 @@ func (g *GitLabRunner) planRegister(ctx context.Context, h Host, path string, do
 	payload.action = Create
 	return []Change{{Action: Create, Resource: "runner", Target: g.Name, Summary: summary,
 		Fields: fields, Diff: diff, Warnings: warnings, Payload: payload}}, nil
+}
+
+// planSystemID picks the system_id sent with a glrt- token: the one in
+// .runner_system_id, or a new one Apply writes there.
+func (g *GitLabRunner) planSystemID(ctx context.Context, h Host, path string, payload *gitlabRunnerPayload) (string, []Field, error) {
+	sid, exists, err := readSystemID(ctx, h, pathDir(path))
+	if err != nil {
+		return "", nil, err
+	}
+	var fields []Field
+	if !exists {
+		if sid, err = newSystemID(); err != nil {
+			return "", nil, err
+		}
+		payload.writeSystemID = true
+		fields = append(fields, Field{Name: "system_id", New: sid + " (new " + systemIDPath(path) + ")"})
+	}
+	payload.systemID = sid
+	return sid, fields, nil
 }
 
 func (g *GitLabRunner) tokenKind() string {
@@ -554,8 +585,7 @@ func (g *GitLabRunner) Apply(ctx context.Context, h Host, changes []Change) erro
 			if idx < 0 {
 				return fmt.Errorf("runner %s is no longer in %s; plan again", g.Name, path)
 			}
-			g.applySettings(doc, idx)
-			err = g.write(ctx, h, path, doc, "")
+			err = g.applyUpdate(ctx, h, path, doc, idx, p)
 		case Delete:
 			err = g.applyDelete(ctx, h, path, doc, idx)
 		default:
@@ -588,21 +618,13 @@ func (g *GitLabRunner) applyRegister(ctx context.Context, h Host, path string, d
 	if err != nil {
 		return err
 	}
-	if p.writeSystemID {
-		// gitlab-runner keeps the system ID it finds here, so GitLab sees
-		// one runner manager for this host, the one verified above.
-		if err := h.WriteFile(ctx, systemIDPath(path), []byte(p.systemID), WriteOptions{Mode: 0o600, Owner: "root", Group: "root"}); err != nil {
-			return err
-		}
+	if err := g.keepSystemID(ctx, h, path, p); err != nil {
+		return err
 	}
 	if idx < 0 {
 		idx = doc.addRunner(g.Name)
 	}
-	r := doc.runners()[idx]
-	r["id"] = reg.ID
-	r["token"] = reg.Token
-	r["token_obtained_at"] = g.clock().UTC().Truncate(time.Second)
-	r["token_expires_at"] = reg.expiresAt()
+	g.setToken(doc, idx, reg)
 	g.applySettings(doc, idx)
 	if err := g.write(ctx, h, path, doc, reg.Token); err != nil {
 		if g.isRunnerAuthToken() {
@@ -616,6 +638,46 @@ func (g *GitLabRunner) applyRegister(ctx context.Context, h Host, path string, d
 		return fmt.Errorf("%w; the runner registered in GitLab (id %d) was deleted again", err, reg.ID)
 	}
 	return nil
+}
+
+func (g *GitLabRunner) applyUpdate(ctx context.Context, h Host, path string, doc *tomlDoc, idx int, p *gitlabRunnerPayload) error {
+	if idx < 0 {
+		return fmt.Errorf("runner %s is no longer in %s; plan again", g.Name, path)
+	}
+	token := ""
+	if p.newToken {
+		reg, err := g.verify(ctx, p.systemID)
+		if err != nil {
+			return err
+		}
+		if err := g.keepSystemID(ctx, h, path, p); err != nil {
+			return err
+		}
+		g.setToken(doc, idx, reg)
+		token = reg.Token
+	}
+	g.applySettings(doc, idx)
+	return g.write(ctx, h, path, doc, token)
+}
+
+// keepSystemID writes the system ID verified with GitLab to
+// .runner_system_id when plan found none: gitlab-runner keeps the one it
+// finds there, so GitLab sees one runner manager for this host.
+func (g *GitLabRunner) keepSystemID(ctx context.Context, h Host, path string, p *gitlabRunnerPayload) error {
+	if !p.writeSystemID {
+		return nil
+	}
+	return h.WriteFile(ctx, systemIDPath(path), []byte(p.systemID), WriteOptions{Mode: 0o600, Owner: "root", Group: "root"})
+}
+
+// setToken records a runner's registration in its [[runners]] entry, with
+// gitlab-runner's keys.
+func (g *GitLabRunner) setToken(doc *tomlDoc, idx int, reg runnerTokenResponse) {
+	r := doc.runners()[idx]
+	r["id"] = reg.ID
+	r["token"] = reg.Token
+	r["token_obtained_at"] = g.clock().UTC().Truncate(time.Second)
+	r["token_expires_at"] = reg.expiresAt()
 }
 
 func (g *GitLabRunner) applyDelete(ctx context.Context, h Host, path string, doc *tomlDoc, idx int) error {

@@ -667,6 +667,47 @@ func TestGitLabRunnerUpdatesChangedSettings(t *testing.T) {
 	f.assertNoSecrets(h, glrt)
 }
 
+// A glrt- token reset in GitLab and given anew replaces the one in
+// config.toml, after GitLab accepts it; the rest of the entry stays.
+func TestGitLabRunnerReplacesARotatedAuthenticationToken(t *testing.T) {
+	f := newGitLab(t, fakegitlab.Options{})
+	_, old := f.fake.CreateRunner(fakegitlab.NewRunner{})
+	h := tasktest.New()
+	tasktest.Converge(t, f.mustPrepare(f.task(old, nil)), h)
+	sid, _ := h.File(sysIDPath)
+
+	id2, rotated := f.fake.CreateRunner(fakegitlab.NewRunner{})
+	g := f.mustPrepare(f.task(rotated, nil))
+	changes := tasktest.Converge(t, g, h)
+	f.record(changes)
+	c := changes[0]
+	if c.Action != tasks.Update || tasks.FieldNames(c.Fields) != "token, token_source, request" || !c.Fields[0].Sensitive {
+		t.Errorf("change %v %+v", c.Action, c.Fields)
+	}
+	r := runnersOf(t, decodeConfig(t, h))[0]
+	if r["token"] != rotated || r["id"] != id2 || r["executor"] != "docker" {
+		t.Errorf("entry %v", r)
+	}
+	if got := f.fake.Runners()[1].VerifiedSystemIDs; !reflect.DeepEqual(got, []string{string(sid.Content)}) {
+		t.Errorf("verified with %v, host keeps %q", got, sid.Content)
+	}
+
+	// A token GitLab refuses leaves config.toml alone.
+	before, _ := h.File(cfgPath)
+	g = f.mustPrepare(f.task("glrt-revokedSECRET", nil))
+	changes, err := f.plan(g, h)
+	if err != nil || len(changes) != 1 {
+		t.Fatalf("plan: %v %v", changes, err)
+	}
+	if err := f.apply(g, h, changes); err == nil || !strings.Contains(err.Error(), "403") {
+		t.Errorf("apply: %v", err)
+	}
+	if after, _ := h.File(cfgPath); string(after.Content) != string(before.Content) {
+		t.Errorf("config.toml changed after a refused token")
+	}
+	f.assertNoSecrets(h, old, rotated, "glrt-revokedSECRET")
+}
+
 func TestGitLabRunnerFixesModeAndOwner(t *testing.T) {
 	f := newGitLab(t, fakegitlab.Options{})
 	_, glrt := f.fake.CreateRunner(fakegitlab.NewRunner{})
