@@ -111,10 +111,13 @@ func (c *Conn) exec(ctx context.Context, line string, stdin []byte, o execOpts) 
 		out.ExitCode = exitErr.ExitStatus()
 		return out, nil
 	}
-	// The session may end a moment before the connection is known dead.
-	select {
-	case <-c.dead:
-	case <-time.After(500 * time.Millisecond):
+	if exitErr == nil {
+		// Without an exit status, the session may have ended a moment
+		// before the connection is known dead.
+		select {
+		case <-c.dead:
+		case <-time.After(500 * time.Millisecond):
+		}
 	}
 	if lerr := c.lostError("running " + o.display); lerr != nil {
 		return tasks.Output{}, lerr

@@ -27,7 +27,11 @@ func (c *Conn) Host(become bool) tasks.Host {
 // Run implements tasks.Host. The command line sent is tasks.ShellJoin of the
 // argv, prefixed by "sudo -n -u USER --" with become. Output keeps at most
 // Config.OutputLimit bytes at the head and at the tail of each stream, with a
-// note of what was left out between them. Errors: the context's,
+// note of what was left out between them. When ctx is done, the command is
+// sent SIGTERM and its session closed, and Run returns ctx's error at once
+// (within 2s even if the host does not answer); OpenSSH refuses signals to
+// sessions of root logins, so there a cancelled command may run on until it
+// ends or writes to its closed output. Errors: the context's,
 // *UnreachableError, *BecomeError, *CommandError.
 func (h *host) Run(ctx context.Context, cmd tasks.Cmd) (tasks.Output, error) {
 	if len(cmd.Args) == 0 {
