@@ -246,11 +246,15 @@ func mkdirProgram(h *Host, args []string, _ []byte) tasks.Output {
 	if h.Frozen() {
 		return tasks.Output{ExitCode: 99, Stderr: []byte("mkdir on a frozen host\n")}
 	}
-	for _, a := range args[1:] {
-		if strings.HasPrefix(a, "-") {
-			continue
+	rest := args[1:]
+	for i := 0; i < len(rest); i++ {
+		switch a := rest[i]; {
+		case a == "-m" || a == "--mode":
+			i++ // the mode's value
+		case strings.HasPrefix(a, "-"):
+		default:
+			h.MkdirAll(a)
 		}
-		h.MkdirAll(a)
 	}
 	return tasks.Output{}
 }
