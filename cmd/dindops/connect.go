@@ -69,7 +69,7 @@ func (c *sshConnector) Connect(ctx context.Context, h *inventory.Host) (runner.C
 		KeepaliveInterval:     c.o.keepaliveInterval,
 		KeepaliveCountMax:     c.o.keepaliveCountMax,
 		BecomeUser:            h.BecomeUser,
-		Logger:                c.logger.With("host", h.Name),
+		Logger:                c.logger,
 	}
 	if cfg.User == "" {
 		cfg.User = c.user
