@@ -93,9 +93,9 @@ type ExitError struct {
 }
 
 func (e *ExitError) Error() string {
-	msg := reasonLine(e.Stderr)
+	msg := LastLine(e.Stderr)
 	if msg == "" {
-		msg = reasonLine(e.Stdout)
+		msg = LastLine(e.Stdout)
 	}
 	if msg == "" {
 		return fmt.Sprintf("%s: exit status %d", e.Cmd, e.ExitCode)
@@ -103,9 +103,10 @@ func (e *ExitError) Error() string {
 	return fmt.Sprintf("%s: exit status %d: %s", e.Cmd, e.ExitCode, msg)
 }
 
-// reasonLine returns the last non-empty line of b, which is where programs put
-// the reason they failed; it is capped so one error never floods a report.
-func reasonLine(b []byte) string {
+// LastLine returns the last non-empty line of b, which is where programs put
+// the reason they failed, capped at 300 bytes so one error never floods a
+// report.
+func LastLine(b []byte) string {
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
 	for i := len(lines) - 1; i >= 0; i-- {
 		if l := strings.TrimSpace(lines[i]); l != "" {

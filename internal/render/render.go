@@ -205,46 +205,35 @@ func (h Human) Recap(r *runner.Result) {
 	fmt.Fprintf(h.W, "\n%s\n", h.paint(bold, SummaryLine(r)))
 }
 
+type words struct{ head, none, nothing, create, update, restart, delete, run string }
+
+var summaryWords = map[runner.Mode]words{
+	runner.PlanMode:  {"Plan", "No changes:", "Nothing planned.", "to create", "to update", "to restart", "to delete", "to run"},
+	runner.ApplyMode: {"Apply complete", "Apply complete: 0 changed;", "Nothing applied.", "created", "updated", "restarted", "deleted", "run"},
+}
+
 // SummaryLine is the one-line summary of a run, e.g.
 // "Plan: 2 to create, 1 to update, 1 to restart on 3 hosts."
 func SummaryLine(r *runner.Result) string {
 	s := r.Summary
 	hosts := len(r.Recap)
 	var b strings.Builder
-	if r.Mode == runner.PlanMode {
-		if s.Total() == 0 {
-			if ok := hosts - s.Failed; ok > 0 {
-				fmt.Fprintf(&b, "No changes: %d %s up to date.", ok, plural(ok, "host is", "hosts are"))
-			} else {
-				b.WriteString("Nothing planned.")
-			}
+	w := summaryWords[r.Mode]
+	if s.Total() == 0 {
+		if ok := hosts - s.Failed; ok > 0 {
+			fmt.Fprintf(&b, "%s %d %s up to date.", w.none, ok, plural(ok, "host is", "hosts are"))
 		} else {
-			fmt.Fprintf(&b, "Plan: %d to create, %d to update, %d to restart", s.Create, s.Update, s.Restart)
-			if s.Delete > 0 {
-				fmt.Fprintf(&b, ", %d to delete", s.Delete)
-			}
-			if s.Run > 0 {
-				fmt.Fprintf(&b, ", %d to run", s.Run)
-			}
-			fmt.Fprintf(&b, " on %d %s.", s.Hosts, plural(s.Hosts, "host", "hosts"))
+			b.WriteString(w.nothing)
 		}
 	} else {
-		if s.Total() == 0 {
-			if ok := hosts - s.Failed; ok > 0 {
-				fmt.Fprintf(&b, "Apply complete: 0 changed; %d %s up to date.", ok, plural(ok, "host is", "hosts are"))
-			} else {
-				b.WriteString("Nothing applied.")
-			}
-		} else {
-			fmt.Fprintf(&b, "Apply complete: %d created, %d updated, %d restarted", s.Create, s.Update, s.Restart)
-			if s.Delete > 0 {
-				fmt.Fprintf(&b, ", %d deleted", s.Delete)
-			}
-			if s.Run > 0 {
-				fmt.Fprintf(&b, ", %d run", s.Run)
-			}
-			fmt.Fprintf(&b, " on %d %s.", s.Hosts, plural(s.Hosts, "host", "hosts"))
+		fmt.Fprintf(&b, "%s: %d %s, %d %s, %d %s", w.head, s.Create, w.create, s.Update, w.update, s.Restart, w.restart)
+		if s.Delete > 0 {
+			fmt.Fprintf(&b, ", %d %s", s.Delete, w.delete)
 		}
+		if s.Run > 0 {
+			fmt.Fprintf(&b, ", %d %s", s.Run, w.run)
+		}
+		fmt.Fprintf(&b, " on %d %s.", s.Hosts, plural(s.Hosts, "host", "hosts"))
 	}
 	if s.Failed > 0 {
 		var names []string

@@ -252,42 +252,40 @@ func (r *run) host(ctx context.Context, hp *playbooks.HostPlay) *HostResult {
 	}
 	notified := map[string]bool{}
 	for _, s := range hp.Tasks {
-		tr := r.step(ctx, conn, s, false, logger)
-		hr.Tasks = append(hr.Tasks, tr)
-		if tr.Status == Changed {
+		if !r.record(ctx, conn, s, false, hr, logger) {
+			return hr
+		}
+		if hr.Tasks[len(hr.Tasks)-1].Status == Changed {
 			for _, n := range s.Def.Notify {
 				notified[n] = true
 			}
 		}
-		if tr.Status == Failed || tr.Status == Unreachable {
-			hr.Status, hr.Error = tr.Status, fmt.Sprintf("task %q: %s", tr.Name, tr.Error)
-			if tr.Status == Unreachable {
-				tr.Status = Failed
-			}
-			return hr
-		}
-		if tr.Status == Changed {
-			hr.Status = Changed
-		}
 	}
 	for _, s := range hp.Handlers {
-		if !notified[s.Def.Name] {
-			continue
-		}
-		tr := r.step(ctx, conn, s, true, logger)
-		hr.Tasks = append(hr.Tasks, tr)
-		if tr.Status == Failed || tr.Status == Unreachable {
-			hr.Status, hr.Error = tr.Status, fmt.Sprintf("handler %q: %s", tr.Name, tr.Error)
-			if tr.Status == Unreachable {
-				tr.Status = Failed
-			}
+		if notified[s.Def.Name] && !r.record(ctx, conn, s, true, hr, logger) {
 			return hr
-		}
-		if tr.Status == Changed {
-			hr.Status = Changed
 		}
 	}
 	return hr
+}
+
+// record runs one step into hr and reports whether the host may go on.
+func (r *run) record(ctx context.Context, conn Conn, s *playbooks.Step, handler bool, hr *HostResult, logger *log.Logger) bool {
+	tr := r.step(ctx, conn, s, handler, logger)
+	hr.Tasks = append(hr.Tasks, tr)
+	switch tr.Status {
+	case Failed, Unreachable:
+		what := "task"
+		if handler {
+			what = "handler"
+		}
+		hr.Status, hr.Error = tr.Status, fmt.Sprintf("%s %q: %s", what, tr.Name, tr.Error)
+		tr.Status = Failed // the task failed; the host is what became unreachable
+		return false
+	case Changed:
+		hr.Status = Changed
+	}
+	return true
 }
 
 // step plans one task and, in apply mode, applies what the plan found.

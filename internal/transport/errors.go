@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io/fs"
 	"strings"
+
+	"github.com/dindops/dindops/tasks"
 )
 
 // ErrConnectionLost matches (errors.Is) an *UnreachableError raised because
@@ -119,7 +121,7 @@ func (e *BecomeError) Error() string {
 	case "missing":
 		return fmt.Sprintf("sudo is not installed on %s: install it, or log in as %s", e.Host, e.Become)
 	}
-	return fmt.Sprintf("sudo as %s on %s failed: %s", e.Become, e.Host, lastLine(e.Stderr))
+	return fmt.Sprintf("sudo as %s on %s failed: %s", e.Become, e.Host, tasks.LastLine(e.Stderr))
 }
 
 // CommandError is a command whose outcome is unknown or abnormal: it was
@@ -165,17 +167,3 @@ type notExistError struct{ msg string }
 
 func (e *notExistError) Error() string        { return e.msg }
 func (e *notExistError) Is(target error) bool { return target == fs.ErrNotExist }
-
-// lastLine returns the last non-empty line of b, capped at 300 bytes.
-func lastLine(b []byte) string {
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	for i := len(lines) - 1; i >= 0; i-- {
-		if l := strings.TrimSpace(lines[i]); l != "" {
-			if len(l) > 300 {
-				l = l[:300] + "…"
-			}
-			return l
-		}
-	}
-	return ""
-}

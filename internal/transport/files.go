@@ -86,7 +86,7 @@ func (h *host) ReadFile(ctx context.Context, p string) (tasks.RemoteFile, error)
 // commandFailure turns a helper script's failure into an error, wrapping
 // fs.ErrPermission when access was denied.
 func commandFailure(code int, stderr []byte) error {
-	msg := lastLine(stderr)
+	msg := tasks.LastLine(stderr)
 	if strings.Contains(msg, "Permission denied") || strings.Contains(msg, "Operation not permitted") {
 		return fmt.Errorf("%s: %w", msg, fs.ErrPermission)
 	}
