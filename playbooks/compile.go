@@ -49,9 +49,15 @@ type CompileOptions struct {
 // result is decoded strictly and validated. Errors carry file:line:column.
 func Compile(play *Play, host *inventory.Host, opts CompileOptions) (*HostPlay, error) {
 	vars := map[string]any{}
-	maps.Copy(vars, play.Vars)
-	maps.Copy(vars, host.Vars)
-	maps.Copy(vars, opts.ExtraVars)
+	origin := map[string]string{}
+	for _, layer := range []struct {
+		vars map[string]any
+		from string
+	}{{play.Vars, "the play's vars"}, {host.Vars, "the inventory"}, {opts.ExtraVars, "-e"}} {
+		for k, v := range layer.vars {
+			vars[k], origin[k] = v, layer.from
+		}
+	}
 	vars["inventory_hostname"] = host.Name
 	groups := append([]string{}, host.Groups...)
 	gl := make([]any, len(groups))
@@ -73,7 +79,8 @@ func Compile(play *Play, host *inventory.Host, opts CompileOptions) (*HostPlay, 
 		out  *[]*Step
 	}{{play.Tasks, &hp.Tasks}, {play.Handlers, &hp.Handlers}} {
 		for _, d := range list.defs {
-			s, err := compileTask(d, vars, become, opts.Controller)
+			b := &binder{file: d.File, vars: vars, origin: origin, subs: map[int][]string{}}
+			s, err := b.compileTask(d, become, opts.Controller)
 			if err != nil {
 				errs = append(errs, err)
 				continue
@@ -87,7 +94,48 @@ func Compile(play *Play, host *inventory.Host, opts CompileOptions) (*HostPlay, 
 	return hp, nil
 }
 
-func compileTask(d *TaskDef, vars map[string]any, become bool, ctl tasks.Controller) (*Step, error) {
+// binder expands one task's templates for one host and remembers where a
+// variable's value was put, so a type error in it names the variable.
+type binder struct {
+	file   string
+	vars   map[string]any
+	origin map[string]string // top-level variable → where it was set
+	subs   map[int][]string  // line → variables whose values were put there
+}
+
+// annotate adds "(the value of variable X, set in Y)" to errors on lines
+// where a variable's value was put in place of a template.
+func (b *binder) annotate(err error) error {
+	switch e := err.(type) {
+	case strictyaml.Errors:
+		out := make(strictyaml.Errors, len(e))
+		for i, x := range e {
+			out[i] = b.annotate(x)
+		}
+		return out
+	case *strictyaml.Error:
+		names := b.subs[e.Line]
+		if len(names) == 0 {
+			return e
+		}
+		var notes []string
+		for _, n := range names {
+			top := strings.SplitN(n, ".", 2)[0]
+			if from := b.origin[top]; from != "" {
+				notes = append(notes, fmt.Sprintf("variable %s, set in %s", n, from))
+			} else {
+				notes = append(notes, "variable "+n)
+			}
+		}
+		c := *e
+		c.Msg += " (the value of " + strings.Join(notes, "; ") + ")"
+		return &c
+	}
+	return err
+}
+
+func (b *binder) compileTask(d *TaskDef, become bool, ctl tasks.Controller) (*Step, error) {
+	vars := b.vars
 	at := &yaml.Node{Line: d.Line, Column: d.Column}
 	name, err := expandString(d.Name, vars)
 	if err != nil {
@@ -99,22 +147,22 @@ func compileTask(d *TaskDef, vars map[string]any, become bool, ctl tasks.Control
 	}
 	task := tasks.Kinds()[d.Kind]()
 	if d.options != nil && !(d.options.Kind == yaml.ScalarNode && d.options.Tag == "!!null") {
-		expanded, err := expandNode(d.File, d.options, vars)
+		expanded, err := b.expandNode(d.options)
 		if err != nil {
 			return nil, taskErr(d, err)
 		}
 		if err := strictyaml.Decode(d.File, expanded, task); err != nil {
-			return nil, taskErr(d, prefixed(d.Kind, err))
+			return nil, taskErr(d, b.annotate(prefixed(d.Kind, err)))
 		}
 	}
 	if v, ok := task.(tasks.Validator); ok {
 		if err := v.Validate(); err != nil {
-			return nil, taskErr(d, fieldErr(d, err))
+			return nil, taskErr(d, b.annotate(fieldErr(d, err)))
 		}
 	}
 	if p, ok := task.(tasks.Preparer); ok {
 		if err := p.Prepare(ctl); err != nil {
-			return nil, taskErr(d, fieldErr(d, err))
+			return nil, taskErr(d, b.annotate(fieldErr(d, err)))
 		}
 	}
 	s.Task = task
@@ -185,19 +233,22 @@ func fieldErr(d *TaskDef, err error) error {
 // wholeVar matches a scalar that is exactly one variable reference, such as
 // "{{ .dind_env }}": it stands for the variable's value with its own type
 // (a map, a list, a bool), not its text.
+var varRef = regexp.MustCompile(`\.([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)`)
+
 var wholeVar = regexp.MustCompile(`^\{\{-?\s*\.([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\s*-?\}\}$`)
 
 // expandNode returns a copy of n with every template in its scalars expanded.
-func expandNode(file string, n *yaml.Node, vars map[string]any) (*yaml.Node, error) {
+func (b *binder) expandNode(n *yaml.Node) (*yaml.Node, error) {
+	file, vars := b.file, b.vars
 	c := *n
 	switch n.Kind {
 	case yaml.AliasNode:
-		return expandNode(file, n.Alias, vars)
+		return b.expandNode(n.Alias)
 	case yaml.MappingNode, yaml.SequenceNode, yaml.DocumentNode:
 		c.Content = make([]*yaml.Node, len(n.Content))
 		var errs strictyaml.Errors
 		for i, ch := range n.Content {
-			e, err := expandNode(file, ch, vars)
+			e, err := b.expandNode(ch)
 			if err != nil {
 				errs = append(errs, err)
 				e = ch
@@ -209,11 +260,12 @@ func expandNode(file string, n *yaml.Node, vars map[string]any) (*yaml.Node, err
 		if !strings.Contains(n.Value, "{{") || n.Tag != "" && n.Tag != "!!str" {
 			return &c, nil
 		}
-		if m := wholeVar.FindStringSubmatch(strings.TrimSpace(n.Value)); m != nil {
+		if m := wholeVar.FindStringSubmatch(n.Value); m != nil {
 			v, err := lookup(vars, m[1])
 			if err != nil {
 				return nil, strictyaml.Errorf(file, n, "%v", err)
 			}
+			b.subs[n.Line] = append(b.subs[n.Line], m[1])
 			return valueNode(v, n)
 		}
 		s, err := expandString(n.Value, vars)
@@ -221,6 +273,9 @@ func expandNode(file string, n *yaml.Node, vars map[string]any) (*yaml.Node, err
 			return nil, strictyaml.Errorf(file, n, "%v", err)
 		}
 		c.Value, c.Tag, c.Style = s, "!!str", yaml.DoubleQuotedStyle
+		for _, m := range varRef.FindAllStringSubmatch(n.Value, -1) {
+			b.subs[n.Line] = append(b.subs[n.Line], m[1])
+		}
 		return &c, nil
 	}
 	return &c, nil
@@ -348,7 +403,7 @@ func expandValue(v any, vars map[string]any) (any, error) {
 		if !strings.Contains(x, "{{") {
 			return x, nil
 		}
-		if m := wholeVar.FindStringSubmatch(strings.TrimSpace(x)); m != nil {
+		if m := wholeVar.FindStringSubmatch(x); m != nil {
 			return lookup(vars, m[1])
 		}
 		return expandString(x, vars)

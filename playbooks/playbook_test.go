@@ -103,6 +103,7 @@ func TestCompileErrors(t *testing.T) {
 		{"mode from int var", "- hosts: all\n  vars: {m: 644}\n  tasks:\n    - name: t\n      file: {path: /a, mode: \"{{ .m }}\"}\n", `ambiguous mode 644`},
 		{"validate", "- hosts: all\n  tasks:\n    - name: t\n      file:\n        path: relative\n", `pb.yml:5:9: task "t": file.path: must be an absolute path`},
 		{"json content", "- hosts: all\n  tasks:\n    - name: t\n      file:\n        path: /etc/docker/daemon.json\n        content: '{\"storage-driver\":\"overlay2\",}'\n", `file.content: /etc/docker/daemon.json is not valid JSON: line 1, column 30`},
+		{"type error names the variable", "- hosts: all\n  vars: {n: lots}\n  tasks:\n    - name: t\n      docker_container: {name: a, image: b, stop_timeout: \"{{ .n }}\"}\n", "cannot unmarshal !!str `lots` into int (the value of variable n, set in the play's vars)"},
 		{"var loop", "- hosts: all\n  vars: {a: \"{{ .b }}\", b: \"{{ .a }}\"}\n  tasks: []\n", `variables refer to each other in a loop: a, b`},
 	}
 	for _, c := range cases {
@@ -112,6 +113,32 @@ func TestCompileErrors(t *testing.T) {
 				t.Fatalf("err =\n  %v\nwant it to contain\n  %s", err, c.want)
 			}
 		})
+	}
+}
+
+// A template inside a longer text keeps that text: whitespace and the final
+// newline are not trimmed away.
+func TestCompileKeepsWhitespaceAroundOneVariable(t *testing.T) {
+	src := "- hosts: all\n  vars: {v: x}\n  tasks:\n" +
+		"    - {name: a, file: {path: /a, content: \"{{ .v }}\\n\"}}\n" +
+		"    - name: b\n      file:\n        path: /b\n        content: |\n          {{ .v }}\n" +
+		"    - {name: c, file: {path: /c, content: \"  {{ .v }}  \"}}\n"
+	hp, err := compile(t, src, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []string{"x\n", "x\n", "  x  "} {
+		if got := hp.Tasks[i].Task.(*tasks.File).Content; got != want {
+			t.Errorf("task %d content = %q, want %q", i, got, want)
+		}
+	}
+}
+
+func TestCompileTypeErrorNamesInventoryVariable(t *testing.T) {
+	src := "- hosts: all\n  vars: {env: {A: \"1\"}}\n  tasks:\n    - name: t\n      docker_container:\n        name: a\n        image: b\n        env: \"{{ .env }}\"\n"
+	_, err := compile(t, src, map[string]any{"env": []any{"A=1"}}, nil)
+	if err == nil || !strings.Contains(err.Error(), "pb.yml:8") || !strings.Contains(err.Error(), "(the value of variable env, set in the inventory)") {
+		t.Fatalf("err = %v", err)
 	}
 }
 

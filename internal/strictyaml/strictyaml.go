@@ -82,7 +82,37 @@ func Parse(file string, data []byte) (*yaml.Node, error) {
 	if doc.Kind == 0 || len(doc.Content) == 0 {
 		return nil, &Error{File: file, Msg: "file is empty"}
 	}
+	var errs Errors
+	duplicates(file, doc.Content[0], &errs)
+	if err := errs.Err(); err != nil {
+		return nil, err
+	}
 	return doc.Content[0], nil
+}
+
+// duplicates reports every mapping key that appears twice in the same
+// mapping: YAML forbids it, and a decoder that lets the last one win hides a
+// mistake (two "tasks:" lists, one silently dropped).
+func duplicates(file string, n *yaml.Node, errs *Errors) {
+	if n == nil {
+		return
+	}
+	if n.Kind == yaml.MappingNode {
+		seen := map[string]*yaml.Node{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			if k.Kind == yaml.ScalarNode && k.Value != "<<" {
+				if first, ok := seen[k.Value]; ok {
+					*errs = append(*errs, Errorf(file, k, "key %q appears twice in this mapping (first at line %d); keep one", k.Value, first.Line))
+				} else {
+					seen[k.Value] = k
+				}
+			}
+		}
+	}
+	for _, c := range n.Content {
+		duplicates(file, c, errs)
+	}
 }
 
 // Decode checks n against out's type (unknown keys are errors) and decodes it.
