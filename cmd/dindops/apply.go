@@ -22,6 +22,7 @@ fails stops there; the other hosts go on.
 Exit codes: 0 success, 1 a host failed or was unreachable, 2 bad usage or input.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			o.changed(cmd)
 			if check {
 				return runPlan(cmd, &o, false, args, stdout, stderr)
 			}

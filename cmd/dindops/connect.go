@@ -21,6 +21,7 @@ type sshOptions struct {
 	knownHosts        []string
 	insecure          bool
 	connectTimeout    time.Duration
+	connectTimeoutSet bool
 	keepaliveInterval time.Duration
 	keepaliveCountMax int
 }

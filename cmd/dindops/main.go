@@ -22,6 +22,7 @@ const (
 	exitHostFailed = 1 // a host failed or was unreachable
 	exitUsage      = 2 // bad usage or bad input (inventory, playbook, vars)
 	exitChanges    = 2 // plan --detailed-exitcode: changes are pending
+	exitInterrupt  = 130
 )
 
 func main() {
@@ -50,18 +51,40 @@ func (e *exitError) Unwrap() error { return e.err }
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cmd := newRootCommand(stdout, stderr)
 	cmd.SetArgs(args)
-	err := cmd.ExecuteContext(ctx)
-	if err == nil {
-		return exitOK
-	}
+	executed, err := cmd.ExecuteContextC(ctx)
+	code := exitOK
 	var ee *exitError
-	if errors.As(err, &ee) {
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
 		if ee.err != nil {
 			fmt.Fprintf(stderr, "Error: %v\n", ee.err)
 		}
-		return ee.code
+		code = ee.code
+	default:
+		// cobra's own errors: unknown command or flag, wrong arguments.
+		fmt.Fprintf(stderr, "Error: %v\nRun '%s --help' for usage.\n", err, executed.CommandPath())
+		code = exitUsage
+		if detailedExitCode(args) {
+			code = exitHostFailed // with --detailed-exitcode, 2 means "changes pending"
+		}
 	}
-	// cobra's own errors: unknown command or flag, wrong arguments.
-	fmt.Fprintf(stderr, "Error: %v\nRun 'dindops --help' for usage.\n", err)
-	return exitUsage
+	if ctx.Err() != nil && code != exitOK {
+		return exitInterrupt
+	}
+	return code
+}
+
+// detailedExitCode reports whether args ask for plan's detailed exit codes,
+// read before cobra's parsing so that usage errors honour it too.
+func detailedExitCode(args []string) bool {
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if a == "--detailed-exitcode" || a == "--detailed-exitcode=true" {
+			return true
+		}
+	}
+	return false
 }

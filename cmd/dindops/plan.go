@@ -22,6 +22,7 @@ Exit codes: 0 success, 1 a host failed or was unreachable, 2 bad usage or
 input. With --detailed-exitcode: 0 no changes, 1 error, 2 changes pending.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			o.changed(cmd)
 			return runPlan(cmd, &o, detailed, args, stdout, stderr)
 		},
 	}

@@ -22,7 +22,9 @@ Without a playbook argument, the playbook built into dindops is used
 (see 'dindops playbook show').`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       version,
 	}
+	root.SetVersionTemplate("dindops {{.Version}}\n")
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(

@@ -28,6 +28,7 @@ type runOptions struct {
 	inventory string
 	extraVars []string
 	limit     string
+	limitSet  bool // --limit was given, even empty
 	forks     int
 	output    string
 	noColor   bool
@@ -50,6 +51,13 @@ func (o *runOptions) register(cmd *cobra.Command) {
 	_ = cmd.MarkFlagFilename("inventory", "yml", "yaml")
 }
 
+// changed records which flags were given, where "given empty" differs from
+// "not given".
+func (o *runOptions) changed(cmd *cobra.Command) {
+	o.limitSet = cmd.Flags().Changed("limit")
+	o.ssh.connectTimeoutSet = cmd.Flags().Changed("connect-timeout")
+}
+
 // usageErr wraps an input problem as exit code 2.
 func usageErr(err error) error { return &exitError{code: exitUsage, err: err} }
 
@@ -63,6 +71,12 @@ type prepared struct {
 // prepare loads and checks the inventory, the playbook and every task for
 // every host, before any connection is made.
 func (o *runOptions) prepare(args []string) (*prepared, error) {
+	if o.limitSet && strings.TrimSpace(o.limit) == "" {
+		return nil, usageErr(fmt.Errorf("--limit is empty; give a host pattern, or leave --limit out to run on every host"))
+	}
+	if o.ssh.connectTimeout <= 0 && o.ssh.connectTimeoutSet {
+		return nil, usageErr(fmt.Errorf("--connect-timeout must be more than 0"))
+	}
 	if o.output != "text" && o.output != "json" {
 		return nil, usageErr(fmt.Errorf("--output must be text or json, got %q", o.output))
 	}
@@ -87,7 +101,7 @@ func (o *runOptions) prepare(args []string) (*prepared, error) {
 		return nil, usageErr(err)
 	}
 	var limit map[string]bool
-	if o.limit != "" {
+	if o.limitSet {
 		hosts, err := inv.Select(o.limit)
 		if err != nil {
 			return nil, usageErr(fmt.Errorf("--limit: %w", err))
