@@ -101,11 +101,13 @@ func (c *Command) Plan(ctx context.Context, h Host) ([]Change, error) {
 			return nil, Skip("unless: %s exited 0", ShellJoin(c.Unless))
 		}
 	}
-	summary := "would run; effect unknown"
+	// The status column says "will change" (plan) or "changed" (apply);
+	// the summary says what is known of the effect, true in both modes.
+	summary := "effect unknown"
 	if c.Creates != "" {
-		summary = fmt.Sprintf("would run; expected to create %s", c.Creates)
+		summary = fmt.Sprintf("expected to create %s", c.Creates)
 	} else if c.Removes != "" {
-		summary = fmt.Sprintf("would run; expected to remove %s", c.Removes)
+		summary = fmt.Sprintf("expected to remove %s", c.Removes)
 	}
 	return []Change{{Action: Run, Resource: "command", Target: c.target(), Summary: summary}}, nil
 }

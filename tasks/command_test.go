@@ -67,7 +67,7 @@ func TestCommandCheckModeCounts(t *testing.T) {
 	}
 	// (c) unguarded: would run, effect unknown.
 	uc, err := unguarded.Plan(ctx, h)
-	if err != nil || len(uc) != 1 || uc[0].Action != tasks.Run || uc[0].Summary != "would run; effect unknown" {
+	if err != nil || len(uc) != 1 || uc[0].Action != tasks.Run || uc[0].Summary != "effect unknown" {
 		t.Fatalf("unguarded plan = %+v, %v", uc, err)
 	}
 }
@@ -81,7 +81,7 @@ func TestCommandCreatesRemoves(t *testing.T) {
 	})
 	c := &tasks.Command{Argv: []string{"touch", "/var/done"}, Creates: "/var/done"}
 	changes := tasktest.Converge(t, c, h)
-	if changes[0].Summary != "would run; expected to create /var/done" {
+	if changes[0].Summary != "expected to create /var/done" {
 		t.Errorf("summary = %q", changes[0].Summary)
 	}
 	r := &tasks.Command{Argv: []string{"rm", "/var/done"}, Removes: "/var/done"}

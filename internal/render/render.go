@@ -51,8 +51,8 @@ func (h Human) Header(mode runner.Mode, playbook string, hosts int) {
 // Play writes one play's results, host by host in inventory order.
 func (h Human) Play(mode runner.Mode, p *runner.PlayResult) {
 	fmt.Fprintf(h.W, "\n%s %s\n", h.paint(bold, "PLAY"), clean(p.Name))
-	if len(p.Hosts) == 0 {
-		fmt.Fprintf(h.W, "\n  %s\n", h.paint(dim, "no hosts left: every host of this play failed in an earlier one"))
+	if p.Note != "" {
+		fmt.Fprintf(h.W, "\n  %s\n", h.paint(dim, clean(p.Note)))
 	}
 	for _, hr := range p.Hosts {
 		fmt.Fprintf(h.W, "\n  %s %s\n", h.paint(bold, hr.Host), h.paint(dim, "("+hr.Address+")"))

@@ -42,6 +42,8 @@ type Result struct {
 type PlayResult struct {
 	Name  string        `json:"name"`
 	Hosts []*HostResult `json:"hosts"`
+	// Note says why a play ran on no host.
+	Note string `json:"note,omitempty"`
 }
 
 // HostResult is one play on one host.

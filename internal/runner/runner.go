@@ -112,7 +112,9 @@ func Run(ctx context.Context, playbook string, plays []Play, o Options) (*Result
 				case Changed:
 					rc.Changed++
 				case Failed:
-					rc.Failed++
+					if hr.Status != Unreachable { // counted once, as unreachable
+						rc.Failed++
+					}
 				case Skipped:
 					rc.Skipped++
 				}
@@ -231,6 +233,12 @@ func (r *run) play(ctx context.Context, p Play) *PlayResult {
 		if hr != nil {
 			pr.Hosts = append(pr.Hosts, hr)
 		}
+	}
+	switch {
+	case len(p.Hosts) == 0:
+		pr.Note = "no host matches this play's hosts pattern (and --limit)"
+	case len(pr.Hosts) == 0:
+		pr.Note = "no hosts left: every host of this play failed in an earlier play"
 	}
 	return pr
 }

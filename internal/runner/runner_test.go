@@ -177,6 +177,41 @@ func TestApplyThenPlanIsEmpty(t *testing.T) {
 	}
 }
 
+// lostHost loses its connection in the middle of the run.
+type lostHost struct{ *tasktest.Host }
+
+func (l lostHost) ReadFile(ctx context.Context, p string) (tasks.RemoteFile, error) {
+	return tasks.RemoteFile{}, &unreachable{"connection lost while reading " + p}
+}
+
+func TestConnectionLostCountsOnceAsUnreachable(t *testing.T) {
+	var restarts atomic.Int32
+	inv := testInventory(t, "b1")
+	fc := &lostConnector{h: lostHost{newBuildServer(&restarts)}}
+	res, err := runner.Run(context.Background(), "test.yml", compilePlays(t, testPlaybook, inv), runner.Options{Mode: runner.ApplyMode, Connector: fc, Now: fixedClock()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := res.Recap[0]
+	if rc.Unreachable != 1 || rc.Failed != 0 || res.Summary.Failed != 1 {
+		t.Fatalf("recap %+v, summary %+v: a lost connection is one unreachable host, not also a failed task", rc, res.Summary)
+	}
+	if res.Plays[1].Note == "" || len(res.Plays[1].Hosts) != 0 {
+		t.Errorf("second play = %+v; want no hosts and a note saying why", res.Plays[1])
+	}
+}
+
+type lostConnector struct{ h lostHost }
+
+func (c *lostConnector) Connect(context.Context, *inventory.Host) (runner.Conn, error) {
+	return lostConn{c.h}, nil
+}
+
+type lostConn struct{ h lostHost }
+
+func (c lostConn) Host(bool) tasks.Host { return c.h }
+func (c lostConn) Close() error         { return nil }
+
 func TestFailuresStayOnTheirHost(t *testing.T) {
 	var restarts atomic.Int32
 	inv := testInventory(t, "b1", "b2", "b3")
