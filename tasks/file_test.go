@@ -156,3 +156,45 @@ func TestModeForms(t *testing.T) {
 		}
 	}
 }
+
+func TestFileUnmanagedOwnerAndModeAreKept(t *testing.T) {
+	h := tasktest.New()
+	h.SetFile("/home/deploy/hello.txt", "old\n", 0o600, "deploy", "staff")
+	changes := tasktest.Converge(t, &tasks.File{Path: "/home/deploy/hello.txt", Content: "new\n"}, h)
+	if len(changes[0].Fields) != 0 || changes[0].Summary != "content" {
+		t.Errorf("change = %+v; want content only", changes[0])
+	}
+	f, _ := h.File("/home/deploy/hello.txt")
+	if f.Owner != "deploy" || f.Group != "staff" || f.Mode != 0o600 {
+		t.Errorf("file = %+v; owner, group and mode must be kept when not managed", f)
+	}
+}
+
+func TestFileMissingParentFailsAtPlan(t *testing.T) {
+	h := tasktest.New()
+	_, err := (&tasks.File{Path: "/etc/motd.d/dindops", Content: "x"}).Plan(context.Background(), h)
+	if err == nil || !strings.Contains(err.Error(), "parent directory /etc/motd.d does not exist") || !strings.Contains(err.Error(), "state: directory") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestFileDirectory(t *testing.T) {
+	h := tasktest.New()
+	d := &tasks.File{Path: "/srv/runner/config", State: "directory", Mode: mode(t, "0700"), Owner: "root", Group: "root"}
+	changes := tasktest.Converge(t, d, h)
+	if changes[0].Action != tasks.Create || !strings.Contains(changes[0].Summary, "create with parents, root:root, mode 0700") {
+		t.Errorf("change = %+v", changes[0])
+	}
+	if !h.IsDir("/srv/runner/config") {
+		t.Fatal("directory not made")
+	}
+	d.Mode = mode(t, "0750")
+	changes = tasktest.Converge(t, d, h)
+	if changes[0].Action != tasks.Update || changes[0].Fields[0].Name != "mode" {
+		t.Errorf("change = %+v", changes[0])
+	}
+	h.SetFile("/srv/file", "x", 0o644, "root", "root")
+	if _, err := (&tasks.File{Path: "/srv/file", State: "directory"}).Plan(context.Background(), h); err == nil || !strings.Contains(err.Error(), "is a regular file, not a directory") {
+		t.Errorf("err = %v", err)
+	}
+}

@@ -25,6 +25,7 @@ type Host struct {
 	mu       sync.Mutex
 	files    map[string]tasks.RemoteFile
 	dirs     map[string]bool
+	dirMeta  map[string]tasks.RemoteFile // mode, owner, group of directories
 	handlers map[string]Handler
 	frozen   bool
 
@@ -35,14 +36,18 @@ type Host struct {
 }
 
 // New returns an empty host with "/" and the usual programs "test", "true",
-// "false", "mkdir" and "rm".
+// "false", "mkdir", "rm", "chmod", "chown" and "stat -L -c %F|%a|%U|%G".
+// Directories are 0755 root:root unless chmod or chown changed them.
 func New() *Host {
-	h := &Host{files: map[string]tasks.RemoteFile{}, dirs: map[string]bool{"/": true}, handlers: map[string]Handler{}}
+	h := &Host{files: map[string]tasks.RemoteFile{}, dirs: map[string]bool{"/": true}, dirMeta: map[string]tasks.RemoteFile{}, handlers: map[string]Handler{}}
 	h.Handle("test", testProgram)
 	h.Handle("true", func(*Host, []string, []byte) tasks.Output { return tasks.Output{} })
 	h.Handle("false", func(*Host, []string, []byte) tasks.Output { return tasks.Output{ExitCode: 1} })
 	h.Handle("mkdir", mkdirProgram)
 	h.Handle("rm", rmProgram)
+	h.Handle("stat", statProgram)
+	h.Handle("chmod", chProgram)
+	h.Handle("chown", chProgram)
 	return h
 }
 
@@ -275,6 +280,69 @@ func rmProgram(h *Host, args []string, _ []byte) tasks.Output {
 			}
 			h.RemoveFile(a)
 		}
+	}
+	return tasks.Output{}
+}
+
+// meta returns the mode, owner and group of a file or directory.
+func (h *Host) meta(p string) (tasks.RemoteFile, string, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if f, ok := h.files[p]; ok {
+		return f, "regular file", true
+	}
+	if h.dirs[path.Clean(p)] {
+		m, ok := h.dirMeta[path.Clean(p)]
+		if !ok {
+			m = tasks.RemoteFile{Mode: 0o755, Owner: "root", Group: "root"}
+		}
+		return m, "directory", true
+	}
+	return tasks.RemoteFile{}, "", false
+}
+
+func statProgram(h *Host, args []string, _ []byte) tasks.Output {
+	if len(args) != 6 || args[1] != "-L" || args[2] != "-c" || args[3] != "%F|%a|%U|%G" || args[4] != "--" {
+		return tasks.Output{ExitCode: 2, Stderr: []byte("stat: fake supports only: stat -L -c %F|%a|%U|%G -- PATH\n")}
+	}
+	m, kind, ok := h.meta(args[5])
+	if !ok {
+		return tasks.Output{ExitCode: 1, Stderr: []byte("stat: cannot statx '" + args[5] + "': No such file or directory\n")}
+	}
+	return tasks.Output{Stdout: []byte(fmt.Sprintf("%s|%o|%s|%s\n", kind, uint32(m.Mode), m.Owner, m.Group))}
+}
+
+// chProgram is chmod MODE -- PATH and chown OWNER[:GROUP] -- PATH.
+func chProgram(h *Host, args []string, _ []byte) tasks.Output {
+	if h.Frozen() {
+		return tasks.Output{ExitCode: 99, Stderr: []byte(args[0] + " on a frozen host\n")}
+	}
+	if len(args) != 4 || args[2] != "--" {
+		return tasks.Output{ExitCode: 2, Stderr: []byte(args[0] + ": fake supports only: " + args[0] + " VALUE -- PATH\n")}
+	}
+	m, kind, ok := h.meta(args[3])
+	if !ok {
+		return tasks.Output{ExitCode: 1, Stderr: []byte(args[0] + ": cannot access '" + args[3] + "': No such file or directory\n")}
+	}
+	if args[0] == "chmod" {
+		var mode uint32
+		fmt.Sscanf(args[1], "%o", &mode)
+		m.Mode = fs.FileMode(mode)
+	} else {
+		owner, group, hasGroup := strings.Cut(args[1], ":")
+		if owner != "" {
+			m.Owner = owner
+		}
+		if hasGroup && group != "" {
+			m.Group = group
+		}
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if kind == "directory" {
+		h.dirMeta[path.Clean(args[3])] = m
+	} else {
+		h.files[args[3]] = m
 	}
 	return tasks.Output{}
 }
