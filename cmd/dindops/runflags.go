@@ -13,6 +13,7 @@ import (
 
 	"github.com/charmbracelet/log"
 	"github.com/mattn/go-isatty"
+	"github.com/muesli/termenv"
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
 
@@ -248,9 +249,17 @@ func parseExtraVars(list []string) (map[string]any, error) {
 	return out, nil
 }
 
-// newLogger returns the stderr logger for a verbosity.
-func newLogger(stderr io.Writer, verbose int) *log.Logger {
-	l := log.NewWithOptions(stderr, log.Options{ReportTimestamp: true, TimeFormat: "15:04:05"})
+// newLogger returns the stderr logger for a verbosity. stderr is handed to
+// the log library behind a plain io.Writer, so it never sends the terminal
+// colour queries (ESC]10;? ...) that stall for seconds on terminals that do
+// not answer; colours are set explicitly instead.
+func newLogger(stderr io.Writer, verbose int, color bool) *log.Logger {
+	l := log.NewWithOptions(plainWriter{stderr}, log.Options{ReportTimestamp: true, TimeFormat: "15:04:05"})
+	if color && isTerminal(stderr) {
+		l.SetColorProfile(termenv.ANSI256)
+	} else {
+		l.SetColorProfile(termenv.Ascii)
+	}
 	switch {
 	case verbose >= 2:
 		l.SetLevel(log.DebugLevel)
@@ -262,6 +271,11 @@ func newLogger(stderr io.Writer, verbose int) *log.Logger {
 	return l
 }
 
+// plainWriter hides what kind of writer it wraps.
+type plainWriter struct{ w io.Writer }
+
+func (p plainWriter) Write(b []byte) (int, error) { return p.w.Write(b) }
+
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && isatty.IsTerminal(f.Fd())
@@ -269,12 +283,13 @@ func isTerminal(w io.Writer) bool {
 
 // execute runs a prepared run and prints its results.
 func (o *runOptions) execute(ctx context.Context, p *prepared, mode runner.Mode, stdout, stderr io.Writer) (*runner.Result, error) {
-	logger := newLogger(stderr, o.verbose)
+	color := !o.noColor && os.Getenv("NO_COLOR") == ""
+	logger := newLogger(stderr, o.verbose, color)
 	connector, err := o.ssh.connector(logger)
 	if err != nil {
 		return nil, usageErr(err)
 	}
-	human := render.Human{W: stdout, Color: !o.noColor && os.Getenv("NO_COLOR") == "" && isTerminal(stdout)}
+	human := render.Human{W: stdout, Color: color && isTerminal(stdout)}
 	ropts := runner.Options{Mode: mode, Forks: o.forks, Connector: connector, Logger: logger}
 	if o.output == "text" {
 		human.Header(mode, p.playbook, p.hosts)
