@@ -417,6 +417,9 @@ func (l *loader) path(p string) string {
 	if !filepath.IsAbs(p) {
 		p = filepath.Join(l.dir, p)
 	}
+	if abs, err := filepath.Abs(p); err == nil {
+		p = abs
+	}
 	return filepath.Clean(p)
 }
 

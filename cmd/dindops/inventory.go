@@ -38,7 +38,17 @@ func newInventoryCommand(stdout io.Writer) *cobra.Command {
 				if h.Become {
 					become = " become:" + h.BecomeUser
 				}
-				fmt.Fprintf(stdout, "%s\t%s@%s%s\tgroups: %s\n", h.Name, user, h.Endpoint(), become, strings.Join(h.Groups, ","))
+				groups := strings.Join(h.Groups, ",")
+				if groups == "" {
+					groups = "(only all)"
+				}
+				fmt.Fprintf(stdout, "%s\t%s@%s%s\tgroups: %s\n", h.Name, user, h.Endpoint(), become, groups)
+				if h.IdentityFile != "" {
+					fmt.Fprintf(stdout, "    identity_file: %s\n", h.IdentityFile)
+				}
+				if h.KnownHosts != "" {
+					fmt.Fprintf(stdout, "    known_hosts: %s\n", h.KnownHosts)
+				}
 				if vars && len(h.Vars) > 0 {
 					out, _ := yaml.Marshal(h.Vars)
 					for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
