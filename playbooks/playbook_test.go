@@ -167,9 +167,42 @@ func TestShippedPlaybookCompiles(t *testing.T) {
 			}
 		}
 	}
-	// Without the token, compilation fails before any connection.
-	_, err = Compile(pb.Plays[1], host(t, nil), CompileOptions{Controller: tasks.Controller{LookupEnv: func(string) (string, bool) { return "", false }}})
-	if err == nil || !strings.Contains(err.Error(), "GITLAB_RUNNER_TOKEN") {
+	noEnv := func(string) (string, bool) { return "", false }
+	runnerTask := func(hp *HostPlay) *tasks.GitLabRunner {
+		t.Helper()
+		for _, s := range hp.Tasks {
+			if g, ok := s.Task.(*tasks.GitLabRunner); ok {
+				return g
+			}
+		}
+		t.Fatal("no gitlab_runner task")
+		return nil
+	}
+	// Without the token, the play still compiles: only a host whose runner
+	// must be registered needs it, and that host's plan says so.
+	hp, err := Compile(pb.Plays[1], host(t, nil), CompileOptions{Controller: tasks.Controller{LookupEnv: noEnv}})
+	if err != nil {
 		t.Fatalf("missing token: err = %v", err)
+	}
+	if g := runnerTask(hp); g.TokenEnv != "GITLAB_RUNNER_TOKEN" || g.TokenFile != "" {
+		t.Errorf("default token options: token_env %q, token_file %q", g.TokenEnv, g.TokenFile)
+	}
+	// A malformed token fails before any connection.
+	bad := tasks.Controller{LookupEnv: func(string) (string, bool) { return "glrt-two words", true }}
+	if _, err := Compile(pb.Plays[1], host(t, nil), CompileOptions{Controller: bad}); err == nil || !strings.Contains(err.Error(), "token_env") {
+		t.Fatalf("malformed token: err = %v", err)
+	}
+	// -e runner_token_file=PATH alone replaces runner_token_env.
+	var read []string
+	fromFile := tasks.Controller{LookupEnv: noEnv, ReadFile: func(p string) ([]byte, error) {
+		read = append(read, p)
+		return []byte("glrt-file-token\n"), nil
+	}}
+	hp, err = Compile(pb.Plays[1], host(t, nil), CompileOptions{ExtraVars: map[string]any{"runner_token_file": "/controller/runner-token"}, Controller: fromFile})
+	if err != nil {
+		t.Fatalf("runner_token_file: %v", err)
+	}
+	if g := runnerTask(hp); g.TokenEnv != "" || g.TokenFile != "/controller/runner-token" || strings.Join(read, " ") != "/controller/runner-token" {
+		t.Errorf("runner_token_file: token_env %q, token_file %q, read %v", g.TokenEnv, g.TokenFile, read)
 	}
 }

@@ -39,7 +39,11 @@ import (
 // by dindops itself through Controller.HTTPClient, so the token never appears
 // on a host's command line. It is written to the host only inside config.toml
 // (mode 0600, owner root), and never shown: plans and diffs show
-// "(sensitive value)" for every token in config.toml.
+// "(sensitive value)" for every token in config.toml. A token file that other
+// users can read is refused, as ssh refuses such a private key. The token is
+// needed only where the runner is registered: a missing one fails the plan
+// of such a host, naming the variable or file, while hosts whose runner is
+// in config.toml plan and apply their settings without it.
 //
 // The token decides how the runner is registered:
 //
@@ -58,14 +62,21 @@ import (
 //     how to switch to a runner authentication token.
 //
 // A runner whose name is already in config.toml with a token is never
-// registered again; plan compares the settings this task manages (url,
-// executor, environment, docker.*, and the global concurrent and
-// check_interval) and shows a diff of config.toml when they differ. When a
-// glrt- token is given and config.toml holds another one (the token was
-// reset in GitLab), the token is updated too, after GitLab verifies the new
-// one. Options
-// left unset (empty strings and lists, zero numbers, unset booleans) are not
-// managed: whatever config.toml has for them is kept.
+// registered again; plan compares the settings this task manages (executor,
+// environment, docker.*, and the global concurrent and check_interval) and
+// shows a diff of config.toml when they differ. When a glrt- token is given
+// and config.toml holds another one (the token was reset in GitLab), the
+// token is updated too, after GitLab verifies the new one. Options left unset
+// (empty strings and lists, zero numbers, unset booleans) are not managed:
+// whatever config.toml has for them is kept.
+//
+// A url naming another GitLab than the entry's is a new registration there:
+// the entry's token, id and url are replaced, and the plan warns that the
+// runner stays registered with the old GitLab (dindops does not remove it).
+// A runner registered under a new name gets a new entry; the plan warns when
+// config.toml has other entries for the same GitLab (a renamed runner's old
+// entry keeps running until removed with state: absent), and when
+// .runner_system_id shows the host had a runner that config.toml lost.
 //
 // config.toml is edited as parsed TOML: other runners, global settings and
 // keys this task does not know are kept, in their order; the result is parsed
@@ -91,7 +102,8 @@ type GitLabRunner struct {
 	// TokenEnv names an environment variable of the dindops process holding
 	// the token. Exactly one of TokenEnv and TokenFile must be non-empty.
 	TokenEnv string `yaml:"token_env"`
-	// TokenFile is a file on the controller holding the token.
+	// TokenFile is a file on the controller holding the token, readable by
+	// its owner only (chmod 600).
 	TokenFile string `yaml:"token_file"`
 	// State is present (default) or absent.
 	State string `yaml:"state"`
@@ -122,8 +134,11 @@ type GitLabRunner struct {
 
 	token       string
 	tokenSource string
-	client      *http.Client
-	now         func() time.Time
+	// tokenErr says why token is empty; Plan returns it where the token is
+	// needed.
+	tokenErr error
+	client   *http.Client
+	now      func() time.Time
 }
 
 // GitLabRunnerDocker is the [runners.docker] section of a runner, with
@@ -279,7 +294,7 @@ func (g *GitLabRunner) Validate() error {
 	case g.TokenEnv == "" && g.TokenFile == "":
 		return FieldErrorf("token_env", "set token_env (an environment variable of dindops holding the runner token) or token_file (a file on the controller holding it)")
 	case g.TokenEnv != "" && g.TokenFile != "":
-		return FieldErrorf("token_file", "set only one of token_env and token_file (leave the other empty)")
+		return FieldErrorf("token_file", "token_file (%s) and token_env (%s) are both set: set only one of them and leave the other empty, as the shipped playbook does with token_env: \"{{ if .runner_token_file }}{{ else }}{{ .runner_token_env }}{{ end }}\"", g.TokenFile, g.TokenEnv)
 	}
 	if g.Concurrent < 0 {
 		return FieldErrorf("concurrent", "must be at least 1 (0 leaves config.toml's value)")
@@ -316,8 +331,16 @@ func (g *GitLabRunner) Validate() error {
 
 // Prepare implements Preparer: it reads the token on the controller and
 // keeps the HTTP client for the GitLab API.
+//
+// A token that is not there (the variable unset, the file missing, either
+// empty) is not an error yet: a host whose runner is already registered does
+// not need it, so Plan fails with the reason only on a host where the runner
+// must be registered or its token verified. A token that is there but
+// malformed, or kept in a file other users can read, fails here, before any
+// host is contacted.
 func (g *GitLabRunner) Prepare(c Controller) error {
 	g.client = c.HTTPClient
+	g.token, g.tokenSource, g.tokenErr = "", "", nil
 	if g.state() == "absent" {
 		return nil
 	}
@@ -332,37 +355,77 @@ func (g *GitLabRunner) Prepare(c Controller) error {
 	switch {
 	case g.TokenEnv != "":
 		field = "token_env"
+		g.tokenSource = "environment variable " + g.TokenEnv
 		v, ok := lookupEnv(g.TokenEnv)
 		if !ok {
-			return FieldErrorf(field, "environment variable %s is not set where dindops runs: export it with the runner's token (a glrt- runner authentication token from GitLab: Settings > CI/CD > Runners > New runner), or use token_file", g.TokenEnv)
+			g.tokenErr = FieldErrorf(field, "environment variable %s is not set where dindops runs: export it with the runner's token (%s), or put the token in a file and use token_file (runner_token_file in the shipped playbook)", g.TokenEnv, tokenWhere)
+			return nil
 		}
 		raw = v
-		g.tokenSource = "environment variable " + g.TokenEnv
 	case g.TokenFile != "":
 		field = "token_file"
+		g.tokenSource = "file " + g.TokenFile
+		if err := checkTokenFileMode(g.TokenFile); err != nil {
+			return &FieldError{Field: field, Err: err}
+		}
 		b, err := readFile(g.TokenFile)
 		if err != nil {
-			return FieldErrorf(field, "cannot read the token file on the controller: %v", err)
+			g.tokenErr = FieldErrorf(field, "cannot read the token file on the controller: %v", err)
+			return nil
 		}
 		raw = string(b)
-		g.tokenSource = "file " + g.TokenFile
 	default:
 		return FieldErrorf("token_env", "set token_env or token_file")
 	}
-	g.token = strings.TrimSpace(raw)
-	if g.token == "" {
-		return FieldErrorf(field, "%s is empty: put the runner's token in it (a glrt- runner authentication token from GitLab: Settings > CI/CD > Runners > New runner)", g.tokenSource)
+	token := strings.TrimSpace(raw)
+	if token == "" {
+		g.tokenErr = FieldErrorf(field, "%s is empty: put the runner's token in it (%s)", g.tokenSource, tokenWhere)
+		return nil
 	}
-	if strings.ContainsAny(g.token, " \t\r\n\"'") {
-		g.token = ""
+	if strings.ContainsAny(token, " \t\r\n\"'") {
 		return FieldErrorf(field, "the token in %s contains spaces, quotes or several lines; it should be one word such as glrt-…", g.tokenSource)
 	}
+	g.token = token
 	if g.isRunnerAuthToken() {
 		if set := g.legacyFields(); len(set) > 0 {
 			return FieldErrorf(set[0], "%s cannot be set with a glrt- runner authentication token: GitLab keeps them with the runner; set them in GitLab's UI (the runner's settings) or with POST /api/v4/user/runners, and remove them here (gitlab-runner 15.11 and later refuse them too)", strings.Join(set, ", "))
 		}
 	}
 	return nil
+}
+
+// tokenWhere says where a runner token comes from.
+const tokenWhere = "a glrt- runner authentication token from GitLab: Settings > CI/CD > Runners > New runner"
+
+// checkTokenFileMode refuses a token file that other users can read or
+// change, as ssh refuses a private key with loose permissions. It looks at
+// the controller's own file system; a path it cannot stat is left to
+// Controller.ReadFile, which reports what is wrong with it.
+func checkTokenFileMode(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil || !fi.Mode().IsRegular() {
+		return nil
+	}
+	perm := fi.Mode().Perm()
+	switch {
+	case perm&0o044 != 0:
+		return fmt.Errorf("token file %s is readable by other users (mode %04o); chmod 600 %s", path, perm, path)
+	case perm&0o022 != 0:
+		return fmt.Errorf("token file %s can be changed by other users (mode %04o); chmod 600 %s", path, perm, path)
+	}
+	return nil
+}
+
+// needToken returns nil when the token was read, and otherwise why not,
+// saying what needs it.
+func (g *GitLabRunner) needToken(what string) error {
+	if g.token != "" {
+		return nil
+	}
+	if g.tokenErr != nil {
+		return fmt.Errorf("%s needs the runner token, which dindops could not read: %w", what, g.tokenErr)
+	}
+	return fmt.Errorf("%s needs the runner token: the task's Prepare did not run (a dindops bug)", what)
 }
 
 func (g *GitLabRunner) isRunnerAuthToken() bool { return strings.HasPrefix(g.token, runnerAuthPrefix) }
@@ -437,12 +500,15 @@ func (g *GitLabRunner) Plan(ctx context.Context, h Host) ([]Change, error) {
 		return []Change{{Action: Delete, Resource: "runner", Target: g.Name, Summary: summary, Diff: diff, Warnings: warnings, Payload: payload}}, nil
 	}
 
-	var hasToken bool
+	// A runner is registered once: with a token in its entry, it is only
+	// updated, unless the entry points at another GitLab, whose runner this
+	// is not.
+	var curToken, curURL string
 	if idx >= 0 {
-		t, _ := doc.runners()[idx]["token"].(string)
-		hasToken = t != ""
+		curToken, _ = doc.runners()[idx]["token"].(string)
+		curURL, _ = doc.runners()[idx]["url"].(string)
 	}
-	if !hasToken {
+	if curToken == "" || (curURL != "" && !sameGitLab(curURL, g.URL)) {
 		return g.planRegister(ctx, h, path, doc, idx, payload, warnings)
 	}
 
@@ -483,6 +549,66 @@ func (g *GitLabRunner) Plan(ctx context.Context, h Host) ([]Change, error) {
 
 func (g *GitLabRunner) planRegister(ctx context.Context, h Host, path string, doc *tomlDoc, idx int, payload *gitlabRunnerPayload, warnings []string) ([]Change, error) {
 	base := strings.TrimRight(g.URL, "/")
+	// Why it is registered: not in config.toml, in it without a token, or
+	// registered with another GitLab (its url changed).
+	var oldURL string
+	var oldID any
+	var moved bool
+	summary := fmt.Sprintf("register runner %s with %s", g.Name, base)
+	need := fmt.Sprintf("runner %s is not in %s: registering it with %s", g.Name, path, base)
+	if idx >= 0 {
+		r := doc.runners()[idx]
+		oldURL, _ = r["url"].(string)
+		oldID = r["id"]
+		if t, _ := r["token"].(string); t != "" {
+			moved = true
+			summary += fmt.Sprintf(" (its [[runners]] entry in %s is registered with %s: its token and url are replaced)", path, oldURL)
+			need = fmt.Sprintf("runner %s's url changed from %s to %s: registering it with %s", g.Name, oldURL, base, base)
+			regAt := "runner " + g.Name
+			if id, ok := oldID.(int64); ok && id > 0 {
+				regAt += fmt.Sprintf(" (id %d)", id)
+			}
+			warnings = append(warnings, fmt.Sprintf("%s stays registered with %s: dindops does not remove it from that GitLab; delete it there (Settings > CI/CD > Runners, or Admin > CI/CD > Runners) if nothing else uses it", regAt, oldURL))
+		} else {
+			summary += fmt.Sprintf(" (its [[runners]] entry in %s has no token)", path)
+			need = fmt.Sprintf("runner %s has no token in %s: registering it with %s", g.Name, path, base)
+		}
+	}
+	if err := g.needToken(need); err != nil {
+		return nil, err
+	}
+
+	// Other entries for the same GitLab keep running beside this one: a
+	// renamed runner leaves its old entry behind.
+	var others []string
+	for j, r := range doc.runners() {
+		if u, _ := r["url"].(string); j != idx && sameGitLab(u, g.URL) {
+			n, _ := r["name"].(string)
+			others = append(others, n)
+		}
+	}
+	switch len(others) {
+	case 0:
+	case 1:
+		warnings = append(warnings, fmt.Sprintf("%s also has runner %s for the same GitLab; it keeps running: remove it with state: absent under its name if it was renamed to %s", path, others[0], g.Name))
+	default:
+		warnings = append(warnings, fmt.Sprintf("%s also has runners %s for the same GitLab; they keep running: remove them with state: absent under their names if one was renamed to %s", path, strings.Join(others, ", "), g.Name))
+	}
+	// gitlab-runner leaves .runner_system_id beside config.toml: with it
+	// there and the runner not in config.toml, config.toml may have been
+	// lost with the runner's registration in it.
+	if idx < 0 && len(others) == 0 {
+		if sf, ok, err := ReadFileIfExists(ctx, h, systemIDPath(path)); err != nil {
+			return nil, err
+		} else if ok {
+			id := ""
+			if sid := strings.TrimSpace(string(sf.Content)); systemIDRE.MatchString(sid) {
+				id = " (system ID " + sid + ")"
+			}
+			warnings = append(warnings, fmt.Sprintf("%s exists%s: this host had a runner before, but %s has no entry for %s; if it was registered with another token than this one and config.toml was lost, that registration remains in GitLab: delete it there (Settings > CI/CD > Runners)", systemIDPath(path), id, path, g.Name))
+		}
+	}
+
 	fields := []Field{{Name: "name", New: g.Name}}
 	var request string
 	if g.isRunnerAuthToken() {
@@ -499,8 +625,11 @@ func (g *GitLabRunner) planRegister(ctx context.Context, h Host, path string, do
 		}
 		warnings = append(warnings, "the token is a legacy registration token (not glrt-): registration tokens are deprecated since GitLab 15.6 and disabled by default since 17.0; prefer a runner authentication token from a runner created in GitLab (Settings > CI/CD > Runners > New runner)")
 	}
-	fields = append(fields,
-		Field{Name: "token", New: SensitiveValue, Sensitive: true},
+	tokenField := Field{Name: "token", New: SensitiveValue, Sensitive: true}
+	if moved {
+		tokenField.Old = SensitiveValue
+	}
+	fields = append(fields, tokenField,
 		Field{Name: "token_source", New: g.tokenSource + " (" + g.tokenKind() + ")"},
 		Field{Name: "request", New: request})
 
@@ -515,13 +644,23 @@ func (g *GitLabRunner) planRegister(ctx context.Context, h Host, path string, do
 	if err != nil {
 		return nil, err
 	}
-	summary := fmt.Sprintf("register runner %s with %s", g.Name, base)
-	if idx >= 0 {
-		summary += fmt.Sprintf(" (its [[runners]] entry in %s has no token)", path)
-	}
 	payload.action = Create
 	return []Change{{Action: Create, Resource: "runner", Target: g.Name, Summary: summary,
 		Fields: fields, Diff: diff, Warnings: warnings, Payload: payload}}, nil
+}
+
+// sameGitLab reports whether two GitLab URLs name the same instance: the
+// scheme and host compare without case, and a trailing slash does not
+// matter.
+func sameGitLab(a, b string) bool {
+	norm := func(s string) string {
+		u, err := url.Parse(strings.TrimSpace(s))
+		if err != nil || u.Host == "" {
+			return strings.TrimRight(s, "/")
+		}
+		return strings.ToLower(u.Scheme) + "://" + strings.ToLower(u.Host) + strings.TrimRight(u.Path, "/")
+	}
+	return norm(a) == norm(b)
 }
 
 // planSystemID picks the system_id sent with a glrt- token: the one in
@@ -733,9 +872,9 @@ func (g *GitLabRunner) applySettings(doc *tomlDoc, idx int) []Field {
 			return
 		}
 		table[key] = want
-		f := Field{Name: name, New: displayTOML(key, want)}
+		f := Field{Name: name, New: displayValue(key, want)}
 		if had {
-			f.Old = displayTOML(key, old)
+			f.Old = displayValue(key, old)
 		}
 		fields = append(fields, f)
 	}
@@ -821,14 +960,28 @@ func tomlSettingEqual(key string, old, want any) bool {
 	}
 }
 
-// displayTOML renders a value for a plan, with secrets masked.
-func displayTOML(key string, v any) string {
-	v = maskValue(key, v)
-	s, err := tomlValue(v)
-	if err != nil {
-		return fmt.Sprint(v)
+// displayValue renders a config.toml value for a plan the way a user
+// writes it, with secrets masked: a string as it is, a number or boolean as
+// text, an environment one KEY=value per line (shown line by line) and any
+// other list as "a, b".
+func displayValue(key string, v any) string {
+	switch x := maskValue(key, v).(type) {
+	case string:
+		return x
+	case []any:
+		parts := make([]string, len(x))
+		for i, e := range x {
+			parts[i] = displayValue("", e)
+		}
+		if key == "environment" {
+			return strings.Join(parts, "\n")
+		}
+		return strings.Join(parts, ", ")
+	case time.Time:
+		return x.Format(time.RFC3339)
+	default:
+		return fmt.Sprint(x)
 	}
-	return s
 }
 
 // ---- GitLab API ----

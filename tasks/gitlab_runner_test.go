@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -224,6 +226,19 @@ func TestGitLabRunnerRegistrationTokenRegistersOnce(t *testing.T) {
 	}
 	if tokenField == nil || !tokenField.Sensitive {
 		t.Errorf("token field missing or not sensitive: %+v", c.Fields)
+	}
+	// Field values are plain text, not TOML or JSON inside a string.
+	shown := map[string]string{}
+	for _, fl := range c.Fields {
+		shown[fl.Name] = fl.New
+	}
+	for name, want := range map[string]string{
+		"url": f.srv.URL, "executor": "docker", "concurrent": "4", "environment": "COMPOSE_PROJECT_NAME=ci-job-$CI_JOB_ID",
+		"docker.image": "docker:27", "docker.privileged": "false", "docker.volumes": "/var/run/docker.sock:/var/run/docker.sock, /cache",
+	} {
+		if shown[name] != want {
+			t.Errorf("field %s = %q, want %q", name, shown[name], want)
+		}
 	}
 
 	// Exactly one runner, registered with the legacy fields.
@@ -633,25 +648,33 @@ func TestGitLabRunnerUpdatesChangedSettings(t *testing.T) {
 	g := f.mustPrepare(f.task(glrt, func(g *tasks.GitLabRunner) {
 		g.Docker.Image = "docker:28"
 		g.Docker.Privileged = ptr(true)
+		g.Docker.Volumes = append(g.Docker.Volumes, "/builds")
+		g.Environment = append(g.Environment, "GIT_DEPTH=1")
 		g.CheckInterval = 5
-		g.URL = "https://gitlab.example.com/"
+		g.URL = f.srv.URL + "/" // the same GitLab
 	}))
 	changes := tasktest.Converge(t, g, h)
 	f.record(changes)
 	c := changes[0]
-	if c.Action != tasks.Update || c.Summary != "update runner build-1 in "+cfgPath+": check_interval, url, docker.image, docker.privileged" {
+	if c.Action != tasks.Update || c.Summary != "update runner build-1 in "+cfgPath+": check_interval, environment, docker.image, docker.privileged, docker.volumes" {
 		t.Errorf("change %v %q", c.Action, c.Summary)
 	}
+	// Values read as the user writes them: no TOML quoting, an environment
+	// one entry per line, other lists joined with ", ".
 	want := []tasks.Field{
 		{Name: "check_interval", New: "5"},
-		{Name: "url", Old: fmt.Sprintf("%q", f.srv.URL), New: `"https://gitlab.example.com/"`},
-		{Name: "docker.image", Old: `"docker:27"`, New: `"docker:28"`},
+		{Name: "environment", Old: "COMPOSE_PROJECT_NAME=ci-job-$CI_JOB_ID", New: "COMPOSE_PROJECT_NAME=ci-job-$CI_JOB_ID\nGIT_DEPTH=1"},
+		{Name: "docker.image", Old: "docker:27", New: "docker:28"},
 		{Name: "docker.privileged", Old: "false", New: "true"},
+		{Name: "docker.volumes", Old: "/var/run/docker.sock:/var/run/docker.sock, /cache", New: "/var/run/docker.sock:/var/run/docker.sock, /cache, /builds"},
 	}
 	if !reflect.DeepEqual(c.Fields, want) {
 		t.Errorf("fields %+v", c.Fields)
 	}
-	for _, line := range []string{`-    image = "docker:27"`, `+    image = "docker:28"`, `+check_interval = 5`, `token = "(sensitive value)"`} {
+	if b, _ := json.Marshal(c.Fields); !strings.Contains(string(b), `{"name":"docker.image","old":"docker:27","new":"docker:28"}`) {
+		t.Errorf("JSON fields %s", b)
+	}
+	for _, line := range []string{`-    image = "docker:27"`, `+    image = "docker:28"`, `+check_interval = 5`} {
 		if !strings.Contains(c.Diff, line) {
 			t.Errorf("diff lacks %q:\n%s", line, c.Diff)
 		}
@@ -831,7 +854,7 @@ func TestGitLabRunnerValidate(t *testing.T) {
 		{func(g *tasks.GitLabRunner) { g.URL = "gitlab.example.com" }, "url", "not a GitLab URL"},
 		{func(g *tasks.GitLabRunner) { g.URL = "https://user:pw@gitlab.example.com" }, "url", "no user or password"},
 		{func(g *tasks.GitLabRunner) { g.TokenEnv = "" }, "token_env", "token_file"},
-		{func(g *tasks.GitLabRunner) { g.TokenFile = "/controller/token" }, "token_file", "only one"},
+		{func(g *tasks.GitLabRunner) { g.TokenFile = "/controller/token" }, "token_file", "token_file (/controller/token) and token_env (RUNNER_TOKEN) are both set: set only one"},
 		{func(g *tasks.GitLabRunner) { g.State = "gone" }, "state", "present or absent"},
 		{func(g *tasks.GitLabRunner) { g.Docker.Image = "" }, "docker.image", "default image"},
 		{func(g *tasks.GitLabRunner) { g.Docker.PullPolicy = []string{"sometimes"} }, "docker.pull_policy", "always"},
@@ -855,21 +878,33 @@ func TestGitLabRunnerValidate(t *testing.T) {
 	}
 }
 
+// A token that is not there fails the plan of a host that needs it, with
+// the reason Prepare found; a malformed one fails Prepare.
 func TestGitLabRunnerPrepare(t *testing.T) {
 	f := newGitLab(t, fakegitlab.Options{})
+	var fe *tasks.FieldError
+	planErr := func(g *tasks.GitLabRunner) error {
+		t.Helper()
+		if err := g.Prepare(f.controller()); err != nil {
+			t.Fatalf("prepare: %v", err)
+		}
+		_, err := f.plan(g, tasktest.New())
+		return err
+	}
+
 	g := f.task("", nil)
 	delete(f.env, "RUNNER_TOKEN")
-	err := g.Prepare(f.controller())
-	var fe *tasks.FieldError
-	if !errors.As(err, &fe) || fe.Field != "token_env" || !strings.Contains(err.Error(), "RUNNER_TOKEN is not set") {
+	err := planErr(g)
+	if !errors.As(err, &fe) || fe.Field != "token_env" || !strings.Contains(err.Error(), "RUNNER_TOKEN is not set") ||
+		!strings.Contains(err.Error(), "runner build-1 is not in "+cfgPath) || !strings.Contains(err.Error(), "runner_token_file") {
 		t.Errorf("unset: %v", err)
 	}
 	f.env["RUNNER_TOKEN"] = "  \n"
-	if err := g.Prepare(f.controller()); !errors.As(err, &fe) || !strings.Contains(err.Error(), "is empty") {
+	if err := planErr(g); !errors.As(err, &fe) || !strings.Contains(err.Error(), "environment variable RUNNER_TOKEN is empty") {
 		t.Errorf("blank: %v", err)
 	}
 	f.env["RUNNER_TOKEN"] = "glrt-two words"
-	if err := g.Prepare(f.controller()); err == nil || strings.Contains(err.Error(), "words") {
+	if err := g.Prepare(f.controller()); !errors.As(err, &fe) || fe.Field != "token_env" || strings.Contains(err.Error(), "words") {
 		t.Errorf("malformed: %v", err)
 	}
 
@@ -879,8 +914,196 @@ func TestGitLabRunnerPrepare(t *testing.T) {
 		t.Errorf("token_file: %v", err)
 	}
 	missing := f.task("", func(g *tasks.GitLabRunner) { g.TokenEnv, g.TokenFile = "", "/controller/nope" })
-	if err := missing.Prepare(f.controller()); !errors.As(err, &fe) || fe.Field != "token_file" {
+	if err := planErr(missing); !errors.As(err, &fe) || fe.Field != "token_file" || !strings.Contains(err.Error(), "/controller/nope") {
 		t.Errorf("missing token_file: %v", err)
+	}
+	f.assertNoSecrets(tasktest.New(), "glrt-fromFILEsecret")
+}
+
+// A token file others can read is refused, as ssh refuses such a key.
+func TestGitLabRunnerTokenFileMustBePrivate(t *testing.T) {
+	f := newGitLab(t, fakegitlab.Options{})
+	path := filepath.Join(t.TempDir(), "runner-token")
+	if err := os.WriteFile(path, []byte("glrt-fileSECRETtoken\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctl := f.controller()
+	ctl.ReadFile = os.ReadFile
+	task := func() *tasks.GitLabRunner {
+		return f.task("", func(g *tasks.GitLabRunner) { g.TokenEnv, g.TokenFile = "", path })
+	}
+	for _, mode := range []os.FileMode{0o644, 0o640, 0o604, 0o620} {
+		if err := os.Chmod(path, mode); err != nil {
+			t.Fatal(err)
+		}
+		err := task().Prepare(ctl)
+		var fe *tasks.FieldError
+		if !errors.As(err, &fe) || fe.Field != "token_file" || !strings.Contains(err.Error(), fmt.Sprintf("token file %s ", path)) ||
+			!strings.Contains(err.Error(), fmt.Sprintf("by other users (mode %04o); chmod 600 %s", mode, path)) {
+			t.Errorf("mode %04o: %v", mode, err)
+		}
+		f.record(err)
+	}
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := task().Prepare(ctl); err == nil || !strings.Contains(err.Error(), "is readable by other users (mode 0644); chmod 600 "+path) {
+		t.Errorf("0644: %v", err)
+	}
+	for _, mode := range []os.FileMode{0o600, 0o400} {
+		if err := os.Chmod(path, mode); err != nil {
+			t.Fatal(err)
+		}
+		g := task()
+		if err := g.Prepare(ctl); err != nil {
+			t.Errorf("mode %04o: %v", mode, err)
+		}
+	}
+	f.assertNoSecrets(tasktest.New(), "glrt-fileSECRETtoken")
+}
+
+// Day 2: a host whose runner is registered plans and applies its settings
+// without the token; only a host that must register needs it.
+func TestGitLabRunnerTokenIsNeededOnlyToRegister(t *testing.T) {
+	f := newGitLab(t, fakegitlab.Options{})
+	_, glrt := f.fake.CreateRunner(fakegitlab.NewRunner{})
+	h := tasktest.New()
+	tasktest.Converge(t, f.mustPrepare(f.task(glrt, nil)), h)
+	requests := len(f.fake.Requests())
+
+	unset := func(mod func(*tasks.GitLabRunner)) *tasks.GitLabRunner {
+		g := f.task("", mod)
+		delete(f.env, "RUNNER_TOKEN")
+		return f.mustPrepare(g)
+	}
+	if changes, err := f.plan(unset(nil), h); err != nil || len(changes) != 0 {
+		t.Errorf("registered host without the token: %v %v", changes, err)
+	}
+	changes := tasktest.Converge(t, unset(func(g *tasks.GitLabRunner) { g.Docker.Image = "docker:28" }), h)
+	if len(changes) != 1 || changes[0].Action != tasks.Update || tasks.FieldNames(changes[0].Fields) != "docker.image" {
+		t.Errorf("settings update without the token: %+v", changes)
+	}
+	if r := runnersOf(t, decodeConfig(t, h))[0]; r["token"] != glrt {
+		t.Errorf("token lost: %v", r)
+	}
+	if n := len(f.fake.Requests()); n != requests {
+		t.Errorf("GitLab contacted: %v", f.fake.Requests())
+	}
+
+	// A host without the runner cannot register it.
+	_, err := f.plan(unset(nil), tasktest.New())
+	if err == nil || !strings.Contains(err.Error(), "runner build-1 is not in "+cfgPath) || !strings.Contains(err.Error(), "token_env: environment variable RUNNER_TOKEN is not set") {
+		t.Errorf("unregistered host without the token: %v", err)
+	}
+	// Nor register it again with another GitLab.
+	_, err = f.plan(unset(func(g *tasks.GitLabRunner) { g.URL = "https://gitlab.example.com" }), h)
+	if err == nil || !strings.Contains(err.Error(), "url changed from "+f.srv.URL+" to https://gitlab.example.com") || !strings.Contains(err.Error(), "RUNNER_TOKEN is not set") {
+		t.Errorf("changed url without the token: %v", err)
+	}
+	f.assertNoSecrets(h, glrt)
+}
+
+// A changed url is another GitLab: the runner is registered there, its
+// entry's token, id and url replaced, and the old registration announced.
+func TestGitLabRunnerChangedURLRegistersWithTheNewGitLab(t *testing.T) {
+	a := newGitLab(t, fakegitlab.Options{})
+	idA, glrtA := a.fake.CreateRunner(fakegitlab.NewRunner{})
+	h := tasktest.New()
+	h.SetFile(cfgPath, existingConfig, 0o600, "root", "root")
+	tasktest.Converge(t, a.mustPrepare(a.task(glrtA, nil)), h)
+
+	for _, tc := range []struct {
+		name  string
+		opts  fakegitlab.Options
+		token func(b *gitlabFixture) string
+		call  string
+	}{
+		{"runner authentication token", fakegitlab.Options{}, func(b *gitlabFixture) string { _, t := b.fake.CreateRunner(fakegitlab.NewRunner{}); return t }, "/api/v4/runners/verify"},
+		{"registration token", fakegitlab.Options{RegistrationTokens: []string{regToken}, AllowRegistrationTokens: true}, func(*gitlabFixture) string { return regToken }, "/api/v4/runners"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := runnersOf(t, decodeConfig(t, h))[1]
+			b := newGitLab(t, tc.opts)
+			token := tc.token(b)
+			g := a.mustPrepare(a.task(token, func(g *tasks.GitLabRunner) { g.URL = b.srv.URL }))
+			changes := tasktest.Converge(t, g, h)
+			a.record(changes)
+			c := changes[0]
+			if len(changes) != 1 || c.Action != tasks.Create {
+				t.Fatalf("changes %+v", changes)
+			}
+			if !strings.Contains(c.Summary, "register runner build-1 with "+b.srv.URL) || !strings.Contains(c.Summary, fmt.Sprintf("registered with %s: its token and url are replaced", before["url"])) {
+				t.Errorf("summary %q", c.Summary)
+			}
+			warning := fmt.Sprintf("runner build-1 (id %d) stays registered with %s: dindops does not remove it from that GitLab; delete it there", before["id"], before["url"])
+			if w := strings.Join(c.Warnings, "\n"); !strings.Contains(w, warning) {
+				t.Errorf("warnings %q lack %q", w, warning)
+			}
+			if b.fake.CountRequests("POST", tc.call) != 1 {
+				t.Errorf("GitLab B got %v", b.fake.Requests())
+			}
+			rs := runnersOf(t, decodeConfig(t, h))
+			r := rs[1]
+			reg := b.fake.Runners()[len(b.fake.Runners())-1]
+			if len(rs) != 2 || r["name"] != "build-1" || r["url"] != b.srv.URL || r["id"] != reg.ID || r["token"] == before["token"] ||
+				!strings.HasPrefix(reg.TokenPrefix, r["token"].(string)[:3]) || r["executor"] != "docker" || rs[0]["name"] != "other" {
+				t.Errorf("runners %v", rs)
+			}
+			a.assertNoSecrets(h, glrtA, token, r["token"].(string))
+		})
+	}
+	if len(a.fake.Runners()) != 1 || a.fake.Runners()[0].ID != idA {
+		t.Errorf("the runner in GitLab A was touched: %+v", a.fake.Runners())
+	}
+}
+
+// A renamed runner is registered under its new name; the old entry stays,
+// and the plan says so.
+func TestGitLabRunnerRenameWarnsOfTheOldEntry(t *testing.T) {
+	f := newGitLab(t, fakegitlab.Options{})
+	_, glrt := f.fake.CreateRunner(fakegitlab.NewRunner{})
+	h := tasktest.New()
+	h.SetFile(cfgPath, existingConfig, 0o600, "root", "root")
+	tasktest.Converge(t, f.mustPrepare(f.task(glrt, nil)), h)
+
+	changes := tasktest.Converge(t, f.mustPrepare(f.task(glrt, func(g *tasks.GitLabRunner) { g.Name = "build-2" })), h)
+	c := changes[0]
+	want := cfgPath + " also has runner build-1 for the same GitLab; it keeps running: remove it with state: absent under its name if it was renamed to build-2"
+	if c.Action != tasks.Create || !reflect.DeepEqual(c.Warnings, []string{want}) {
+		t.Errorf("change %v, warnings %q", c.Action, c.Warnings)
+	}
+	var names []string
+	for _, r := range runnersOf(t, decodeConfig(t, h)) {
+		names = append(names, r["name"].(string))
+	}
+	if strings.Join(names, ",") != "other,build-1,build-2" {
+		t.Errorf("runners %v: nothing is removed", names)
+	}
+
+	changes = tasktest.Converge(t, f.mustPrepare(f.task(glrt, func(g *tasks.GitLabRunner) { g.Name = "build-3" })), h)
+	if w := strings.Join(changes[0].Warnings, "\n"); !strings.Contains(w, "also has runners build-1, build-2 for the same GitLab; they keep running") {
+		t.Errorf("warnings %q", w)
+	}
+}
+
+// A host that had a runner (its .runner_system_id is there) but whose
+// config.toml lost it may leave a registration behind in GitLab.
+func TestGitLabRunnerWarnsOfALostRegistration(t *testing.T) {
+	f := newGitLab(t, fakegitlab.Options{RegistrationTokens: []string{regToken}, AllowRegistrationTokens: true})
+	_, glrt := f.fake.CreateRunner(fakegitlab.NewRunner{})
+	for _, token := range []string{regToken, glrt} {
+		h := tasktest.New()
+		h.SetFile(sysIDPath, "s_0123456789ab\n", 0o600, "root", "root")
+		h.SetFile(cfgPath, "concurrent = 4\n", 0o600, "root", "root")
+		changes, err := f.plan(f.mustPrepare(f.task(token, nil)), h)
+		if err != nil || len(changes) != 1 {
+			t.Fatalf("plan: %v %v", changes, err)
+		}
+		want := sysIDPath + " exists (system ID s_0123456789ab): this host had a runner before, but " + cfgPath + " has no entry for build-1; " +
+			"if it was registered with another token than this one and config.toml was lost, that registration remains in GitLab"
+		if w := strings.Join(changes[0].Warnings, "\n"); !strings.Contains(w, want) {
+			t.Errorf("%.4s: warnings %q", token, w)
+		}
 	}
 }
 

@@ -170,9 +170,10 @@ type run struct {
 }
 
 type connSlot struct {
-	once sync.Once
-	conn Conn
-	err  error
+	once    sync.Once
+	conn    Conn
+	release func() // the host's run lock, when taken
+	err     error
 }
 
 func (r *run) connect(ctx context.Context, h *inventory.Host) (Conn, error) {
@@ -183,14 +184,32 @@ func (r *run) connect(ctx context.Context, h *inventory.Host) (Conn, error) {
 		r.conns[h.Name] = s
 	}
 	r.mu.Unlock()
-	s.once.Do(func() { s.conn, s.err = r.o.Connector.Connect(ctx, h) })
+	s.once.Do(func() {
+		s.conn, s.err = r.o.Connector.Connect(ctx, h)
+		if s.err != nil || r.o.Mode != ApplyMode {
+			return
+		}
+		// Only one run may change a host at a time.
+		if l, ok := s.conn.(locker); ok {
+			s.release, s.err = l.Lock(ctx)
+		}
+	})
 	return s.conn, s.err
+}
+
+// locker is implemented by connections that can lock their host for the
+// length of a run (see transport.Conn.Lock).
+type locker interface {
+	Lock(ctx context.Context) (release func(), err error)
 }
 
 func (r *run) closeAll() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, s := range r.conns {
+		if s.release != nil {
+			s.release()
+		}
 		if s.conn != nil {
 			s.conn.Close()
 		}

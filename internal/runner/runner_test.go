@@ -3,6 +3,7 @@ package runner_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -321,5 +322,54 @@ func TestForksSlidingWindow(t *testing.T) {
 	}
 	if fmt.Sprint(order) != fmt.Sprint(names) {
 		t.Errorf("results in order %v, want inventory order %v", order, names)
+	}
+}
+
+// lockConn is a connection whose host is locked by another run.
+type lockConn struct {
+	fakeConn
+	locked   bool
+	released *atomic.Int32
+}
+
+func (c lockConn) Lock(context.Context) (func(), error) {
+	if c.locked {
+		return nil, fmt.Errorf("another dindops run is changing this host")
+	}
+	return func() { c.released.Add(1) }, nil
+}
+
+type lockConnector struct {
+	hosts    map[string]*tasktest.Host
+	locked   map[string]bool
+	released atomic.Int32
+}
+
+func (l *lockConnector) Connect(_ context.Context, h *inventory.Host) (runner.Conn, error) {
+	return lockConn{fakeConn: fakeConn{l.hosts[h.Name]}, locked: l.locked[h.Name], released: &l.released}, nil
+}
+
+func TestApplyLocksEachHost(t *testing.T) {
+	var restarts atomic.Int32
+	inv := testInventory(t, "b1", "b2")
+	lc := &lockConnector{hosts: map[string]*tasktest.Host{"b1": newBuildServer(&restarts), "b2": newBuildServer(&restarts)}, locked: map[string]bool{"b2": true}}
+	plays := compilePlays(t, testPlaybook, inv)
+	res, err := runner.Run(context.Background(), "t.yml", plays, runner.Options{Mode: runner.ApplyMode, Connector: lc, Now: fixedClock()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Recap[0].Failed != 0 || res.Recap[1].Failed != 1 || !strings.Contains(res.Recap[1].Error, "another dindops run") {
+		t.Fatalf("recap = %+v %+v", res.Recap[0], res.Recap[1])
+	}
+	if len(lc.hosts["b2"].Writes) != 0 {
+		t.Fatal("a locked host was changed")
+	}
+	if lc.released.Load() != 1 {
+		t.Errorf("lock released %d times, want once (b1)", lc.released.Load())
+	}
+	// plan takes no lock: it changes nothing.
+	lc.released.Store(0)
+	if res, _ := runner.Run(context.Background(), "t.yml", plays, runner.Options{Mode: runner.PlanMode, Connector: lc, Now: fixedClock()}); res.HostFailed() || lc.released.Load() != 0 {
+		t.Errorf("plan: failed=%v locks=%d", res.HostFailed(), lc.released.Load())
 	}
 }

@@ -98,6 +98,9 @@ type Config struct {
 	// TempDir is the remote directory in which a become write puts its
 	// private upload directory; empty means DefaultTempDir.
 	TempDir string
+	// LockPath is the file Lock locks on the host; empty means
+	// DefaultLockPath.
+	LockPath string
 	// Logger receives debug logs (commands, transfers, retries); never
 	// secrets. Nil discards them.
 	Logger *log.Logger
@@ -127,6 +130,9 @@ func (cfg *Config) withDefaults() {
 	}
 	if cfg.TempDir == "" {
 		cfg.TempDir = DefaultTempDir
+	}
+	if cfg.LockPath == "" {
+		cfg.LockPath = DefaultLockPath
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = log.New(io.Discard)

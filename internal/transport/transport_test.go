@@ -983,3 +983,32 @@ func TestAcceptNewWaitsForTheLock(t *testing.T) {
 		t.Errorf("known_hosts = %q", b)
 	}
 }
+
+// Two runs never change one host at once: the second Lock fails with
+// *LockedError while the first holds it, and succeeds once it is released.
+func TestLockIsExclusive(t *testing.T) {
+	s := newServer(t, serverOpts{})
+	cfg := s.config()
+	cfg.LockPath = filepath.Join(t.TempDir(), "dindops.lock")
+	first, second := dial(t, cfg), dial(t, cfg)
+	release, err := first.Lock(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = second.Lock(t.Context())
+	var locked *LockedError
+	if !errors.As(err, &locked) || !strings.Contains(err.Error(), "another dindops run is changing this host") {
+		t.Fatalf("second lock: %v, want *LockedError", err)
+	}
+	// The first connection still runs commands while it holds the lock.
+	if out := run(t, first.Host(false), "echo", "busy"); string(out.Stdout) != "busy\n" {
+		t.Fatalf("run under lock: %q", out.Stdout)
+	}
+	release()
+	release() // twice is harmless
+	release2, err := second.Lock(t.Context())
+	if err != nil {
+		t.Fatalf("lock after release: %v", err)
+	}
+	release2()
+}

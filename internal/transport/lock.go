@@ -1,0 +1,131 @@
+package transport
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/dindops/dindops/tasks"
+)
+
+// DefaultLockPath is the file whose flock(2) lock marks a host as being
+// changed by a dindops run. /tmp is used because every user can create a
+// file there on every distribution; the lock, not the file, is what matters.
+const DefaultLockPath = "/tmp/dindops.lock"
+
+// lockedExit is the exit status flock(1) reports when the lock is taken.
+const lockedExit = 75
+
+// LockedError says another dindops run is changing the host.
+type LockedError struct {
+	Host string
+	Path string
+}
+
+func (e *LockedError) Error() string {
+	return fmt.Sprintf("%s: another dindops run is changing this host (it holds the lock on %s); wait for it to finish and run again", e.Host, e.Path)
+}
+
+// Lock takes an exclusive lock on the host for as long as a run changes it,
+// so that two dindops runs (two pipelines, two people) never change one host
+// at once: two applies would each register the runner, and GitLab would keep
+// an orphan. The lock is flock(1) on Config.LockPath, held by a session that lasts
+// until release is called or the connection drops, so a dindops that dies
+// leaves nothing behind on the host.
+//
+// A host without flock(1) (util-linux) is not locked: Lock logs a warning
+// and returns a release that does nothing. Errors: *LockedError when another
+// run holds the lock, the errors of a lost connection, the context's.
+func (c *Conn) Lock(ctx context.Context) (release func(), err error) {
+	if err := c.lostError("locking"); err != nil {
+		return nil, err
+	}
+	select {
+	case c.sessions <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	freeSlot := func() { <-c.sessions }
+	c.commands.Add(1)
+	sess, err := c.client.NewSession()
+	if err != nil {
+		freeSlot()
+		if lerr := c.lostError("opening a session for the lock"); lerr != nil {
+			return nil, lerr
+		}
+		return nil, fmt.Errorf("%s: lock: open session: %w", c.name, err)
+	}
+	stdin, err1 := sess.StdinPipe()
+	stdout, err2 := sess.StdoutPipe()
+	var stderr strings.Builder
+	sess.Stderr = &stderr
+	if err := errors.Join(err1, err2); err != nil {
+		sess.Close()
+		freeSlot()
+		return nil, fmt.Errorf("%s: lock: %w", c.name, err)
+	}
+	line := tasks.ShellJoin([]string{"flock", "-n", "-E", fmt.Sprint(lockedExit), c.cfg.LockPath, "sh", "-c", "echo locked; exec cat >/dev/null"})
+	c.log.Debug("lock", "path", c.cfg.LockPath)
+	if err := sess.Start(line); err != nil {
+		sess.Close()
+		freeSlot()
+		return nil, fmt.Errorf("%s: lock: start: %w", c.name, err)
+	}
+	got := make(chan bool, 1)
+	go func() {
+		l, _ := bufio.NewReader(stdout).ReadString('\n')
+		got <- l == "locked\n"
+		io.Copy(io.Discard, stdout)
+	}()
+	fail := func(err error) (func(), error) {
+		stdin.Close()
+		sess.Close()
+		freeSlot()
+		return nil, err
+	}
+	select {
+	case ok := <-got:
+		if !ok {
+			werr := sess.Wait()
+			var exit interface{ ExitStatus() int }
+			switch {
+			case errors.As(werr, &exit) && exit.ExitStatus() == lockedExit:
+				return fail(&LockedError{Host: c.name, Path: c.cfg.LockPath})
+			case errors.As(werr, &exit) && exit.ExitStatus() == 127:
+				c.log.Warn("flock is not installed: this host is not locked against a second dindops run", "host", c.name)
+				stdin.Close()
+				sess.Close()
+				freeSlot()
+				return func() {}, nil
+			}
+			if lerr := c.lostError("taking the lock"); lerr != nil {
+				return fail(lerr)
+			}
+			return fail(fmt.Errorf("%s: lock %s: %v %s", c.name, c.cfg.LockPath, werr, strings.TrimSpace(stderr.String())))
+		}
+	case <-ctx.Done():
+		return fail(ctx.Err())
+	case <-time.After(c.cfg.ConnectTimeout):
+		return fail(fmt.Errorf("%s: lock %s: no answer within %s", c.name, c.cfg.LockPath, c.cfg.ConnectTimeout))
+	}
+	var released bool
+	return func() {
+		if released {
+			return
+		}
+		released = true
+		stdin.Close()
+		done := make(chan struct{})
+		go func() { sess.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+		}
+		sess.Close()
+		freeSlot()
+	}, nil
+}
