@@ -294,7 +294,36 @@ func (p *parser) task(n *yaml.Node, handler bool) *TaskDef {
 		p.errs = append(p.errs, prefixed(t.Kind, err))
 		return nil
 	}
+	// Options without templates are the same for every host: decode and
+	// validate them now, so `playbook check` finds a bare mode 644 too.
+	if !nodeHasTemplate(t.options) {
+		if err := strictyaml.Decode(p.file, t.options, task); err != nil {
+			p.errs = append(p.errs, taskErr(t, prefixed(t.Kind, err)))
+			return nil
+		}
+		if v, ok := task.(tasks.Validator); ok {
+			if err := v.Validate(); err != nil {
+				p.errs = append(p.errs, taskErr(t, fieldErr(t, err)))
+				return nil
+			}
+		}
+	}
 	return t
+}
+
+func nodeHasTemplate(n *yaml.Node) bool {
+	if n.Kind == yaml.ScalarNode {
+		return strings.Contains(n.Value, "{{")
+	}
+	if n.Kind == yaml.AliasNode {
+		return nodeHasTemplate(n.Alias)
+	}
+	for _, c := range n.Content {
+		if nodeHasTemplate(c) {
+			return true
+		}
+	}
+	return false
 }
 
 // prefixed rewrites "this mapping" in strict errors as the task kind's name.
