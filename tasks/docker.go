@@ -201,13 +201,11 @@ func checkKeys(field string, m map[string]string) error {
 	return nil
 }
 
-// recreateSummary is "recreate: env differs" or "recreate: env, image differ".
+// recreateSummary is "recreate: env changed" or "recreate: env, image
+// changed": the fields named are options of the task (plural or not), so the
+// verb is one that reads the same for one field and for several.
 func recreateSummary(fields []Field) string {
-	verb := "differs"
-	if len(fields) > 1 {
-		verb = "differ"
-	}
-	return "recreate: " + FieldNames(fields) + " " + verb
+	return "recreate: " + FieldNames(fields) + " changed"
 }
 
 // appearedError is what Apply returns when an object it was to create was

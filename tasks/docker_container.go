@@ -33,7 +33,10 @@ type DockerContainer struct {
 	// the image's.
 	Entrypoint []string `yaml:"entrypoint"`
 	// Env is set with --env-file read from stdin, so values never appear in
-	// the process list. Keys the image sets are not drift unless given here.
+	// the process list. A key the image sets is no drift while the
+	// container has the image's value; one the container sets to another
+	// value is drift unless given here (recreated, it gets the image's value
+	// back, and the plan shows that value marked "(image default)").
 	Env map[string]string `yaml:"env"`
 	// Networks: the first is docker run's --network, the others are connected
 	// before the container starts. Empty means docker's default, "bridge".
@@ -51,7 +54,7 @@ type DockerContainer struct {
 	SecurityOpt []string `yaml:"security_opt"`
 	// Volumes in -v syntax: "name:/path", "/host:/path[:ro]", "/anon".
 	Volumes []string `yaml:"volumes"`
-	// Labels are --label; labels the image sets are not drift unless given.
+	// Labels are --label; the image's labels count as env's keys do.
 	Labels map[string]string `yaml:"labels"`
 	// Pull is "missing" (default: pull when the image is not on the host),
 	// "always" (pull before every create or recreate) or "never".
@@ -66,11 +69,17 @@ type containerJSON struct {
 	Name  string `json:"Name"`
 	Image string `json:"Image"`
 	State *struct {
-		Status  string `json:"Status"`
-		Running bool   `json:"Running"`
-		Paused  bool   `json:"Paused"`
+		Status     string `json:"Status"`
+		Running    bool   `json:"Running"`
+		Paused     bool   `json:"Paused"`
+		Restarting bool   `json:"Restarting"`
+		OOMKilled  bool   `json:"OOMKilled"`
+		Dead       bool   `json:"Dead"`
+		ExitCode   int    `json:"ExitCode"`
+		Error      string `json:"Error"`
 	} `json:"State"`
-	Config struct {
+	RestartCount int `json:"RestartCount"`
+	Config       struct {
 		Image       string            `json:"Image"`
 		Env         []string          `json:"Env"`
 		Cmd         []string          `json:"Cmd"`
@@ -365,7 +374,13 @@ func normSecurityOpt(s string) string {
 // ":latest" added when it has neither tag nor digest, so it always contains
 // ':' or '@', which no container name may; each object is also checked by
 // its shape and name. The one ambiguity left, which of two names a lone
-// object belongs to, is settled by docker's "No such object: X" line.
+// object belongs to, is settled by docker's "No such object: X" line. Only
+// when the container runs another image than IMAGE names and has env or
+// labels that IMAGE does not explain is that image inspected too (oldImage).
+//
+// A container whose spec matches but which docker keeps restarting (or that
+// is dead) fails the plan: it is not up, and nothing the task could change
+// would bring it up.
 func (c *DockerContainer) Plan(ctx context.Context, h Host) ([]Change, error) {
 	cur, img, err := c.inspect(ctx, h)
 	if err != nil {
@@ -386,11 +401,20 @@ func (c *DockerContainer) Plan(ctx context.Context, h Host) ([]Change, error) {
 		ch.Action, ch.Summary, op.op = Create, "create", "create"
 		ch.Fields = c.specFields()
 	default:
-		ch.Fields = c.diff(cur, img)
+		oldImg, err := c.oldImage(ctx, h, cur, img)
+		if err != nil {
+			return nil, err
+		}
+		ch.Fields = c.diff(cur, img, oldImg)
 		switch {
 		case len(ch.Fields) > 0:
 			ch.Action, ch.Summary, op.op = Update, recreateSummary(ch.Fields), "recreate"
 			ch.Warnings = anonWarning(cur)
+		case cur.State.Restarting || cur.State.Dead:
+			// Docker counts a restarting container as running: its spec
+			// matches, but it is not up, and nothing dindops could change
+			// would bring it up.
+			return nil, brokenContainerError(c.Name, cur)
 		case cur.State.Paused:
 			ch.Action, ch.Summary, op.op = Update, "unpause", "unpause"
 			ch.Fields = []Field{{Name: "state", Old: "paused", New: "running"}}
@@ -398,6 +422,7 @@ func (c *DockerContainer) Plan(ctx context.Context, h Host) ([]Change, error) {
 		case !cur.State.Running:
 			ch.Action, ch.Summary, op.op = Update, "start", "start"
 			ch.Fields = []Field{{Name: "state", Old: cur.State.Status, New: "running"}}
+			ch.Warnings = exitWarning(c.Name, cur)
 			op.pull = false
 		default:
 			return nil, nil
@@ -411,6 +436,79 @@ func (c *DockerContainer) Plan(ctx context.Context, h Host) ([]Change, error) {
 	}
 	ch.Payload = op
 	return []Change{ch}, nil
+}
+
+// brokenContainerError is the plan's failure for a container whose spec
+// matches the task but which does not stay up: docker keeps restarting it
+// (state restarting), or it is dead (docker failed to remove it).
+func brokenContainerError(name string, cur *containerJSON) error {
+	st := cur.State
+	if st.Dead {
+		return fmt.Errorf("container %s is dead (docker could not remove or stop it); remove it with `docker rm -f %s` and run again", name, name)
+	}
+	why := fmt.Sprintf("state %s, last exit code %d", st.Status, st.ExitCode)
+	if st.OOMKilled {
+		why += ", killed for lack of memory (OOMKilled)"
+	}
+	why += fmt.Sprintf(", restarted %d %s", cur.RestartCount, plural(cur.RestartCount, "time", "times"))
+	if st.Error != "" {
+		why += ", docker says: " + st.Error
+	}
+	return fmt.Errorf("container %s keeps exiting and docker keeps restarting it (%s); its spec matches this task, so recreating it would not help: see why with `docker logs %s`", name, why, name)
+}
+
+// exitWarning notes, for a stopped container about to be started, that its
+// process failed the last time it ran: a docker stop ends it with 0 or 143
+// (SIGTERM), anything else is the process's own failure.
+func exitWarning(name string, cur *containerJSON) []string {
+	st := cur.State
+	switch {
+	case st.OOMKilled:
+		return []string{fmt.Sprintf("it was killed for lack of memory (exit code %d) the last time it ran; if it stops again, see `docker logs %s`", st.ExitCode, name)}
+	case st.Error != "":
+		return []string{fmt.Sprintf("docker could not start it the last time: %s", st.Error)}
+	case st.ExitCode != 0 && st.ExitCode != 143:
+		return []string{fmt.Sprintf("it exited with code %d the last time it ran; if it stops again, see `docker logs %s`", st.ExitCode, name)}
+	}
+	return nil
+}
+
+// oldImage returns the image the container runs when it is not the one the
+// task names (the reference or its tag moved) and the container has env or
+// labels that the named image does not explain: those that came with its own
+// image change with the image, they are not drift of env or labels. It is nil
+// otherwise, and when docker no longer has the image.
+func (c *DockerContainer) oldImage(ctx context.Context, h Host, cur *containerJSON, img *imageJSON) (*imageJSON, error) {
+	if img == nil || img.ID == cur.Image || cur.Image == "" {
+		return nil, nil
+	}
+	unexplained := func(have, want, image map[string]string) bool {
+		for k, v := range have {
+			if _, wanted := want[k]; wanted {
+				continue
+			}
+			if iv, ok := image[k]; !ok || iv != v {
+				return true
+			}
+		}
+		return false
+	}
+	if !unexplained(envMap(cur.Config.Env), c.Env, envMap(img.Config.Env)) && !unexplained(cur.Config.Labels, c.Labels, img.Config.Labels) {
+		return nil, nil
+	}
+	res, err := dockerInspect(ctx, h, []string{"docker", "image", "inspect", cur.Image}, []string{cur.Image})
+	if err != nil {
+		return nil, err
+	}
+	raw, ok := res.found[cur.Image]
+	if !ok {
+		return nil, nil
+	}
+	var ij imageJSON
+	if err := json.Unmarshal(raw, &ij); err != nil {
+		return nil, fmt.Errorf("docker image inspect %s: %w", cur.Image, err)
+	}
+	return &ij, nil
 }
 
 // inspect returns the container (nil when there is none by that name) and
@@ -529,8 +627,10 @@ func (c *DockerContainer) volumes() []string {
 }
 
 // diff lists the fields where cur differs from c, sorted by name. img is the
-// image c.Image names on the host now, or nil when it is not there.
-func (c *DockerContainer) diff(cur *containerJSON, img *imageJSON) []Field {
+// image c.Image names on the host now, or nil when it is not there; oldImg is
+// the image the container runs when that is another one and oldImage looked
+// it up, or nil.
+func (c *DockerContainer) diff(cur *containerJSON, img, oldImg *imageJSON) []Field {
 	var fs []Field
 	cmp := func(name, old, new string) {
 		if old != new {
@@ -577,8 +677,14 @@ func (c *DockerContainer) diff(cur *containerJSON, img *imageJSON) []Field {
 		cmp("entrypoint", ShellJoin(cur.Config.Entrypoint), ShellJoin(img.Config.Entrypoint))
 	}
 
-	cmp("env", kvLines(ownKeys(envMap(cur.Config.Env), c.Env, imgEnv, img != nil)), kvLines(c.Env))
-	cmp("labels", kvLines(ownKeys(cur.Config.Labels, c.Labels, imgLabels, img != nil)), kvLines(c.Labels))
+	var oldEnv, oldLabels map[string]string
+	if oldImg != nil {
+		oldEnv, oldLabels = envMap(oldImg.Config.Env), oldImg.Config.Labels
+	}
+	envOld, envNew := mapDiff(envMap(cur.Config.Env), c.Env, imgEnv, oldEnv, img != nil)
+	cmp("env", envOld, envNew)
+	labelsOld, labelsNew := mapDiff(cur.Config.Labels, c.Labels, imgLabels, oldLabels, img != nil)
+	cmp("labels", labelsOld, labelsNew)
 	cmp("networks", strings.Join(sortedKeys(cur.NetworkSettings.Networks), ", "), strings.Join(c.networks(), ", "))
 
 	restart := cur.HostConfig.RestartPolicy.Name
@@ -651,21 +757,47 @@ func envMap(env []string) map[string]string {
 	return m
 }
 
-// ownKeys is have without the keys that come from the image and are not
-// wanted: the container's env and labels include the image's, which are not
-// drift. A key set on the container that is neither wanted nor from the image
-// stays (and is drift). When the image is unknown (not on the host) only the
-// wanted keys are kept.
-func ownKeys(have, want, image map[string]string, imageKnown bool) map[string]string {
-	out := map[string]string{}
+// imageDefault marks, in a plan, a value that a recreated container gets
+// from its image because the task does not set the key.
+const imageDefault = " (image default)"
+
+// mapDiff compares a container's env or labels (have) with the task's
+// (want), as the lines a plan shows before and after a recreate. The
+// container's own include its image's, which are not drift: a key the task
+// does not name is left out when its value is the image's (image), or the
+// value that came with the image the container runs now (oldImage, when
+// that is another image; the key then changes with the image). Any other key
+// the task does not name is drift: the recreated container loses it, or,
+// when the image sets it, gets the image's value back, shown with
+// imageDefault. When the image is not on the host (imageKnown false) only
+// the task's keys can be compared.
+func mapDiff(have, want, image, oldImage map[string]string, imageKnown bool) (old, new string) {
+	shown := map[string]string{}
+	next := map[string]string{}
+	for k, v := range want {
+		next[k] = v
+	}
 	for k, v := range have {
-		_, wanted := want[k]
-		_, fromImage := image[k]
-		if wanted || (imageKnown && !fromImage) {
-			out[k] = v
+		if _, wanted := want[k]; wanted {
+			shown[k] = v
+			continue
+		}
+		if !imageKnown {
+			continue
+		}
+		iv, fromImage := image[k]
+		if fromImage && iv == v {
+			continue
+		}
+		if ov, ok := oldImage[k]; ok && ov == v {
+			continue
+		}
+		shown[k] = v
+		if fromImage {
+			next[k] = iv + imageDefault
 		}
 	}
-	return out
+	return kvLines(shown), kvLines(next)
 }
 
 // currentVolumes is the container's volumes in canonical -v form: its Binds,

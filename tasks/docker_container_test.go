@@ -262,7 +262,7 @@ func TestContainerDriftEachFieldAlone(t *testing.T) {
 			if got := fieldNames(changes[0].Fields); !reflect.DeepEqual(got, []string{tc.field}) {
 				t.Fatalf("fields = %v, want [%s]: %+v", got, tc.field, changes[0].Fields)
 			}
-			if want := "recreate: " + tc.field + " differs"; changes[0].Summary != want {
+			if want := "recreate: " + tc.field + " changed"; changes[0].Summary != want {
 				t.Errorf("summary = %q, want %q", changes[0].Summary, want)
 			}
 			f := changes[0].Fields[0]
@@ -284,7 +284,7 @@ func TestContainerSeveralFieldsSummary(t *testing.T) {
 	c.Env = map[string]string{"DOCKER_TLS_CERTDIR": "/certs"}
 	c.RestartPolicy = "no"
 	changes := plan(t, c, h)
-	if len(changes) != 1 || changes[0].Summary != "recreate: env, restart_policy differ" {
+	if len(changes) != 1 || changes[0].Summary != "recreate: env, restart_policy changed" {
 		t.Fatalf("got %+v", changes)
 	}
 	env := changes[0].Fields[0]
@@ -336,7 +336,7 @@ func TestContainerExtraEnvAndLabelOnContainerAreDrift(t *testing.T) {
 	if env.Old != "DEBUG=1\nDOCKER_HOST=tcp://gitlab-dind:2375" || env.New != "DOCKER_HOST=tcp://gitlab-dind:2375" {
 		t.Errorf("env field = %q → %q", env.Old, env.New)
 	}
-	if changes[0].Summary != "recreate: env, labels differ" {
+	if changes[0].Summary != "recreate: env, labels changed" {
 		t.Errorf("summary = %q", changes[0].Summary)
 	}
 }
@@ -671,5 +671,126 @@ stop_timeout: 10
 	}
 	if n.Options["com.docker.network.driver.mtu"] != "1400" {
 		t.Errorf("decoded %+v", n)
+	}
+}
+
+// A key the container sets over its image's value is drift when the task no
+// longer names it: the recreated container gets the image's value back
+// (DOCKER_TLS_CERTDIR=/certs turns TLS on and dind crash-loops), so the plan
+// shows it, for env and labels alike.
+func TestContainerDroppedOverrideOfImageValueIsDrift(t *testing.T) {
+	h, d := dockerHost(t)
+	c := dindSpec()
+	c.Labels = map[string]string{"org.opencontainers.image.source": "elsewhere"}
+	tasktest.Converge(t, c, h)
+
+	c = dindSpec()
+	c.Env = map[string]string{"A": "1"}
+	changes := plan(t, c, h)
+	if len(changes) != 1 || changes[0].Summary != "recreate: env, labels changed" {
+		t.Fatalf("want env and labels to change, got %+v", changes)
+	}
+	want := []tasks.Field{
+		{Name: "env", Old: "DOCKER_TLS_CERTDIR=", New: "A=1\nDOCKER_TLS_CERTDIR=/certs (image default)"},
+		{Name: "labels", Old: "org.opencontainers.image.source=elsewhere",
+			New: "org.opencontainers.image.source=https://github.com/docker-library/docker (image default)"},
+	}
+	if !reflect.DeepEqual(changes[0].Fields, want) {
+		t.Errorf("fields = %+v\nwant     %+v", changes[0].Fields, want)
+	}
+	apply(t, c, h, changes)
+	if !slices.Contains(d.Env("gitlab-dind"), "DOCKER_TLS_CERTDIR=/certs") {
+		t.Errorf("the plan said the image's value comes back; env = %q", d.Env("gitlab-dind"))
+	}
+	if again := plan(t, c, h); len(again) != 0 {
+		t.Fatalf("plan after apply: %+v", again)
+	}
+}
+
+// When the image changes, the values that came with the container's old
+// image change with it: they are part of the image change, not env drift.
+// An override the task dropped still is.
+func TestContainerNewImageValuesAreNotEnvDrift(t *testing.T) {
+	h, d := dockerHost(t)
+	tasktest.Converge(t, dindSpec(), h)
+	newer := dindImage
+	newer.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "DOCKER_VERSION=27.5.2",
+		"DOCKER_TLS_CERTDIR=/certs"}
+	d.AddImage("docker:27-dind", newer) // the tag moved; DIND_COMMIT is gone
+
+	changes := plan(t, dindSpec(), h)
+	if len(changes) != 1 || !reflect.DeepEqual(fieldNames(changes[0].Fields), []string{"image"}) {
+		t.Fatalf("want only image to change, got %+v", changes)
+	}
+
+	c := dindSpec()
+	c.Env = nil
+	changes = plan(t, c, h)
+	if len(changes) != 1 || !reflect.DeepEqual(fieldNames(changes[0].Fields), []string{"env", "image"}) {
+		t.Fatalf("want env and image to change, got %+v", changes)
+	}
+	if f := changes[0].Fields[0]; f.Old != "DOCKER_TLS_CERTDIR=" || f.New != "DOCKER_TLS_CERTDIR=/certs (image default)" {
+		t.Errorf("env field = %+v", f)
+	}
+	apply(t, c, h, changes)
+	if again := plan(t, c, h); len(again) != 0 {
+		t.Fatalf("plan after apply: %+v", again)
+	}
+}
+
+// A container whose spec matches but which docker keeps restarting is not
+// up to date: the plan fails, naming it, its state, its last exit code and
+// how to see why.
+func TestContainerCrashLoopFailsPlan(t *testing.T) {
+	h, d := dockerHost(t)
+	tasktest.Converge(t, dindSpec(), h)
+	d.CrashLoop("gitlab-dind", 1)
+	d.CrashLoop("gitlab-dind", 1)
+	h.Freeze()
+	changes, err := dindSpec().Plan(context.Background(), h)
+	h.Thaw()
+	if err == nil {
+		t.Fatalf("a crash-looping container planned as %+v", changes)
+	}
+	for _, want := range []string{"gitlab-dind", "state restarting", "last exit code 1", "restarted 2 times", "docker logs gitlab-dind"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q: %v", want, err)
+		}
+	}
+	// A spec change still recreates it: that may well be the fix.
+	c := dindSpec()
+	c.Command = []string{"--storage-driver=vfs"}
+	if got := plan(t, c, h); len(got) != 1 || got[0].Summary != "recreate: command changed" {
+		t.Fatalf("want a recreate, got %+v", got)
+	}
+	// Stopped, it is started as before, with a note of how it ended.
+	d.MustCLI(t, "stop", "gitlab-dind")
+	got := plan(t, dindSpec(), h)
+	if len(got) != 1 || got[0].Summary != "start" || len(got[0].Warnings) != 1 ||
+		!strings.Contains(got[0].Warnings[0], "exited with code 1") || !strings.Contains(got[0].Warnings[0], "docker logs gitlab-dind") {
+		t.Fatalf("want a start with a warning, got %+v", got)
+	}
+}
+
+func TestContainerStartWarnings(t *testing.T) {
+	h, d := dockerHost(t)
+	tasktest.Converge(t, dindSpec(), h)
+	d.MustCLI(t, "stop", "gitlab-dind")
+	if got := plan(t, dindSpec(), h); len(got) != 1 || len(got[0].Warnings) != 0 {
+		t.Fatalf("a container stopped by docker stop: %+v", got)
+	}
+	d.MustCLI(t, "start", "gitlab-dind")
+	d.Exit("gitlab-dind", 2)
+	if got := plan(t, dindSpec(), h); len(got) != 1 || len(got[0].Warnings) != 1 || !strings.Contains(got[0].Warnings[0], "code 2") {
+		t.Fatalf("want a warning about exit code 2: %+v", got)
+	}
+	h, d = dockerHost(t)
+	d.FailStart("gitlab-dind", "failed to create shim task: OCI runtime create failed: boom: unknown")
+	changes := plan(t, dindSpec(), h)
+	if err := dindSpec().Apply(context.Background(), h, changes); err == nil {
+		t.Fatal("start did not fail")
+	}
+	if got := plan(t, dindSpec(), h); len(got) != 1 || len(got[0].Warnings) != 1 || !strings.Contains(got[0].Warnings[0], "OCI runtime create failed: boom") {
+		t.Fatalf("want docker's start error as a warning: %+v", got)
 	}
 }

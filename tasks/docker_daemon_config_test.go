@@ -2,6 +2,9 @@ package tasks_test
 
 import (
 	"context"
+	"encoding/json"
+	"io/fs"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -10,25 +13,44 @@ import (
 	"github.com/dindops/dindops/tasks/tasktest"
 )
 
-// dockerInfoHost answers `docker info` with the given driver and counts, and
-// `dockerd --help` with or without --validate.
-func dockerInfoHost(driver string, images, containers int, validate bool) *tasktest.Host {
+// fakeDockerd is the docker daemon of a daemonHost: the storage driver it
+// runs with and what it keeps, whether its dockerd can --validate, and its
+// command line, found as the real one is: the pid in /var/run/docker.pid,
+// then /proc/PID/cmdline.
+type fakeDockerd struct {
+	driver             string
+	images, containers int
+	validate           bool
+}
+
+// daemonHost is a host whose docker runs with driver, started as Debian's
+// init script starts it (dockerd -p /var/run/docker.pid $DOCKER_OPTS), with
+// opts as DOCKER_OPTS. `docker info` answers as Docker 20.10 does, `dockerd
+// --help` shows --validate only when validate, `dockerd --version` is
+// Debian's 20.10.
+func daemonHost(driver string, images, containers int, validate bool, opts ...string) (*tasktest.Host, *fakeDockerd) {
+	d := &fakeDockerd{driver: driver, images: images, containers: containers, validate: validate}
 	h := tasktest.New()
 	h.MkdirAll("/etc/docker")
+	h.SetFile("/var/run/docker.pid", "4242", 0o644, "root", "root")
+	argv := append([]string{"/usr/sbin/dockerd", "-p", "/var/run/docker.pid"}, opts...)
+	h.SetFile("/proc/4242/cmdline", strings.Join(argv, "\x00")+"\x00", 0o444, "root", "root")
 	h.Handle("docker", func(_ *tasktest.Host, args []string, _ []byte) tasks.Output {
 		if len(args) > 1 && args[1] == "info" {
-			return tasks.Output{Stdout: []byte(`"` + driver + `" ` + strconv.Itoa(images) + " " + strconv.Itoa(containers) + "\n")}
+			return tasks.Output{Stdout: []byte(`"` + d.driver + `" ` + strconv.Itoa(d.images) + " " + strconv.Itoa(d.containers) + "\n")}
 		}
 		return tasks.Output{ExitCode: 1, Stderr: []byte("unexpected docker call")}
 	})
 	h.Handle("dockerd", func(h *tasktest.Host, args []string, _ []byte) tasks.Output {
-		if args[1] == "--help" {
-			if validate {
+		switch args[1] {
+		case "--help":
+			if d.validate {
 				return tasks.Output{Stdout: []byte("      --validate    Validate daemon configuration and exit\n")}
 			}
 			return tasks.Output{Stdout: []byte("Usage: dockerd [OPTIONS]\n")}
-		}
-		if args[1] == "--validate" {
+		case "--version":
+			return tasks.Output{Stdout: []byte("Docker version 20.10.24+dfsg1, build 5d6db84\n")}
+		case "--validate":
 			f, _ := h.File(args[3])
 			if err := tasks.CheckJSON(f.Content); err != nil {
 				return tasks.Output{ExitCode: 1, Stderr: []byte(err.Error())}
@@ -37,6 +59,28 @@ func dockerInfoHost(driver string, images, containers int, validate bool) *taskt
 		}
 		return tasks.Output{ExitCode: 2}
 	})
+	return h, d
+}
+
+// restart is what the restart handler does to the fake: docker comes back
+// with the driver the file names.
+func (d *fakeDockerd) restart(t *testing.T, h *tasktest.Host) {
+	t.Helper()
+	f, _ := h.File("/etc/docker/daemon.json")
+	var cfg struct {
+		Driver string `json:"storage-driver"`
+	}
+	if err := json.Unmarshal(f.Content, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Driver != "" && cfg.Driver != d.driver {
+		d.driver, d.images, d.containers = cfg.Driver, 0, 0
+	}
+}
+
+// dockerInfoHost is daemonHost for tests that need no more.
+func dockerInfoHost(driver string, images, containers int, validate bool) *tasktest.Host {
+	h, _ := daemonHost(driver, images, containers, validate)
 	return h
 }
 
@@ -81,7 +125,8 @@ func TestDaemonConfigMergeKeepsOtherKeys(t *testing.T) {
 	if len(minus) != 1 || len(plus) != 2 || !strings.Contains(plus[1], `"storage-driver": "overlay2"`) {
 		t.Fatalf("diff changes more than the added key:\n%s", c.Diff)
 	}
-	if len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0], `"ipv6" is the string "true"`) {
+	if len(c.Warnings) != 2 || !strings.Contains(c.Warnings[0], `"ipv6" is the string "true"`) ||
+		!strings.Contains(c.Warnings[1], "cannot validate") {
 		t.Errorf("warnings = %q", c.Warnings)
 	}
 	f, _ := h.File("/etc/docker/daemon.json")
@@ -127,7 +172,7 @@ func TestDaemonConfigNoChangeWhenEqual(t *testing.T) {
 // C06 (moby/moby#34112): changing the storage driver hides images and
 // containers; it needs allow_storage_driver_change.
 func TestDaemonConfigStorageDriverChangeNeedsConsent(t *testing.T) {
-	h := dockerInfoHost("overlay", 12, 3, false)
+	h, dockerd := daemonHost("overlay", 12, 3, true)
 	h.SetFile("/etc/docker/daemon.json", `{"storage-driver": "overlay"}`, 0o644, "root", "root")
 	_, err := overlay2().Plan(context.Background(), h)
 	if err == nil || !strings.Contains(err.Error(), "hides its 12 image(s) and 3 container(s)") || !strings.Contains(err.Error(), "allow_storage_driver_change") {
@@ -138,9 +183,14 @@ func TestDaemonConfigStorageDriverChangeNeedsConsent(t *testing.T) {
 	}
 	d := overlay2()
 	d.AllowStorageDriverChange = true
-	changes := tasktest.Converge(t, d, h)
-	if len(changes[0].Warnings) != 1 || !strings.Contains(changes[0].Warnings[0], "12 image(s)") {
-		t.Errorf("warnings = %q", changes[0].Warnings)
+	changes := plan(t, d, h)
+	if len(changes) != 1 || len(changes[0].Warnings) != 1 || !strings.Contains(changes[0].Warnings[0], "12 image(s)") {
+		t.Fatalf("changes = %+v", changes)
+	}
+	apply(t, d, h, changes)
+	dockerd.restart(t, h) // the handler
+	if again := plan(t, d, h); len(again) != 0 {
+		t.Fatalf("plan after apply and restart: %+v", again)
 	}
 }
 
@@ -157,5 +207,185 @@ func TestDaemonConfigValidate(t *testing.T) {
 	f, _ := h.File("/etc/docker/daemon.json")
 	if !strings.Contains(string(f.Content), "\"log-opts\": {\n    \"max-size\": \"10m\"\n  }") {
 		t.Errorf("nested value not indented:\n%s", f.Content)
+	}
+}
+
+// dockerd refuses to start when a setting is both a flag and a key of
+// daemon.json: a plan that would lead there fails, naming the key, the flag
+// and what to do, and writes nothing.
+func TestDaemonConfigFlagConflictFailsPlan(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		opts     []string // DOCKER_OPTS
+		file     string
+		settings map[string]any
+		want     []string
+	}{
+		{"long flag", []string{"--storage-driver=overlay2"}, "", map[string]any{"storage-driver": "overlay2"},
+			[]string{"storage-driver (flag --storage-driver=overlay2)", "leave storage-driver out of settings"}},
+		{"short flag with its value apart", []string{"-s", "overlay2"}, "", map[string]any{"storage-driver": "overlay2"},
+			[]string{"storage-driver (flag -s overlay2)"}},
+		{"systemd's -H fd:// and hosts", []string{"-H", "fd://", "--containerd=/run/containerd/containerd.sock"}, "",
+			map[string]any{"hosts": []any{"unix:///var/run/docker.sock"}}, []string{"hosts (flag -H fd://)"}},
+		{"plural key, singular flag, key already in the file", []string{"--registry-mirror", "http://m:5000"},
+			`{"registry-mirrors": ["http://m:5000"]}`, map[string]any{"storage-driver": "overlay2"},
+			[]string{"registry-mirrors (flag --registry-mirror http://m:5000)", "remove registry-mirrors from /etc/docker/daemon.json"}},
+		{"nested key", []string{"--http-proxy=http://proxy:3128"}, "",
+			map[string]any{"proxies": map[string]any{"http-proxy": "http://proxy:3128"}},
+			[]string{"proxies.http-proxy (flag --http-proxy=http://proxy:3128)"}},
+		{"bool shorthand", []string{"-D"}, "", map[string]any{"debug": true}, []string{"debug (flag -D)"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h, _ := daemonHost("overlay2", 0, 0, false, tc.opts...)
+			if tc.file != "" {
+				h.SetFile("/etc/docker/daemon.json", tc.file, 0o644, "root", "root")
+			}
+			d := &tasks.DockerDaemonConfig{Settings: tc.settings}
+			h.Freeze()
+			changes, err := d.Plan(context.Background(), h)
+			h.Thaw()
+			if err == nil {
+				t.Fatalf("plan = %+v, want an error", changes)
+			}
+			for _, w := range append(tc.want, "specified both as a flag and in the configuration file", "DOCKER_OPTS") {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error lacks %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+}
+
+// What is not a conflict: keys the flags do not set, runtimes (merged by
+// dockerd), a pidfile left by a dockerd that is gone, no dockerd at all, and
+// a conflict when the task changes nothing (the check runs only for a
+// change).
+func TestDaemonConfigNoFlagConflict(t *testing.T) {
+	ctx := context.Background()
+	// Debian's init script always passes -p: no conflict with storage-driver.
+	h, _ := daemonHost("overlay2", 0, 0, false, "--add-runtime", "crun=/usr/bin/crun", "--log-level=info")
+	d := &tasks.DockerDaemonConfig{Settings: map[string]any{"storage-driver": "overlay2",
+		"runtimes": map[string]any{"crun": map[string]any{"path": "/usr/bin/crun"}}, "log-opts": map[string]any{"max-size": "10m"}}}
+	tasktest.Converge(t, d, h)
+
+	h, _ = daemonHost("overlay2", 0, 0, false, "--storage-driver=overlay2")
+	h.SetFile("/var/run/docker.pid", "999", 0o644, "root", "root") // no /proc/999: dockerd is gone
+	tasktest.Converge(t, overlay2(), h)
+
+	h, _ = daemonHost("overlay2", 0, 0, false, "--storage-driver=overlay2")
+	h.SetFile("/proc/4242/cmdline", "/usr/sbin/sshd\x00-D\x00", 0o444, "root", "root") // the pid is another program's now
+	tasktest.Converge(t, overlay2(), h)
+
+	h, _ = daemonHost("overlay2", 0, 0, false, "--storage-driver=overlay2")
+	h.RemoveFile("/var/run/docker.pid")
+	tasktest.Converge(t, overlay2(), h)
+
+	// Already in the file and docker runs it: nothing changes, nothing is
+	// checked (dockerd runs, so it cannot be refusing this file).
+	h, _ = daemonHost("overlay2", 0, 0, false, "--storage-driver=overlay2")
+	h.SetFile("/etc/docker/daemon.json", `{"storage-driver": "overlay2"}`, 0o644, "root", "root")
+	if changes, err := overlay2().Plan(ctx, h); err != nil || len(changes) != 0 {
+		t.Fatalf("plan = %+v, %v", changes, err)
+	}
+}
+
+// The file already names overlay2 but docker still runs another driver: an
+// earlier apply wrote the file and its restart never ran. The plan reports a
+// change, so that the handler restarts docker; apply writes nothing.
+func TestDaemonConfigDockerRunsAnotherDriver(t *testing.T) {
+	ctx := context.Background()
+	h, dockerd := daemonHost("vfs", 0, 0, false)
+	h.SetFile("/etc/docker/daemon.json", "{\n  \"storage-driver\": \"overlay2\"\n}\n", 0o644, "root", "root")
+	changes := plan(t, overlay2(), h)
+	if len(changes) != 1 {
+		t.Fatalf("want one change, got %+v", changes)
+	}
+	c := changes[0]
+	if c.Action != tasks.Update || c.Target != "/etc/docker/daemon.json" || c.Summary != "docker runs vfs; restart to use overlay2" || c.Diff != "" {
+		t.Errorf("change = %+v", c)
+	}
+	if want := []tasks.Field{{Name: "storage-driver", Old: "vfs (running)", New: "overlay2"}}; !reflect.DeepEqual(c.Fields, want) {
+		t.Errorf("fields = %+v, want %+v", c.Fields, want)
+	}
+	if len(c.Warnings) != 0 {
+		t.Errorf("nothing is written, so nothing to validate or warn about: %q", c.Warnings)
+	}
+	apply(t, overlay2(), h, changes)
+	if len(h.Writes) != 0 || h.Ran("mkdir") || h.Ran("dockerd") {
+		t.Errorf("apply of a restart-only change touched the host: writes %q, commands %q", h.Writes, h.Commands)
+	}
+	dockerd.restart(t, h)
+	if again := plan(t, overlay2(), h); len(again) != 0 {
+		t.Fatalf("plan after the restart: %+v", again)
+	}
+
+	// The file changed between plan and apply: the restart would not do
+	// what the plan said.
+	h, _ = daemonHost("vfs", 0, 0, false)
+	h.SetFile("/etc/docker/daemon.json", `{"storage-driver": "overlay2"}`, 0o644, "root", "root")
+	changes = plan(t, overlay2(), h)
+	h.SetFile("/etc/docker/daemon.json", `{"storage-driver": "overlay2", "debug": true}`, 0o644, "root", "root")
+	if err := overlay2().Apply(ctx, h, changes); err == nil || !strings.Contains(err.Error(), "changed since the plan") {
+		t.Fatalf("apply err = %v", err)
+	}
+
+	// The consent rule holds for this case too: the restart hides images.
+	h, _ = daemonHost("vfs", 7, 2, false)
+	h.SetFile("/etc/docker/daemon.json", `{"storage-driver": "overlay2"}`, 0o644, "root", "root")
+	if _, err := overlay2().Plan(ctx, h); err == nil || !strings.Contains(err.Error(), "hides its 7 image(s) and 2 container(s)") {
+		t.Fatalf("plan err = %v", err)
+	}
+	d := overlay2()
+	d.AllowStorageDriverChange = true
+	if changes := plan(t, d, h); len(changes) != 1 || len(changes[0].Warnings) != 1 || !strings.Contains(changes[0].Summary, "restart to use overlay2") {
+		t.Fatalf("changes = %+v", changes)
+	}
+
+	// Another key changes too: one write, and the summary says both.
+	h, _ = daemonHost("vfs", 0, 0, false)
+	h.SetFile("/etc/docker/daemon.json", `{"storage-driver": "overlay2"}`, 0o644, "root", "root")
+	d = &tasks.DockerDaemonConfig{Settings: map[string]any{"storage-driver": "overlay2", "debug": true}}
+	changes = plan(t, d, h)
+	if len(changes) != 1 || changes[0].Summary != "set debug; docker runs vfs; restart to use overlay2" || changes[0].Diff == "" {
+		t.Fatalf("changes = %+v", changes)
+	}
+}
+
+// Docker before 23 has no dockerd --validate: the plan says that only the
+// JSON syntax was checked, and only when there is something to write.
+func TestDaemonConfigWarnsWhenDockerdCannotValidate(t *testing.T) {
+	h := dockerInfoHost("overlay2", 0, 0, false)
+	changes := plan(t, overlay2(), h)
+	want := "dockerd 20.10.24+dfsg1 cannot validate daemon.json (dockerd --validate came with Docker 23); only its JSON syntax was checked"
+	if len(changes) != 1 || len(changes[0].Warnings) != 1 || changes[0].Warnings[0] != want {
+		t.Fatalf("warnings = %q, want %q", changes[0].Warnings, want)
+	}
+	apply(t, overlay2(), h, changes)
+	if h.Ran("dockerd", "--validate") {
+		t.Error("ran dockerd --validate, which this dockerd does not have")
+	}
+	h = dockerInfoHost("overlay2", 0, 0, true)
+	if changes := plan(t, overlay2(), h); len(changes) != 1 || len(changes[0].Warnings) != 0 {
+		t.Fatalf("a dockerd that validates: %+v", changes)
+	}
+}
+
+// unreadableProc is a host where /proc cannot be read (mounted hidepid=2,
+// no become).
+type unreadableProc struct{ *tasktest.Host }
+
+func (u unreadableProc) ReadFile(ctx context.Context, p string) (tasks.RemoteFile, error) {
+	if strings.HasPrefix(p, "/proc/") {
+		return tasks.RemoteFile{}, &fs.PathError{Op: "read", Path: p, Err: fs.ErrPermission}
+	}
+	return u.Host.ReadFile(ctx, p)
+}
+
+func TestDaemonConfigUnreadableCommandLineWarns(t *testing.T) {
+	h, _ := daemonHost("overlay2", 0, 0, true, "--storage-driver=overlay2")
+	changes, err := overlay2().Plan(context.Background(), unreadableProc{h})
+	if err != nil || len(changes) != 1 || len(changes[0].Warnings) != 1 ||
+		!strings.Contains(changes[0].Warnings[0], "could not read the running dockerd's command line") {
+		t.Fatalf("plan = %+v, %v", changes, err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -210,8 +211,13 @@ func runOnLocalEngine(t *testing.T, h *tasktest.LocalHost, image, sfx string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(changes) != 1 || len(changes[0].Warnings) != 1 || !strings.Contains(changes[0].Warnings[0], name) {
+	if len(changes) != 1 || len(changes[0].Warnings) != 2 || !strings.Contains(changes[0].Warnings[1], name) {
 		t.Fatalf("want a recreate warning naming %s, got %+v", name, changes)
+	}
+	// The recreate resets what the task does not give: docker assigns the
+	// subnet and gateway anew; the MTU option the task gives is kept.
+	if got := fieldNames(changes[0].Fields); !reflect.DeepEqual(got, []string{"gateway", "labels", "subnet"}) {
+		t.Fatalf("recreate fields = %v: %+v", got, changes[0].Fields)
 	}
 	if err := n1.Apply(ctx, h, changes); err != nil {
 		t.Fatal(err)
@@ -223,8 +229,37 @@ func runOnLocalEngine(t *testing.T, h *tasktest.LocalHost, image, sfx string) {
 		t.Fatalf("container plan after the network's recreation: %+v, %v", again, err)
 	}
 
+	// Internal, attachable, subnet and gateway come back through docker
+	// network inspect as they are compared; a subnet written with host bits
+	// is the same network.
+	net3 := "dindops-test-i-" + sfx
+	t.Cleanup(func() { exec.Command(h.Programs["docker"], "network", "rm", net3).Run() })
+	third := 100 + int(sfx[0])%100
+	n3 := &tasks.DockerNetwork{Name: net3, Internal: true, Attachable: true,
+		Subnet: fmt.Sprintf("10.231.%d.0/24", third), Gateway: fmt.Sprintf("10.231.%d.254", third)}
+	if err := n3.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	converge(n3)
+	n3.Subnet = fmt.Sprintf("10.231.%d.7/24", third)
+	if again, err := n3.Plan(ctx, h); err != nil || len(again) != 0 {
+		t.Fatalf("subnet with host bits: %+v, %v", again, err)
+	}
+	n3.Internal, n3.Attachable = false, false
+	changes, err = n3.Plan(ctx, h)
+	if err != nil || len(changes) != 1 || changes[0].Summary != "recreate: attachable, internal changed" {
+		t.Fatalf("want internal and attachable to change: %+v, %v", changes, err)
+	}
+	if err := n3.Apply(ctx, h, changes); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := n3.Plan(ctx, h); err != nil || len(again) != 0 {
+		t.Fatalf("network plan after apply: %+v, %v", again, err)
+	}
+
 	// Remove everything.
 	converge(&tasks.DockerContainer{Name: name, State: "absent"})
 	converge(&tasks.DockerNetwork{Name: net1, State: "absent"})
 	converge(&tasks.DockerNetwork{Name: net2, State: "absent"})
+	converge(&tasks.DockerNetwork{Name: net3, State: "absent"})
 }

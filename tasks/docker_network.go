@@ -5,18 +5,26 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 )
 
-// DockerNetwork keeps a docker network with the given driver, driver options
-// and labels (docker network create, https://docs.docker.com/reference/cli/docker/network/create/;
+// DockerNetwork keeps a docker network with the given driver, driver options,
+// labels, internal and attachable flags and, when given, subnet and gateway
+// (docker network create, https://docs.docker.com/reference/cli/docker/network/create/;
 // the fields of docker network inspect).
 //
 // Docker cannot change a network in place, so a network that differs is
 // recreated: the containers attached to it (running or not) are disconnected,
 // the network is removed and created again, and the containers are
-// reconnected with their aliases.
+// reconnected with their aliases. A recreated network has exactly this
+// task's spec: what the network has beyond it (driver options not named
+// here, IPv6, a subnet and gateway the task does not give) is not kept, and
+// the plan lists each such value among the fields it changes. Only while the
+// network is not recreated are those values left as they are.
 type DockerNetwork struct {
 	// Name of the network (required).
 	Name string `yaml:"name"`
@@ -25,22 +33,58 @@ type DockerNetwork struct {
 	// Options are driver options (--opt key=value, inspect's Options). Only
 	// the keys given are compared: docker adds defaults of its own
 	// (newer versions add com.docker.network.enable_ipv4/enable_ipv6), and
-	// those are not drift.
+	// those are not drift. Other keys the network has are kept only while it
+	// is not recreated; a recreate drops them, and its plan lists them.
 	Options map[string]string `yaml:"options"`
 	// Labels (--label key=value) must match exactly.
 	Labels map[string]string `yaml:"labels"`
+	// Internal is --internal: containers on the network have no route out
+	// of it (a runner on such a network cannot reach GitLab). Compared
+	// always: an internal network is drift unless this is true.
+	Internal bool `yaml:"internal"`
+	// Attachable is --attachable (for swarm services' networks). Compared
+	// always, like internal.
+	Attachable bool `yaml:"attachable"`
+	// Subnet is --subnet, in CIDR form (inspect's IPAM.Config[].Subnet).
+	// Compared only when given; when it is not, docker picks one.
+	Subnet string `yaml:"subnet"`
+	// Gateway is --gateway, an address in subnet (IPAM.Config[].Gateway).
+	// Compared only when given; it needs subnet.
+	Gateway string `yaml:"gateway"`
 	// State is "present" (default) or "absent".
 	State string `yaml:"state"`
 }
 
 // networkJSON is the part of `docker network inspect` read here.
 type networkJSON struct {
-	Name    string            `json:"Name"`
-	ID      string            `json:"Id"`
-	Driver  string            `json:"Driver"`
-	Options map[string]string `json:"Options"`
-	Labels  map[string]string `json:"Labels"`
+	Name       string `json:"Name"`
+	ID         string `json:"Id"`
+	Driver     string `json:"Driver"`
+	EnableIPv6 bool   `json:"EnableIPv6"`
+	IPAM       struct {
+		Config []struct {
+			Subnet  string `json:"Subnet"`
+			Gateway string `json:"Gateway"`
+		} `json:"Config"`
+	} `json:"IPAM"`
+	Internal   bool              `json:"Internal"`
+	Attachable bool              `json:"Attachable"`
+	Options    map[string]string `json:"Options"`
+	Labels     map[string]string `json:"Labels"`
 }
+
+// dockerNetworkDefaults are driver options that newer docker versions add to
+// every bridge network by themselves, with these values: a network that has
+// them and a task that does not name them do not differ, and a recreated
+// network gets them again.
+var dockerNetworkDefaults = map[string]string{
+	"com.docker.network.enable_ipv4": "true",
+	"com.docker.network.enable_ipv6": "false",
+}
+
+// assignedByDocker is what a plan shows for a value that a recreated network
+// gets from docker because the task does not give it.
+const assignedByDocker = "(assigned by docker)"
 
 // attached is a container attached to a network.
 type attached struct {
@@ -92,7 +136,28 @@ func (n *DockerNetwork) Validate() error {
 	if err := checkKeys("options", n.Options); err != nil {
 		return err
 	}
-	return checkKeys("labels", n.Labels)
+	if err := checkKeys("labels", n.Labels); err != nil {
+		return err
+	}
+	var subnet netip.Prefix
+	if n.Subnet != "" {
+		var err error
+		if subnet, err = netip.ParsePrefix(n.Subnet); err != nil {
+			return FieldErrorf("subnet", "not a subnet in CIDR form such as 10.10.0.0/24: %q", n.Subnet)
+		}
+	}
+	if n.Gateway != "" {
+		gw, err := netip.ParseAddr(n.Gateway)
+		switch {
+		case err != nil:
+			return FieldErrorf("gateway", "not an IP address: %q", n.Gateway)
+		case n.Subnet == "":
+			return FieldErrorf("gateway", "needs subnet: docker takes a gateway only with the subnet it belongs to")
+		case !subnet.Contains(gw):
+			return FieldErrorf("gateway", "%s is not in subnet %s", n.Gateway, n.Subnet)
+		}
+	}
+	return nil
 }
 
 // Plan implements Task. It runs `docker network inspect NAME`, and only when
@@ -110,22 +175,20 @@ func (n *DockerNetwork) Plan(ctx context.Context, h Host) ([]Change, error) {
 		return nil, nil
 	case cur == nil:
 		ch.Action, ch.Summary, ch.Payload = Create, "create", netCreate
-		ch.Fields = append(ch.Fields, Field{Name: "driver", New: n.driver()})
-		if len(n.Labels) > 0 {
-			ch.Fields = append(ch.Fields, Field{Name: "labels", New: kvLines(n.Labels)})
-		}
-		if len(n.Options) > 0 {
-			ch.Fields = append(ch.Fields, Field{Name: "options", New: kvLines(n.Options)})
-		}
+		ch.Fields = n.specFields()
 		return []Change{ch}, nil
 	case n.state() == "absent":
 		ch.Action, ch.Summary, ch.Payload = Delete, "remove", netRemove
 	default:
-		ch.Fields = n.diff(cur)
-		if len(ch.Fields) == 0 {
+		drift := n.diff(cur, false)
+		if len(drift) == 0 {
 			return nil, nil
 		}
-		ch.Action, ch.Summary, ch.Payload = Update, recreateSummary(ch.Fields), netRecreate
+		// The network is created again from the spec alone: the plan lists
+		// everything that resets, not only what made it differ.
+		ch.Fields = n.diff(cur, true)
+		ch.Action, ch.Summary, ch.Payload = Update, recreateSummary(drift), netRecreate
+		ch.Warnings = append(ch.Warnings, recreateWarning(drift, ch.Fields))
 	}
 	conts, err := n.attachedContainers(ctx, h)
 	if err != nil {
@@ -148,26 +211,125 @@ func plural(n int, one, many string) string {
 	return many
 }
 
-// diff lists the fields where cur differs from n, sorted by name.
-func (n *DockerNetwork) diff(cur *networkJSON) []Field {
-	var fs []Field
-	if cur.Driver != n.driver() {
-		fs = append(fs, Field{Name: "driver", Old: cur.Driver, New: n.driver()})
-	}
-	if kvLines(cur.Labels) != kvLines(n.Labels) {
-		fs = append(fs, Field{Name: "labels", Old: kvLines(cur.Labels), New: kvLines(n.Labels)})
-	}
-	// Options: only the keys asked for; docker's own defaults are not drift.
-	seen := map[string]string{}
-	for k := range n.Options {
-		if v, ok := cur.Options[k]; ok {
-			seen[k] = v
+// specFields lists the spec of a network to be created, sorted by name.
+func (n *DockerNetwork) specFields() []Field {
+	fs := []Field{{Name: "driver", New: n.driver()}}
+	add := func(name, v string) {
+		if v != "" {
+			fs = append(fs, Field{Name: name, New: v})
 		}
 	}
-	if kvLines(seen) != kvLines(n.Options) {
-		fs = append(fs, Field{Name: "options", Old: kvLines(seen), New: kvLines(n.Options)})
+	if n.Attachable {
+		add("attachable", "true")
 	}
+	add("gateway", n.Gateway)
+	if n.Internal {
+		add("internal", "true")
+	}
+	add("labels", kvLines(n.Labels))
+	add("options", kvLines(n.Options))
+	add("subnet", n.Subnet)
+	sort.SliceStable(fs, func(i, j int) bool { return fs[i].Name < fs[j].Name })
 	return fs
+}
+
+// diff lists the fields where cur differs from n, sorted by name. Without
+// full, only what the task asks for counts: driver, labels, internal and
+// attachable always, options by the keys given, subnet and gateway when
+// given. With full, the fields are everything a recreate changes: also the
+// options the task does not name (docker's own defaults aside), IPv6, and
+// the subnet and gateway docker assigns anew when the task does not give
+// them.
+func (n *DockerNetwork) diff(cur *networkJSON, full bool) []Field {
+	var fs []Field
+	cmp := func(name, old, new string) {
+		if old != new {
+			fs = append(fs, Field{Name: name, Old: old, New: new})
+		}
+	}
+	cmp("driver", cur.Driver, n.driver())
+	cmp("labels", kvLines(cur.Labels), kvLines(n.Labels))
+	cmp("internal", strconv.FormatBool(cur.Internal), strconv.FormatBool(n.Internal))
+	cmp("attachable", strconv.FormatBool(cur.Attachable), strconv.FormatBool(n.Attachable))
+
+	// Options: the keys asked for; with full, every other key but docker's
+	// own defaults, which a new network gets again.
+	have := map[string]string{}
+	for k, v := range cur.Options {
+		_, wanted := n.Options[k]
+		if wanted || (full && dockerNetworkDefaults[k] != v) {
+			have[k] = v
+		}
+	}
+	cmp("options", kvLines(have), kvLines(n.Options))
+
+	var subnets, gateways []string
+	for _, c := range cur.IPAM.Config {
+		if c.Subnet != "" {
+			subnets = append(subnets, c.Subnet)
+		}
+		if c.Gateway != "" {
+			gateways = append(gateways, c.Gateway)
+		}
+	}
+	switch {
+	case n.Subnet != "":
+		if len(subnets) != 1 || !samePrefix(subnets[0], n.Subnet) {
+			fs = append(fs, Field{Name: "subnet", Old: strings.Join(subnets, ", "), New: n.Subnet})
+		}
+	case full && len(subnets) > 0:
+		fs = append(fs, Field{Name: "subnet", Old: strings.Join(subnets, ", "), New: assignedByDocker})
+	}
+	switch {
+	case n.Gateway != "":
+		if len(gateways) != 1 || !sameAddr(gateways[0], n.Gateway) {
+			fs = append(fs, Field{Name: "gateway", Old: strings.Join(gateways, ", "), New: n.Gateway})
+		}
+	case full && len(gateways) > 0:
+		fs = append(fs, Field{Name: "gateway", Old: strings.Join(gateways, ", "), New: assignedByDocker})
+	}
+	if full && cur.EnableIPv6 {
+		fs = append(fs, Field{Name: "enable_ipv6", Old: "true", New: "false"})
+	}
+	sort.SliceStable(fs, func(i, j int) bool { return fs[i].Name < fs[j].Name })
+	return fs
+}
+
+// recreateWarning says that a recreated network has exactly the task's spec,
+// naming the fields that reset although the task does not ask for them
+// (those in full that differ from drift).
+func recreateWarning(drift, full []Field) string {
+	var also []string
+	for _, f := range full {
+		if !slices.Contains(drift, f) {
+			also = append(also, f.Name)
+		}
+	}
+	msg := "docker cannot change a network: it is removed and created again with exactly this task's spec"
+	if len(also) > 0 {
+		msg += fmt.Sprintf(", so what the task does not name is not kept (%s)", strings.Join(also, ", "))
+	}
+	return msg
+}
+
+// samePrefix reports whether two subnets are the same network: docker keeps
+// a subnet as written, host bits included ("10.0.0.5/24").
+func samePrefix(a, b string) bool {
+	pa, errA := netip.ParsePrefix(a)
+	pb, errB := netip.ParsePrefix(b)
+	if errA != nil || errB != nil {
+		return a == b
+	}
+	return pa.Masked() == pb.Masked()
+}
+
+func sameAddr(a, b string) bool {
+	aa, errA := netip.ParseAddr(a)
+	ab, errB := netip.ParseAddr(b)
+	if errA != nil || errB != nil {
+		return a == b
+	}
+	return aa == ab
 }
 
 // inspect returns the network, or nil when there is none by that name.
@@ -286,6 +448,18 @@ func (n *DockerNetwork) Apply(ctx context.Context, h Host, changes []Change) err
 // createArgs is the docker network create command for n.
 func (n *DockerNetwork) createArgs() []string {
 	args := []string{"docker", "network", "create", "--driver=" + n.driver()}
+	if n.Internal {
+		args = append(args, "--internal")
+	}
+	if n.Attachable {
+		args = append(args, "--attachable")
+	}
+	if n.Subnet != "" {
+		args = append(args, "--subnet="+n.Subnet)
+	}
+	if n.Gateway != "" {
+		args = append(args, "--gateway="+n.Gateway)
+	}
 	args = append(args, kvArgs("--opt", n.Options)...)
 	args = append(args, kvArgs("--label", n.Labels)...)
 	return append(args, n.Name)

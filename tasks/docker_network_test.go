@@ -2,6 +2,7 @@ package tasks_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"reflect"
 	"slices"
@@ -104,15 +105,24 @@ func TestNetworkDriftEachFieldAlone(t *testing.T) {
 			if len(changes) != 1 || changes[0].Action != tasks.Update {
 				t.Fatalf("want one update, got %+v", changes)
 			}
+			// The field that differs, and what the recreate resets besides:
+			// docker assigns the subnet and gateway anew.
 			want := []tasks.Field{{Name: tc.field, Old: tc.old, New: tc.new}}
+			if tc.field != "driver" { // the fake gives macvlan networks no IPAM pool
+				subnet, gateway := ipam(t, d, "ci-net")
+				want = append(want, tasks.Field{Name: "gateway", Old: gateway, New: "(assigned by docker)"},
+					tasks.Field{Name: "subnet", Old: subnet, New: "(assigned by docker)"})
+				slices.SortFunc(want, func(a, b tasks.Field) int { return strings.Compare(a.Name, b.Name) })
+			}
 			if !reflect.DeepEqual(changes[0].Fields, want) {
 				t.Errorf("fields = %+v, want %+v", changes[0].Fields, want)
 			}
-			if s := "recreate: " + tc.field + " differs"; changes[0].Summary != s {
+			if s := "recreate: " + tc.field + " changed"; changes[0].Summary != s {
 				t.Errorf("summary = %q, want %q", changes[0].Summary, s)
 			}
-			if len(changes[0].Warnings) != 0 {
-				t.Errorf("no container is attached, yet: %q", changes[0].Warnings)
+			if len(changes[0].Warnings) != 1 || strings.Contains(changes[0].Warnings[0], "disconnected") ||
+				!strings.Contains(changes[0].Warnings[0], "created again with exactly this task's spec") {
+				t.Errorf("want only the recreate warning (no container is attached): %q", changes[0].Warnings)
 			}
 			old := d.NetworkID("ci-net")
 			apply(t, n, h, changes)
@@ -126,12 +136,26 @@ func TestNetworkDriftEachFieldAlone(t *testing.T) {
 	}
 }
 
+// ipam returns the subnet and gateway of a network's only IPAM pool.
+func ipam(t *testing.T, d *tasktest.Docker, name string) (subnet, gateway string) {
+	t.Helper()
+	var nets []struct {
+		IPAM struct {
+			Config []struct{ Subnet, Gateway string }
+		}
+	}
+	if err := json.Unmarshal([]byte(d.MustCLI(t, "network", "inspect", name)), &nets); err != nil || len(nets) != 1 || len(nets[0].IPAM.Config) != 1 {
+		t.Fatalf("network inspect %s: %v %+v", name, err, nets)
+	}
+	return nets[0].IPAM.Config[0].Subnet, nets[0].IPAM.Config[0].Gateway
+}
+
 func TestNetworkSeveralFieldsSummary(t *testing.T) {
 	h := tasktest.New()
 	d := tasktest.InstallDocker(h)
 	d.MustCLI(t, "network", "create", "--driver", "macvlan", "--label", "a=b", "ci-net")
 	changes := plan(t, &tasks.DockerNetwork{Name: "ci-net"}, h)
-	if len(changes) != 1 || changes[0].Summary != "recreate: driver, labels differ" {
+	if len(changes) != 1 || changes[0].Summary != "recreate: driver, labels changed" {
 		t.Fatalf("got %+v", changes)
 	}
 }
@@ -145,10 +169,10 @@ func TestNetworkDockerDefaultOptionsAreNotDrift(t *testing.T) {
 	// Keys not asked for are not drift; a key asked for is compared.
 	n.Options["com.docker.network.enable_ipv6"] = "true"
 	changes := plan(t, n, h)
-	want := []tasks.Field{{Name: "options",
+	want := tasks.Field{Name: "options",
 		Old: "com.docker.network.driver.mtu=1400\ncom.docker.network.enable_ipv6=false",
-		New: "com.docker.network.driver.mtu=1400\ncom.docker.network.enable_ipv6=true"}}
-	if len(changes) != 1 || !reflect.DeepEqual(changes[0].Fields, want) {
+		New: "com.docker.network.driver.mtu=1400\ncom.docker.network.enable_ipv6=true"}
+	if len(changes) != 1 || changes[0].Summary != "recreate: options changed" || !slices.Contains(changes[0].Fields, want) {
 		t.Fatalf("got %+v", changes)
 	}
 }
@@ -167,10 +191,11 @@ func TestNetworkDriftWithAttachedContainersReconnects(t *testing.T) {
 	n := netSpec()
 	n.Labels = map[string]string{"managed-by": "dindops"}
 	changes := plan(t, n, h)
-	if len(changes) != 1 || changes[0].Summary != "recreate: labels differs" {
+	if len(changes) != 1 || changes[0].Summary != "recreate: labels changed" {
 		t.Fatalf("got %+v", changes)
 	}
-	want := []string{"containers gitlab-dind, gitlab-runner, helper will be disconnected and reconnected"}
+	want := []string{"docker cannot change a network: it is removed and created again with exactly this task's spec, so what the task does not name is not kept (gateway, subnet)",
+		"containers gitlab-dind, gitlab-runner, helper will be disconnected and reconnected"}
 	if !reflect.DeepEqual(changes[0].Warnings, want) {
 		t.Errorf("warnings = %q, want %q", changes[0].Warnings, want)
 	}
@@ -268,5 +293,153 @@ func TestNetworkValidate(t *testing.T) {
 	}
 	if err := netSpec().Validate(); err != nil {
 		t.Error(err)
+	}
+}
+
+// A network recreated by hand as --internal (no route out: the runner cannot
+// reach GitLab) or --attachable differs from a task that does not ask for
+// that.
+func TestNetworkInternalAndAttachableAreDrift(t *testing.T) {
+	for _, flag := range []string{"internal", "attachable"} {
+		t.Run(flag, func(t *testing.T) {
+			h := tasktest.New()
+			d := tasktest.InstallDocker(h)
+			d.MustCLI(t, "network", "create", "--"+flag, "gitlab-runner-net")
+			changes := plan(t, netSpec(), h)
+			if len(changes) != 1 || changes[0].Summary != "recreate: "+flag+" changed" ||
+				!slices.Contains(changes[0].Fields, tasks.Field{Name: flag, Old: "true", New: "false"}) {
+				t.Fatalf("want %s to change, got %+v", flag, changes)
+			}
+			apply(t, netSpec(), h, changes)
+			if again := plan(t, netSpec(), h); len(again) != 0 {
+				t.Fatalf("plan after apply: %+v", again)
+			}
+			n := netSpec()
+			n.Internal, n.Attachable = flag == "internal", flag == "attachable"
+			tasktest.Converge(t, n, h)
+			if !h.Ran("docker", "network", "create", "--driver=bridge", "--"+flag, "gitlab-runner-net") {
+				t.Errorf("not created with --%s: %q", flag, h.Commands)
+			}
+		})
+	}
+}
+
+// Subnet and gateway are compared when given, and only then.
+func TestNetworkSubnetAndGateway(t *testing.T) {
+	h := tasktest.New()
+	d := tasktest.InstallDocker(h)
+	d.MustCLI(t, "network", "create", "gitlab-runner-net")
+	if got := plan(t, netSpec(), h); len(got) != 0 {
+		t.Fatalf("a subnet docker chose is drift when the task gives none: %+v", got)
+	}
+	subnet, gateway := ipam(t, d, "gitlab-runner-net")
+	n := netSpec()
+	n.Subnet, n.Gateway = "10.231.7.0/24", "10.231.7.254"
+	if err := n.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	changes := plan(t, n, h)
+	want := []tasks.Field{{Name: "gateway", Old: gateway, New: "10.231.7.254"}, {Name: "subnet", Old: subnet, New: "10.231.7.0/24"}}
+	if len(changes) != 1 || changes[0].Summary != "recreate: gateway, subnet changed" || !reflect.DeepEqual(changes[0].Fields, want) {
+		t.Fatalf("got %+v, want fields %+v", changes, want)
+	}
+	apply(t, n, h, changes)
+	if !h.Ran("docker", "network", "create", "--driver=bridge", "--subnet=10.231.7.0/24", "--gateway=10.231.7.254", "gitlab-runner-net") {
+		t.Errorf("create command: %q", h.Commands)
+	}
+	if again := plan(t, n, h); len(again) != 0 {
+		t.Fatalf("plan after apply: %+v", again)
+	}
+
+	// Docker keeps a subnet as written, host bits included: the same
+	// network is no drift. A subnet alone: docker shows no gateway.
+	h = tasktest.New()
+	d = tasktest.InstallDocker(h)
+	d.MustCLI(t, "network", "create", "--subnet", "10.231.8.5/24", "gitlab-runner-net")
+	n = netSpec()
+	n.Subnet = "10.231.8.0/24"
+	if got := plan(t, n, h); len(got) != 0 {
+		t.Fatalf("10.231.8.5/24 and 10.231.8.0/24 reported as drift: %+v", got)
+	}
+	tasktest.Converge(t, &tasks.DockerNetwork{Name: "other-net", Subnet: "10.231.9.0/24"}, h)
+}
+
+// The review's case: a network made by hand as internal with an MTU option,
+// and a task that changes its labels. The recreate resets all of that, and
+// the plan says so: every field apply changes is listed, and a warning names
+// those the task does not ask for.
+func TestNetworkRecreateListsEverythingItResets(t *testing.T) {
+	h := tasktest.New()
+	d := tasktest.InstallDocker(h)
+	d.MustCLI(t, "network", "create", "--internal", "--ipv6", "--opt", "com.docker.network.driver.mtu=1400",
+		"--label", "team=ci", "gitlab-runner-net")
+	subnet, gateway := ipam(t, d, "gitlab-runner-net")
+	n := netSpec()
+	n.Labels = map[string]string{"team": "platform"}
+	changes := plan(t, n, h)
+	if len(changes) != 1 {
+		t.Fatalf("got %+v", changes)
+	}
+	c := changes[0]
+	if c.Summary != "recreate: internal, labels changed" {
+		t.Errorf("summary = %q", c.Summary)
+	}
+	want := []tasks.Field{
+		{Name: "enable_ipv6", Old: "true", New: "false"},
+		{Name: "gateway", Old: gateway, New: "(assigned by docker)"},
+		{Name: "internal", Old: "true", New: "false"},
+		{Name: "labels", Old: "team=ci", New: "team=platform"},
+		{Name: "options", Old: "com.docker.network.driver.mtu=1400", New: ""},
+		{Name: "subnet", Old: subnet, New: "(assigned by docker)"},
+	}
+	if !reflect.DeepEqual(c.Fields, want) {
+		t.Errorf("fields = %+v\nwant     %+v", c.Fields, want)
+	}
+	wantWarning := "docker cannot change a network: it is removed and created again with exactly this task's spec, so what the task does not name is not kept (enable_ipv6, gateway, options, subnet)"
+	if !reflect.DeepEqual(c.Warnings, []string{wantWarning}) {
+		t.Errorf("warnings = %q", c.Warnings)
+	}
+	apply(t, n, h, changes)
+	if again := plan(t, n, h); len(again) != 0 {
+		t.Fatalf("plan after apply: %+v", again)
+	}
+	// Nothing the plan did not list changed: the network has exactly the
+	// spec now.
+	out := d.MustCLI(t, "network", "inspect", "gitlab-runner-net")
+	for _, gone := range []string{`"Internal": true`, `"EnableIPv6": true`, "driver.mtu"} {
+		if strings.Contains(out, gone) {
+			t.Errorf("recreated network still has %s:\n%s", gone, out)
+		}
+	}
+}
+
+func TestNetworkCreateWithEverything(t *testing.T) {
+	h := tasktest.New()
+	tasktest.InstallDocker(h)
+	n := &tasks.DockerNetwork{Name: "ci-net", Internal: true, Attachable: true, Subnet: "10.231.7.0/24", Gateway: "10.231.7.1"}
+	changes := tasktest.Converge(t, n, h)
+	want := []tasks.Field{{Name: "attachable", New: "true"}, {Name: "driver", New: "bridge"}, {Name: "gateway", New: "10.231.7.1"},
+		{Name: "internal", New: "true"}, {Name: "subnet", New: "10.231.7.0/24"}}
+	if !reflect.DeepEqual(changes[0].Fields, want) {
+		t.Errorf("fields = %+v\nwant     %+v", changes[0].Fields, want)
+	}
+}
+
+func TestNetworkValidateIPAM(t *testing.T) {
+	for _, tc := range []struct {
+		field string
+		n     tasks.DockerNetwork
+	}{
+		{"subnet", tasks.DockerNetwork{Name: "n1", Subnet: "10.0.0.0"}},
+		{"subnet", tasks.DockerNetwork{Name: "n1", Subnet: "10.0.0.0/33"}},
+		{"gateway", tasks.DockerNetwork{Name: "n1", Gateway: "10.0.0.1"}},
+		{"gateway", tasks.DockerNetwork{Name: "n1", Subnet: "10.0.0.0/24", Gateway: "10.0.1.1"}},
+		{"gateway", tasks.DockerNetwork{Name: "n1", Subnet: "10.0.0.0/24", Gateway: "gw"}},
+	} {
+		err := tc.n.Validate()
+		var fe *tasks.FieldError
+		if !errors.As(err, &fe) || fe.Field != tc.field {
+			t.Errorf("%+v: want a FieldError for %s, got %v", tc.n, tc.field, err)
+		}
 	}
 }

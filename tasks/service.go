@@ -1,9 +1,11 @@
 package tasks
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -23,7 +25,13 @@ import (
 // only when a task that notifies it changed something. After a start or a
 // restart, the task waits until the service reports running and, when ready
 // is given, until that command exits 0 (docker's init script returns before
-// the daemon answers; systemd's docker.service waits by itself).
+// the daemon answers; systemd's docker.service waits by itself). When the
+// service does not come up, the error ends with its last log lines
+// (journalctl -u NAME under systemd, /var/log/NAME.log otherwise, where
+// Debian's init scripts such as docker's write), which say why.
+//
+// A service that does not exist fails the plan when it is to be started,
+// restarted or enabled; stopped or disabled, it is already what was asked.
 type Service struct {
 	Name string `yaml:"name"`
 	// State is "started", "stopped", "restarted" or empty (leave it alone).
@@ -78,6 +86,11 @@ func (s *Service) Plan(ctx context.Context, h Host) ([]Change, error) {
 	if err != nil {
 		return nil, err
 	}
+	if s.State == "started" || s.State == "restarted" || (s.Enabled != nil && *s.Enabled) {
+		if err := s.checkExists(ctx, h, systemd); err != nil {
+			return nil, err
+		}
+	}
 	var changes []Change
 	add := func(a Action, op serviceOp, summary string) {
 		changes = append(changes, Change{Action: a, Resource: "service", Target: s.Name, Summary: summary, Payload: servicePayload{op: op, systemd: systemd}})
@@ -119,6 +132,81 @@ func hasSystemd(ctx context.Context, h Host) (bool, error) {
 		return false, err
 	}
 	return out.ExitCode == 0, nil
+}
+
+// checkExists fails when the host has no such service: systemd knows no
+// unit of that name (LoadState not-found), or, without systemd, service(8)
+// finds no init script (Debian's prints "NAME: unrecognized service" and
+// exits 1).
+func (s *Service) checkExists(ctx context.Context, h Host, systemd bool) error {
+	if systemd {
+		out, err := h.Run(ctx, Cmd{Args: []string{"systemctl", "show", "-p", "LoadState", "--value", s.Name}})
+		if err != nil {
+			return err
+		}
+		if state := strings.TrimSpace(string(out.Stdout)); out.ExitCode == 0 && state == "not-found" {
+			return fmt.Errorf("service %s does not exist on this host: systemd has no unit %s (LoadState %s); install it first, or check the name", s.Name, s.unit(), state)
+		}
+		return nil
+	}
+	out, err := h.Run(ctx, Cmd{Args: []string{"service", s.Name, "status"}})
+	if err != nil {
+		return err
+	}
+	if out.ExitCode == 127 {
+		return fmt.Errorf("service is not installed on this host")
+	}
+	if msg := s.Name + ": unrecognized service"; out.ExitCode != 0 && (bytes.Contains(out.Stderr, []byte(msg)) || bytes.Contains(out.Stdout, []byte(msg))) {
+		return fmt.Errorf("service %s does not exist on this host: %q (there is no /etc/init.d/%s); install it first, or check the name", s.Name, msg, s.Name)
+	}
+	return nil
+}
+
+// unit is the service's systemd unit name.
+func (s *Service) unit() string {
+	if strings.Contains(s.Name, ".") {
+		return s.Name
+	}
+	return s.Name + ".service"
+}
+
+// recentLog returns the service's last log lines, headed by where they come
+// from, or "" when there are none to be had: journalctl -u NAME under
+// systemd, the tail of /var/log/NAME.log otherwise (Debian's init scripts,
+// docker's among them, send the daemon's output there).
+func (s *Service) recentLog(ctx context.Context, h Host, systemd bool) string {
+	const n = 20
+	args := []string{"tail", "-n", strconv.Itoa(n), "/var/log/" + s.Name + ".log"}
+	if systemd {
+		args = []string{"journalctl", "-u", s.unit(), "-n", strconv.Itoa(n), "--no-pager"}
+	}
+	out, err := h.Run(ctx, Cmd{Args: args})
+	if err != nil || out.ExitCode != 0 {
+		return ""
+	}
+	var lines []string
+	for _, l := range strings.Split(string(out.Stdout), "\n") {
+		l = strings.TrimRight(l, " \t\r")
+		if l == "" || l == "-- No entries --" {
+			continue
+		}
+		if len(l) > 300 {
+			l = l[:300] + "…"
+		}
+		lines = append(lines, "  "+l)
+	}
+	if len(lines) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("last lines of %s:\n%s", ShellJoin(args), strings.Join(lines, "\n"))
+}
+
+// withLog adds the service's last log lines to err.
+func (s *Service) withLog(ctx context.Context, h Host, systemd bool, err error) error {
+	if tail := s.recentLog(ctx, h, systemd); tail != "" {
+		return fmt.Errorf("%w\n%s", err, tail)
+	}
+	return err
 }
 
 func (s *Service) running(ctx context.Context, h Host, systemd bool) (bool, error) {
@@ -168,12 +256,16 @@ func (s *Service) Apply(ctx context.Context, h Host, changes []Change) error {
 		default:
 			args = []string{"service", s.Name, string(p.op)}
 		}
+		starts := p.op == opStart || p.op == opRestart
 		if _, err := Exec(ctx, h, args...); err != nil {
+			if starts {
+				return s.withLog(ctx, h, p.systemd, err)
+			}
 			return err
 		}
-		if p.op == opStart || p.op == opRestart {
+		if starts {
 			if err := s.waitReady(ctx, h, p.systemd); err != nil {
-				return err
+				return s.withLog(ctx, h, p.systemd, err)
 			}
 		}
 	}

@@ -2,6 +2,8 @@ package tasks_test
 
 import (
 	"context"
+	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -16,6 +18,10 @@ func sysvHost(running bool) (*tasktest.Host, *[]string) {
 	var calls []string
 	h.Handle("service", func(h *tasktest.Host, args []string, _ []byte) tasks.Output {
 		calls = append(calls, strings.Join(args[1:], " "))
+		if args[1] != "docker" {
+			// Debian's /usr/sbin/service when there is no /etc/init.d/NAME.
+			return tasks.Output{ExitCode: 1, Stderr: []byte(args[1] + ": unrecognized service\n")}
+		}
 		switch args[2] {
 		case "status":
 			if running {
@@ -29,6 +35,7 @@ func sysvHost(running bool) (*tasktest.Host, *[]string) {
 		}
 		return tasks.Output{}
 	})
+	h.Handle("tail", tailProgram)
 	h.Handle("find", func(h *tasktest.Host, args []string, _ []byte) tasks.Output {
 		if h.IsDir("/etc/rc2.d/S01docker") {
 			return tasks.Output{Stdout: []byte("/etc/rc2.d/S01docker\n")}
@@ -75,7 +82,8 @@ func TestServiceRestartedWaitsUntilReady(t *testing.T) {
 	if answers != 3 {
 		t.Errorf("ready command ran %d times, want 3 (until it succeeded)", answers)
 	}
-	if (*calls)[0] != "docker restart" {
+	// Plan checks that the service exists; apply restarts it.
+	if len(*calls) < 2 || (*calls)[0] != "docker status" || (*calls)[1] != "docker restart" {
 		t.Errorf("calls = %v", *calls)
 	}
 }
@@ -116,5 +124,125 @@ func TestServiceSystemd(t *testing.T) {
 	tasktest.Converge(t, &tasks.Service{Name: "docker", State: "started"}, h)
 	if !strings.Contains(strings.Join(calls, ";"), "start docker") {
 		t.Fatalf("calls = %v", calls)
+	}
+}
+
+// tailProgram is tail -n N FILE.
+func tailProgram(h *tasktest.Host, args []string, _ []byte) tasks.Output {
+	if len(args) != 4 || args[1] != "-n" {
+		return tasks.Output{ExitCode: 2, Stderr: []byte("tail: fake supports only: tail -n N FILE\n")}
+	}
+	n, _ := strconv.Atoi(args[2])
+	f, ok := h.File(args[3])
+	if !ok {
+		return tasks.Output{ExitCode: 1, Stderr: []byte("tail: cannot open '" + args[3] + "' for reading: No such file or directory\n")}
+	}
+	lines := strings.SplitAfter(string(f.Content), "\n")
+	if lines[len(lines)-1] == "" {
+		lines = lines[:len(lines)-1]
+	}
+	return tasks.Output{Stdout: []byte(strings.Join(lines[max(0, len(lines)-n):], ""))}
+}
+
+// A service that does not exist fails the plan when it is to run or start
+// at boot; "~ start" followed by "unrecognized service" in apply is what the
+// review saw. Stopped or disabled, a missing service already is so.
+func TestServiceMissingFailsPlan(t *testing.T) {
+	yes, no := true, false
+	for _, s := range []*tasks.Service{{Name: "dockr", State: "restarted"}, {Name: "dockr", State: "started"}, {Name: "dockr", Enabled: &yes}} {
+		h, _ := sysvHost(false)
+		h.Freeze()
+		changes, err := s.Plan(context.Background(), h)
+		h.Thaw()
+		if err == nil || !strings.Contains(err.Error(), "service dockr does not exist on this host") || !strings.Contains(err.Error(), `"dockr: unrecognized service"`) {
+			t.Errorf("%+v: plan = %+v, %v", s, changes, err)
+		}
+	}
+	for _, s := range []*tasks.Service{{Name: "dockr", State: "stopped"}, {Name: "dockr", Enabled: &no}} {
+		h, _ := sysvHost(false)
+		if changes := plan(t, s, h); len(changes) != 0 {
+			t.Errorf("%+v: changes = %+v", s, changes)
+		}
+	}
+
+	h := tasktest.New()
+	h.MkdirAll("/run/systemd/system")
+	h.Handle("systemctl", func(_ *tasktest.Host, args []string, _ []byte) tasks.Output {
+		if args[1] == "show" && args[len(args)-1] == "dockr" {
+			return tasks.Output{Stdout: []byte("not-found\n")}
+		}
+		if args[1] == "show" {
+			return tasks.Output{Stdout: []byte("loaded\n")}
+		}
+		return tasks.Output{ExitCode: 3}
+	})
+	_, err := (&tasks.Service{Name: "dockr", State: "restarted"}).Plan(context.Background(), h)
+	if err == nil || !strings.Contains(err.Error(), "systemd has no unit dockr.service") {
+		t.Errorf("systemd: plan err = %v", err)
+	}
+	if changes := plan(t, &tasks.Service{Name: "docker", State: "restarted"}, h); len(changes) != 1 {
+		t.Errorf("systemd, existing unit: %+v", changes)
+	}
+}
+
+// When the service does not come up, the error carries its own last log
+// lines: what dockerd said before it exited.
+func TestServiceFailureShowsItsLog(t *testing.T) {
+	h, _ := sysvHost(true)
+	// Debian's init script returns 0 and dockerd exits at once.
+	h.Handle("service", func(_ *tasktest.Host, args []string, _ []byte) tasks.Output {
+		if args[2] == "status" {
+			return tasks.Output{ExitCode: 3, Stdout: []byte("Docker is not running ... failed!\n")}
+		}
+		return tasks.Output{}
+	})
+	var log strings.Builder
+	for i := range 30 {
+		fmt.Fprintf(&log, "time=\"2024-01-01T00:00:%02dZ\" level=info msg=\"old run %d\"\n", i, i)
+	}
+	log.WriteString("unable to parse logging level: chatty\n")
+	h.SetFile("/var/log/docker.log", log.String(), 0o640, "root", "docker")
+	s := &tasks.Service{Name: "docker", State: "restarted", Ready: []string{"docker", "info"}, ReadyTimeout: 1}
+	changes := plan(t, s, h)
+	err := s.Apply(context.Background(), h, changes)
+	if err == nil {
+		t.Fatal("apply succeeded")
+	}
+	for _, want := range []string{"docker did not become ready within 1s: docker is not running",
+		"last lines of tail -n 20 /var/log/docker.log:", "unable to parse logging level: chatty"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), "old run 5\"") {
+		t.Errorf("more than the last 20 lines:\n%v", err)
+	}
+
+	// systemd: the restart itself fails; the journal says why.
+	h = tasktest.New()
+	h.MkdirAll("/run/systemd/system")
+	h.Handle("systemctl", func(_ *tasktest.Host, args []string, _ []byte) tasks.Output {
+		switch args[1] {
+		case "show":
+			return tasks.Output{Stdout: []byte("loaded\n")}
+		case "restart":
+			return tasks.Output{ExitCode: 1, Stderr: []byte("Job for docker.service failed because the control process exited with error code.\n" +
+				"See \"systemctl status docker.service\" and \"journalctl -xeu docker.service\" for details.\n")}
+		}
+		return tasks.Output{ExitCode: 3}
+	})
+	h.Handle("journalctl", func(_ *tasktest.Host, args []string, _ []byte) tasks.Output {
+		if strings.Join(args, " ") != "journalctl -u docker.service -n 20 --no-pager" {
+			return tasks.Output{ExitCode: 1}
+		}
+		return tasks.Output{Stdout: []byte("Jan 01 00:00:00 host dockerd[123]: unable to configure the Docker daemon with file /etc/docker/daemon.json: the following directives are specified both as a flag and in the configuration file: storage-driver: (from flag: vfs, from file: overlay2)\n" +
+			"Jan 01 00:00:00 host systemd[1]: docker.service: Main process exited, code=exited, status=1/FAILURE\n")}
+	})
+	s = &tasks.Service{Name: "docker", State: "restarted"}
+	changes = plan(t, s, h)
+	err = s.Apply(context.Background(), h, changes)
+	if err == nil || !strings.Contains(err.Error(), "systemctl restart docker: exit status 1") ||
+		!strings.Contains(err.Error(), "specified both as a flag and in the configuration file") {
+		t.Fatalf("err = %v", err)
 	}
 }

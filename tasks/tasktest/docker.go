@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"path"
 	"sort"
 	"strconv"
@@ -371,10 +372,7 @@ type networkDoc struct {
 	IPAM       struct {
 		Driver  string            `json:"Driver"`
 		Options map[string]string `json:"Options"`
-		Config  []struct {
-			Subnet  string `json:"Subnet"`
-			Gateway string `json:"Gateway"`
-		} `json:"Config"`
+		Config  []ipamConfigDoc   `json:"Config"`
 	} `json:"IPAM"`
 	Internal   bool                         `json:"Internal"`
 	Attachable bool                         `json:"Attachable"`
@@ -383,6 +381,13 @@ type networkDoc struct {
 	Containers map[string]networkContainers `json:"Containers"`
 	Options    map[string]string            `json:"Options"`
 	Labels     map[string]string            `json:"Labels"`
+}
+
+// ipamConfigDoc is one IPAM pool. Docker leaves out what is not set: a
+// network created with --subnet and no --gateway shows no Gateway.
+type ipamConfigDoc struct {
+	Subnet  string `json:"Subnet,omitempty"`
+	Gateway string `json:"Gateway,omitempty"`
 }
 
 type networkContainers struct {
@@ -418,10 +423,7 @@ func (d *Docker) newNetworkDoc(name, driver string) networkDoc {
 	n.IPAM.Driver = "default"
 	n.IPAM.Options = map[string]string{}
 	if driver == "bridge" {
-		n.IPAM.Config = append(n.IPAM.Config, struct {
-			Subnet  string `json:"Subnet"`
-			Gateway string `json:"Gateway"`
-		}{fmt.Sprintf("172.%d.0.0/16", 16+d.seq%200), fmt.Sprintf("172.%d.0.1", 16+d.seq%200)})
+		n.IPAM.Config = append(n.IPAM.Config, ipamConfigDoc{fmt.Sprintf("172.%d.0.0/16", 16+d.seq%200), fmt.Sprintf("172.%d.0.1", 16+d.seq%200)})
 	}
 	return n
 }
@@ -1199,6 +1201,9 @@ func (d *Docker) startLocked(c *fakeContainer) tasks.Output {
 		return out(0, "", "")
 	}
 	if msg, ok := d.startErr[c.doc.Name[1:]]; ok {
+		// Docker 20.10 keeps the reason in State.Error, with exit code 128
+		// (127 and 126 when the executable is missing or not executable).
+		c.doc.State.Error, c.doc.State.ExitCode = msg, 128
 		return out(1, "", "Error response from daemon: "+msg+"\n")
 	}
 	for name, ep := range c.doc.NetworkSettings.Networks {
@@ -1221,7 +1226,8 @@ func (d *Docker) startLocked(c *fakeContainer) tasks.Output {
 			ep.MacAddress = fmt.Sprintf("02:42:ac:12:00:%02x", d.seq%250)
 		}
 	}
-	c.doc.State.Status, c.doc.State.Running, c.doc.State.Pid = "running", true, 1000+c.seq
+	c.doc.State.Status, c.doc.State.Running, c.doc.State.Restarting, c.doc.State.Pid = "running", true, false, 1000+c.seq
+	c.doc.State.ExitCode, c.doc.State.Error = 0, ""
 	c.doc.State.StartedAt = created
 	return out(0, "", "")
 }
@@ -1236,7 +1242,9 @@ func (d *Docker) stop(args []string) tasks.Output {
 		if c == nil {
 			return out(1, "", "Error response from daemon: No such container: "+n+"\n")
 		}
-		c.doc.State.Status, c.doc.State.Running, c.doc.State.Paused, c.doc.State.Pid = "exited", false, false, 0
+		// A stopped container keeps its last exit code (a restarting one's
+		// too: docker stop ends the restart loop).
+		c.doc.State.Status, c.doc.State.Running, c.doc.State.Paused, c.doc.State.Restarting, c.doc.State.Pid = "exited", false, false, false, 0
 		for _, ep := range c.doc.NetworkSettings.Networks {
 			ep.EndpointID, ep.IPAddress, ep.MacAddress, ep.IPPrefixLen = "", "", "", 0
 		}
@@ -1256,6 +1264,34 @@ func (d *Docker) unpause(args []string) tasks.Output {
 		c.doc.State.Paused, c.doc.State.Status = false, "running"
 	}
 	return out(0, strings.Join(args, "\n")+"\n", "")
+}
+
+// CrashLoop makes the named container's process exit with code, as many
+// times as docker restarted it so far plus one, and leaves it as Docker
+// 20.10 shows a container of restart policy always between two restarts:
+// Status "restarting", Running and Restarting true, Pid 0, the last exit
+// code, RestartCount counting the restarts.
+func (d *Docker) CrashLoop(name string, code int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if c := d.containers[name]; c != nil {
+		st := &c.doc.State
+		st.Status, st.Running, st.Restarting, st.Paused, st.Pid, st.ExitCode = "restarting", true, true, false, 0, code
+		st.FinishedAt = created
+		c.doc.RestartCount++
+	}
+}
+
+// Exit makes the named container's process exit with code and stay
+// stopped, as it does under restart policy "no" (Status "exited").
+func (d *Docker) Exit(name string, code int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if c := d.containers[name]; c != nil {
+		st := &c.doc.State
+		st.Status, st.Running, st.Restarting, st.Paused, st.Pid, st.ExitCode = "exited", false, false, false, 0, code
+		st.FinishedAt = created
+	}
 }
 
 // Pause marks a running container paused (there is no docker pause here).
@@ -1379,7 +1415,8 @@ var networkDrivers = map[string]bool{"bridge": true, "macvlan": true, "ipvlan": 
 
 func (d *Docker) networkCreate(args []string) tasks.Output {
 	flags, pos, bad := flagSet{cmd: "network create", valued: map[string]bool{"driver": true, "opt": true, "label": true,
-		"internal": false, "attachable": false}, short: map[byte]string{'d': "driver", 'o': "opt"}, interspersed: true}.parse(args)
+		"internal": false, "attachable": false, "ipv6": false, "subnet": true, "gateway": true},
+		short: map[byte]string{'d': "driver", 'o': "opt"}, interspersed: true}.parse(args)
 	if bad != nil {
 		return *bad
 	}
@@ -1397,9 +1434,30 @@ func (d *Docker) networkCreate(args []string) tasks.Output {
 	if !networkDrivers[driver] {
 		return out(1, "", fmt.Sprintf("Error response from daemon: plugin %q not found\n", driver))
 	}
+	// IPAM as the CLI and daemon of 20.10 check it: a gateway needs its
+	// subnet; a subnet is kept as written (host bits included).
+	var pool *ipamConfigDoc
+	subnet, gateway := last(flags, "subnet"), last(flags, "gateway")
+	switch {
+	case gateway != "" && subnet == "":
+		return out(1, "", "every ip-range or gateway must have a corresponding subnet\n")
+	case subnet != "":
+		prefix, err := netip.ParsePrefix(subnet)
+		if err != nil {
+			return out(1, "", fmt.Sprintf("Error response from daemon: Invalid subnet %s : invalid CIDR address: %s\n", subnet, subnet))
+		}
+		if gw, err := netip.ParseAddr(gateway); gateway != "" && (err != nil || !prefix.Contains(gw)) {
+			return out(1, "", "no matching subnet for gateway "+gateway+"\n")
+		}
+		pool = &ipamConfigDoc{Subnet: subnet, Gateway: gateway}
+	}
 	doc := d.newNetworkDoc(name, driver)
+	if pool != nil {
+		doc.IPAM.Config = []ipamConfigDoc{*pool}
+	}
 	doc.Internal = isTrue(flags, "internal")
 	doc.Attachable = isTrue(flags, "attachable")
+	doc.EnableIPv6 = isTrue(flags, "ipv6")
 	for _, o := range flags["opt"] {
 		k, v, _ := strings.Cut(o, "=")
 		doc.Options[k] = v

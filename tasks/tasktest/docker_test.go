@@ -293,3 +293,72 @@ func TestFakeCapsNewer(t *testing.T) {
 		t.Errorf("newer network options = %v", get(n, "Options"))
 	}
 }
+
+// States and IPAM as a real Docker 20.10.24 engine showed them (docker
+// inspect of a container of restart policy always whose process exits 3,
+// between two restarts, then after docker stop; of a container whose start
+// failed; docker network inspect after create --subnet with and without
+// --gateway, and the CLI's refusals).
+func TestFakeStatesAndIPAMMatchRealDocker2010(t *testing.T) {
+	d := tasktest.NewDocker()
+	d.AddImage("dindops-probe:1", probeImage)
+	d.MustCLI(t, "run", "-d", "--name", "c1", "--restart", "always", "dindops-probe:1")
+	state := func() map[string]any {
+		c := readJSON(t, []byte(d.MustCLI(t, "container", "inspect", "c1")))
+		s := get(c, "State").(map[string]any)
+		s["RestartCount"] = c["RestartCount"]
+		return s
+	}
+	for i := 0; i < 9; i++ {
+		d.CrashLoop("c1", 3)
+	}
+	want := map[string]any{"Status": "restarting", "Running": true, "Paused": false, "Restarting": true, "OOMKilled": false,
+		"Dead": false, "Pid": float64(0), "ExitCode": float64(3), "Error": "", "RestartCount": float64(9)}
+	got := state()
+	for k, v := range want {
+		if !reflect.DeepEqual(got[k], v) {
+			t.Errorf("restarting: State.%s = %v, want %v", k, got[k], v)
+		}
+	}
+	d.MustCLI(t, "stop", "c1")
+	want["Status"], want["Running"], want["Restarting"] = "exited", false, false
+	got = state()
+	for k, v := range want {
+		if !reflect.DeepEqual(got[k], v) {
+			t.Errorf("stopped: State.%s = %v, want %v", k, got[k], v)
+		}
+	}
+
+	d.FailStart("c2", "failed to create shim task: OCI runtime create failed: boom: unknown")
+	d.MustCLI(t, "create", "--name", "c2", "dindops-probe:1")
+	if o := d.CLI("start", "c2"); o.ExitCode != 1 {
+		t.Fatalf("start: exit %d", o.ExitCode)
+	}
+	c2 := readJSON(t, []byte(d.MustCLI(t, "container", "inspect", "c2")))
+	if get(c2, "State.Status") != "created" || get(c2, "State.Error") != "failed to create shim task: OCI runtime create failed: boom: unknown" {
+		t.Errorf("failed start: State = %v", get(c2, "State"))
+	}
+
+	d.MustCLI(t, "network", "create", "--internal", "--attachable", "--subnet", "10.231.7.0/24", "--gateway", "10.231.7.254", "n1")
+	d.MustCLI(t, "network", "create", "--subnet", "10.231.8.5/24", "n2")
+	for name, want := range map[string]string{
+		"n1": `{"Config":[{"Gateway":"10.231.7.254","Subnet":"10.231.7.0/24"}],"Driver":"default","Options":{}} true true`,
+		"n2": `{"Config":[{"Subnet":"10.231.8.5/24"}],"Driver":"default","Options":{}} false false`,
+	} {
+		n := readJSON(t, []byte(d.MustCLI(t, "network", "inspect", name)))
+		b, _ := json.Marshal(n["IPAM"])
+		if got := fmt.Sprintf("%s %v %v", b, n["Internal"], n["Attachable"]); got != want {
+			t.Errorf("%s: %s, want %s", name, got, want)
+		}
+	}
+	for args, msg := range map[string]string{
+		"--gateway 10.231.9.1 n3":                          "every ip-range or gateway must have a corresponding subnet\n",
+		"--subnet 10.231.10.0/24 --gateway 10.231.11.1 n3": "no matching subnet for gateway 10.231.11.1\n",
+		"--subnet 10.231.10.0 n3":                          "Error response from daemon: Invalid subnet 10.231.10.0 : invalid CIDR address: 10.231.10.0\n",
+	} {
+		o := d.CLI(append([]string{"network", "create"}, strings.Fields(args)...)...)
+		if o.ExitCode != 1 || string(o.Stderr) != msg {
+			t.Errorf("network create %s: exit %d, %q; want 1, %q", args, o.ExitCode, o.Stderr, msg)
+		}
+	}
+}
