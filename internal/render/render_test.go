@@ -24,7 +24,7 @@ func sample(mode runner.Mode) *runner.Result {
 			Diff:     tasks.UnifiedDiff("/etc/docker/daemon.json", []byte("{\n  \"ipv6\": \"true\"\n}\n"), []byte("{\n  \"ipv6\": \"true\",\n  \"storage-driver\": \"overlay2\"\n}\n")),
 			Warnings: []string{`"ipv6" is the string "true", not a boolean`}}}}
 	container := &runner.TaskResult{Name: "dind daemon", Kind: "docker_container", Status: runner.Changed,
-		Changes: []tasks.Change{{Action: tasks.Update, Resource: "container", Target: "gitlab-dind", Summary: "recreate: env, restart_policy differ",
+		Changes: []tasks.Change{{Action: tasks.Update, Resource: "container", Target: "gitlab-dind", Summary: "recreate: env, restart_policy changed",
 			Fields: []tasks.Field{
 				{Name: "env", Old: "A=1\nDOCKER_TLS_CERTDIR=", New: "A=2\nDOCKER_TLS_CERTDIR="},
 				{Name: "restart_policy", Old: "no", New: "always"},
