@@ -14,12 +14,10 @@
 package transport
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,10 +35,6 @@ const (
 	DefaultBecomeUser        = "root"
 	DefaultTempDir           = "/tmp"
 )
-
-// maxSessions bounds the commands running at once on one connection; OpenSSH
-// refuses more than MaxSessions (10 by default) and SFTP holds one.
-const maxSessions = 8
 
 // cancelGrace is how long Run waits, after its context is done and the
 // command was signalled, for the host to close the session.
@@ -101,6 +95,25 @@ type Config struct {
 	// LockPath is the file Lock locks on the host; empty means
 	// DefaultLockPath.
 	LockPath string
+	// Jump lists the bastions (jump hosts) to go through, in order, as
+	// OpenSSH's ProxyJump: the first is dialed directly, each next one and
+	// finally this host through the previous one. Each hop's host key is
+	// checked and its login made with its own fields (Name is its display
+	// name, "bastion NAME" in messages); their own Jump must be empty.
+	// Connections made by one Pool share each bastion connection.
+	Jump []Config
+	// MaxSessions bounds the channels open at once on the connection
+	// (commands and the run lock; SFTP takes one more); 0 means
+	// DefaultMaxSessions. When the host refuses a channel while others are
+	// open, the bound drops to what it accepted and the command queues.
+	MaxSessions int
+	// BecomePassword, when not empty, is sudo's password for become: sudo
+	// runs with -S and a random prompt, and the password is written on the
+	// command's standard input only when that prompt appears, once (a
+	// rejected password is never sent again on this connection). It never
+	// appears in a command line, a log or an output. Empty means "sudo -n":
+	// a sudo that wants a password fails at once.
+	BecomePassword string
 	// Logger receives debug logs (commands, transfers, retries); never
 	// secrets. Nil discards them.
 	Logger *log.Logger
@@ -134,6 +147,9 @@ func (cfg *Config) withDefaults() {
 	if cfg.LockPath == "" {
 		cfg.LockPath = DefaultLockPath
 	}
+	if cfg.MaxSessions <= 0 {
+		cfg.MaxSessions = DefaultMaxSessions
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = log.New(io.Discard)
 	}
@@ -150,7 +166,7 @@ type Stats struct {
 }
 
 // Conn is one SSH connection to one host. It is safe for concurrent use; at
-// most 8 commands run on it at once (the others wait).
+// most Config.MaxSessions commands run on it at once (the others wait).
 type Conn struct {
 	cfg    Config
 	name   string
@@ -158,7 +174,15 @@ type Conn struct {
 	log    *log.Logger
 	client *ssh.Client
 
-	sessions chan struct{} // semaphore of maxSessions
+	sessions *sessionLimiter
+
+	via        *Conn  // the bastion this connection goes through, or nil
+	releaseVia func() // drops this use of via
+
+	// sudo's password prompt and the line a command prints once sudo
+	// let it start (become with a password): random per connection.
+	promptMark, startMark string
+	passRejected          atomic.Bool // sudo refused the password: never sent again
 
 	sftpMu  sync.Mutex
 	sftp    *sftp.Client
@@ -176,97 +200,6 @@ type Conn struct {
 	once    sync.Once
 }
 
-// Dial connects to cfg's host, checks its host key, logs in and starts the
-// keepalives. It returns *HostKeyError, *AuthError, *UnreachableError, or a
-// plain error for an invalid Config. Cancelling ctx aborts the dial; once
-// Dial has returned, ctx no longer matters (use Close).
-func Dial(ctx context.Context, cfg Config) (*Conn, error) {
-	if cfg.Address == "" {
-		return nil, errors.New("transport: no address given")
-	}
-	if strings.HasPrefix(cfg.Address, "[") {
-		return nil, fmt.Errorf("transport: address %q: write IPv6 addresses without brackets", cfg.Address)
-	}
-	if cfg.User == "" {
-		return nil, fmt.Errorf("transport: %s: no login user given", cfg.Address)
-	}
-	cfg.withDefaults()
-	c := &Conn{
-		cfg:      cfg,
-		name:     cfg.Name,
-		addr:     joinHostPort(cfg.Address, cfg.Port),
-		sessions: make(chan struct{}, maxSessions),
-		closed:   make(chan struct{}),
-		dead:     make(chan struct{}),
-	}
-	c.log = cfg.Logger.With("host", c.name)
-
-	var keyPassed bool
-	hostKeyCallback, algos, err := hostKeyCheck(&c.cfg, c.name, c.addr, &keyPassed)
-	if err != nil {
-		return nil, fmt.Errorf("transport: %s: %w", c.name, err)
-	}
-	if cfg.InsecureIgnoreHostKey {
-		c.log.Warn("host key NOT checked (InsecureIgnoreHostKey)")
-	}
-	ks, err := loadKeys(&c.cfg, c)
-	if err != nil {
-		return nil, err
-	}
-	defer ks.close()
-
-	clientCfg := &ssh.ClientConfig{
-		User:              cfg.User,
-		Auth:              []ssh.AuthMethod{ks.authMethod()},
-		HostKeyCallback:   hostKeyCallback,
-		HostKeyAlgorithms: algos,
-		Timeout:           cfg.ConnectTimeout,
-	}
-
-	dialer := net.Dialer{Timeout: cfg.ConnectTimeout}
-	nc, err := dialer.DialContext(ctx, "tcp", c.addr)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("connect to %s: %w", c.name, ctx.Err())
-		}
-		return nil, &UnreachableError{Host: c.name, Op: "connect", Err: err}
-	}
-	// The handshake and login are bounded by the same timeout, and by ctx.
-	_ = nc.SetDeadline(time.Now().Add(cfg.ConnectTimeout))
-	stop := context.AfterFunc(ctx, func() { nc.Close() })
-	sc, chans, reqs, err := ssh.NewClientConn(nc, c.addr, clientCfg)
-	stopped := stop()
-	if err == nil && !stopped { // ctx ended just as the login succeeded
-		sc.Close()
-		return nil, fmt.Errorf("connect to %s: %w", c.name, ctx.Err())
-	}
-	if err != nil {
-		nc.Close()
-		var hkErr *HostKeyError
-		var ne net.Error
-		switch {
-		case errors.As(err, &hkErr):
-			return nil, hkErr
-		case !stopped || ctx.Err() != nil:
-			return nil, fmt.Errorf("connect to %s: %w", c.name, ctx.Err())
-		case keyPassed && strings.Contains(err.Error(), "unable to authenticate"):
-			return nil, &AuthError{User: cfg.User, Host: c.name, Methods: ks.methods, Skipped: ks.skipped, Err: err}
-		case errors.As(err, &ne) && ne.Timeout():
-			return nil, &UnreachableError{Host: c.name, Op: "ssh handshake", Err: fmt.Errorf("no answer within %s", cfg.ConnectTimeout)}
-		}
-		return nil, &UnreachableError{Host: c.name, Op: "ssh handshake", Err: err}
-	}
-	_ = nc.SetDeadline(time.Time{})
-	c.client = ssh.NewClient(sc, chans, reqs)
-	c.log.Debug("connected", "addr", c.addr, "user", cfg.User, "server", string(sc.ServerVersion()))
-
-	go c.watch()
-	if cfg.KeepaliveInterval > 0 {
-		go c.keepalive(cfg.KeepaliveInterval, cfg.KeepaliveCountMax)
-	}
-	return c, nil
-}
-
 // Close closes the SFTP client and the connection. Commands still running
 // fail. It is safe to call more than once.
 func (c *Conn) Close() error {
@@ -281,6 +214,9 @@ func (c *Conn) Close() error {
 		err = c.client.Close()
 		if errors.Is(err, net.ErrClosed) {
 			err = nil
+		}
+		if c.releaseVia != nil {
+			c.releaseVia()
 		}
 	})
 	return err
@@ -300,6 +236,11 @@ func (c *Conn) watch() {
 	default:
 		if err == nil || errors.Is(err, io.EOF) {
 			err = errors.New("closed by the host")
+		}
+		if c.via != nil {
+			if verr := c.via.lost(); verr != nil {
+				err = fmt.Errorf("%s: %w", c.via.name, verr)
+			}
 		}
 		c.markLost(err)
 	}

@@ -106,7 +106,10 @@ type BecomeError struct {
 	User   string
 	Become string
 	Host   string
-	// Reason is "password", "requiretty" or "missing".
+	// Reason is "password" (sudo wants one and none was given),
+	// "wrong password" (sudo rejected the one given), "requiretty",
+	// "no prompt" (sudo neither asked for the password nor ran the command),
+	// "missing" (no sudo), or empty (Stderr says why).
 	Reason string
 	// Stderr is what sudo (or the shell) printed.
 	Stderr []byte
@@ -115,13 +118,24 @@ type BecomeError struct {
 func (e *BecomeError) Error() string {
 	switch e.Reason {
 	case "password":
-		return fmt.Sprintf("sudo requires a password for %s on %s: allow NOPASSWD for this user (e.g. \"%s ALL=(ALL) NOPASSWD: ALL\" in /etc/sudoers.d/%s), or log in as %s", e.User, e.Host, e.User, e.User, e.Become)
+		return fmt.Sprintf("sudo requires a password for %s on %s: give it with --ask-become-pass, allow NOPASSWD for this user (e.g. \"%s ALL=(ALL) NOPASSWD: ALL\" in /etc/sudoers.d/%s), or log in as %s", e.User, e.Host, e.User, e.User, e.Become)
+	case "wrong password":
+		return fmt.Sprintf("sudo rejected the become password for %s on %s (it is not sent to this host again in this run)", e.User, e.Host)
+	case "no prompt":
+		return fmt.Sprintf("sudo on %s neither asked for the password nor ran the command: %s", e.Host, orNothing(tasks.LastLine(e.Stderr)))
 	case "requiretty":
 		return fmt.Sprintf("sudo on %s requires a tty (requiretty) and this command sends input, which a tty would mangle: add \"Defaults:%s !requiretty\" to /etc/sudoers.d/%s", e.Host, e.User, e.User)
 	case "missing":
 		return fmt.Sprintf("sudo is not installed on %s: install it, or log in as %s", e.Host, e.Become)
 	}
 	return fmt.Sprintf("sudo as %s on %s failed: %s", e.Become, e.Host, tasks.LastLine(e.Stderr))
+}
+
+func orNothing(s string) string {
+	if s == "" {
+		return "it printed nothing"
+	}
+	return s
 }
 
 // CommandError is a command whose outcome is unknown or abnormal: it was
@@ -167,3 +181,29 @@ type notExistError struct{ msg string }
 
 func (e *notExistError) Error() string        { return e.msg }
 func (e *notExistError) Is(target error) bool { return target == fs.ErrNotExist }
+
+// BastionError is a host that could not be reached because one of its
+// bastions (jump hosts) failed: it was unreachable, refused the login, or
+// its host key did not pass. Err is that hop's *UnreachableError,
+// *AuthError or *HostKeyError, whose messages name it "bastion NAME".
+type BastionError struct {
+	// Host is the display name of the host behind the bastion.
+	Host string
+	// Bastion is the hop's display name ("bastion NAME").
+	Bastion string
+	// Hop is the hop's position in the chain (1 is dialed first) of Hops.
+	Hop, Hops int
+	Err       error
+}
+
+func (e *BastionError) Error() string {
+	if e.Hops > 1 {
+		return fmt.Sprintf("%s unreachable through jump host %d of %d: %v", e.Host, e.Hop, e.Hops, e.Err)
+	}
+	return fmt.Sprintf("%s unreachable: %v", e.Host, e.Err)
+}
+
+func (e *BastionError) Unwrap() error { return e.Err }
+
+// Unreachable reports true: a host whose bastion fails counts as unreachable.
+func (e *BastionError) Unreachable() bool { return true }

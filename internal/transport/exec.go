@@ -1,9 +1,12 @@
 package transport
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"sync"
 	"time"
 
 	"github.com/dindops/dindops/tasks"
@@ -20,6 +23,10 @@ type execOpts struct {
 	pty bool
 	// whole keeps all of stdout (up to maxFileSize) instead of head and tail.
 	whole bool
+	// sudo, when set, watches sudo's password prompt and the start marker
+	// (on stderr, or stdout with a pty): the password is written on stdin
+	// at the first prompt only, and stdin is sent once the command started.
+	sudo *sudoWatch
 }
 
 // exec runs the shell command line in a new session and waits for it.
@@ -36,21 +43,11 @@ func (c *Conn) exec(ctx context.Context, line string, stdin []byte, o execOpts) 
 	if err := c.lostError("starting " + o.display); err != nil {
 		return tasks.Output{}, err
 	}
-	select {
-	case c.sessions <- struct{}{}:
-		defer func() { <-c.sessions }()
-	case <-ctx.Done():
-		return tasks.Output{}, fmt.Errorf("%s: %w", o.display, ctx.Err())
-	}
-
-	c.commands.Add(1)
-	sess, err := c.client.NewSession()
+	sess, release, err := c.newSession(ctx, o.display, false)
 	if err != nil {
-		if lerr := c.lostError("opening a session for " + o.display); lerr != nil {
-			return tasks.Output{}, lerr
-		}
-		return tasks.Output{}, fmt.Errorf("%s: open session: %w", o.display, err)
+		return tasks.Output{}, err
 	}
+	defer release()
 	defer sess.Close()
 
 	if o.pty {
@@ -65,6 +62,13 @@ func (c *Conn) exec(ctx context.Context, line string, stdin []byte, o execOpts) 
 	}
 	stdout, stderr := newCapture(limit), newCapture(c.cfg.OutputLimit)
 	sess.Stdout, sess.Stderr = stdout, stderr
+	if w := o.sudo; w != nil {
+		if o.pty {
+			w.out, sess.Stdout = stdout, w
+		} else {
+			w.out, sess.Stderr = stderr, w
+		}
+	}
 	in, err := sess.StdinPipe()
 	if err != nil {
 		return tasks.Output{}, fmt.Errorf("%s: %w", o.display, err)
@@ -75,17 +79,21 @@ func (c *Conn) exec(ctx context.Context, line string, stdin []byte, o execOpts) 
 		}
 		return tasks.Output{}, fmt.Errorf("%s: start: %w", o.display, err)
 	}
+	waited := make(chan error, 1)
+	done := make(chan struct{})
+	go func() { err := sess.Wait(); close(done); waited <- err }()
 	// A command that exits without reading its input makes the write fail;
 	// that is its business, and the exit status tells.
 	go func() {
+		if o.sudo != nil && !o.sudo.answer(in, sess, done, c.cfg.ConnectTimeout) {
+			return
+		}
 		if stdin != nil {
 			_, _ = in.Write(stdin)
 		}
 		_ = in.Close()
 	}()
 
-	waited := make(chan error, 1)
-	go func() { waited <- sess.Wait() }()
 	select {
 	case err = <-waited:
 	case <-ctx.Done():
@@ -111,6 +119,9 @@ func (c *Conn) exec(ctx context.Context, line string, stdin []byte, o execOpts) 
 		out.ExitCode = exitErr.ExitStatus()
 		return out, nil
 	}
+	if o.sudo != nil && !o.sudo.hasStarted() {
+		return out, nil // sudo never ran the command: the caller says why
+	}
 	if exitErr == nil {
 		// Without an exit status, the session may have ended a moment
 		// before the connection is known dead.
@@ -127,4 +138,134 @@ func (c *Conn) exec(ctx context.Context, line string, stdin []byte, o execOpts) 
 		cmdErr.Signal = exitErr.Signal()
 	}
 	return out, cmdErr
+}
+
+// sudoWatch follows one output stream of a "sudo -S -p PROMPT" command whose
+// command first prints a start marker line: it counts sudo's prompts, keeps
+// what sudo printed before the start (its messages, for errors; prompts
+// removed), and passes everything after the marker on to out.
+type sudoWatch struct {
+	prompt, start []byte
+	password      []byte
+	out           io.Writer
+
+	mu       sync.Mutex
+	buf      []byte // not yet scanned for markers (at most a marker's length)
+	pre      []byte // sudo's own output before the start
+	prompts  int
+	started  bool
+	timedOut bool
+	changed  chan struct{} // signalled (non-blocking) on every prompt and the start
+}
+
+func newSudoWatch(prompt, start, password string) *sudoWatch {
+	return &sudoWatch{prompt: []byte(prompt), start: []byte(start), password: []byte(password), changed: make(chan struct{}, 1)}
+}
+
+// maxSudoOutput bounds what is kept of sudo's own messages.
+const maxSudoOutput = 64 << 10
+
+func (w *sudoWatch) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	if w.started {
+		w.mu.Unlock()
+		return w.out.Write(p)
+	}
+	w.buf = append(w.buf, p...)
+	for {
+		if i := bytes.Index(w.buf, w.start); i >= 0 {
+			w.keep(w.buf[:i])
+			rest := w.buf[i+len(w.start):]
+			rest = bytes.TrimPrefix(rest, []byte("\r"))
+			rest = bytes.TrimPrefix(rest, []byte("\n"))
+			w.buf, w.started = nil, true
+			w.signal()
+			w.mu.Unlock()
+			if len(rest) > 0 {
+				_, _ = w.out.Write(rest)
+			}
+			return len(p), nil
+		}
+		i := bytes.Index(w.buf, w.prompt)
+		if i < 0 {
+			break
+		}
+		w.keep(w.buf[:i])
+		w.buf = w.buf[i+len(w.prompt):]
+		w.prompts++
+		w.signal()
+	}
+	// Keep only what may be the beginning of a marker unscanned.
+	if hold := max(len(w.prompt), len(w.start)) - 1; len(w.buf) > hold {
+		w.keep(w.buf[:len(w.buf)-hold])
+		w.buf = append([]byte(nil), w.buf[len(w.buf)-hold:]...)
+	}
+	w.mu.Unlock()
+	return len(p), nil
+}
+
+func (w *sudoWatch) keep(b []byte) {
+	if room := maxSudoOutput - len(w.pre); room > 0 {
+		w.pre = append(w.pre, b[:min(room, len(b))]...)
+	}
+}
+
+func (w *sudoWatch) signal() {
+	select {
+	case w.changed <- struct{}{}:
+	default:
+	}
+}
+
+// answer writes the password at sudo's first prompt and returns true once
+// the command started (its stdin may then be sent). It returns false, having
+// closed stdin, when sudo prompts again (the password was rejected: it is
+// never sent twice), when the session ends first, or when sudo neither
+// prompts nor starts the command within wait (the session is then closed).
+func (w *sudoWatch) answer(stdin io.WriteCloser, sess interface{ Close() error }, done <-chan struct{}, wait time.Duration) bool {
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	sent := false
+	for {
+		w.mu.Lock()
+		prompts, started := w.prompts, w.started
+		w.mu.Unlock()
+		switch {
+		case started:
+			return true
+		case prompts > 1:
+			_ = stdin.Close()
+			return false
+		case prompts == 1 && !sent:
+			sent = true
+			_, _ = stdin.Write(append(append([]byte(nil), w.password...), '\n'))
+			timer.Reset(wait)
+		}
+		select {
+		case <-w.changed:
+		case <-done:
+			return false
+		case <-timer.C:
+			w.mu.Lock()
+			w.timedOut = true
+			w.mu.Unlock()
+			_ = stdin.Close()
+			_ = sess.Close()
+			return false
+		}
+	}
+}
+
+func (w *sudoWatch) hasStarted() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.started
+}
+
+// result returns what sudo printed before the start, how often it prompted,
+// and whether it was given up on for saying nothing.
+func (w *sudoWatch) result() (pre []byte, prompts int, timedOut bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append(append([]byte(nil), w.pre...), w.buf...), w.prompts, w.timedOut
 }

@@ -50,6 +50,10 @@ func (h *host) run(ctx context.Context, args []string, stdin []byte, sensitive b
 		c.log.Debug("run", attrs...)
 		return c.exec(ctx, tasks.ShellJoin(args), stdin, o)
 	}
+	if c.cfg.BecomePassword != "" {
+		c.log.Debug("run", append(attrs, "become", c.cfg.BecomeUser, "sudo", "password")...)
+		return h.runWithPassword(ctx, args, stdin, o)
+	}
 	line := tasks.ShellJoin(append([]string{"sudo", "-n", "-u", c.cfg.BecomeUser, "--"}, args...))
 	c.log.Debug("run", append(attrs, "become", c.cfg.BecomeUser)...)
 	if c.needPTY.Load() {
@@ -70,11 +74,84 @@ func (h *host) run(ctx context.Context, args []string, stdin []byte, sensitive b
 			return tasks.Output{}, h.becomeError(reason, out.Stderr)
 		}
 		c.needPTY.Store(true)
-		c.log.Debug("sudo requires a tty (requiretty): retrying with a pty", "cmd", o.display)
+		c.log.Info("sudo requires a tty (requiretty): retrying with a pty, and using one for every become command on this host", "cmd", o.display)
 		return h.runPTY(ctx, line, o)
 	default:
 		return tasks.Output{}, h.becomeError(reason, out.Stderr)
 	}
+}
+
+// runWithPassword runs args under "sudo -S" with a random prompt: the
+// password goes on stdin only when that prompt appears (once: a second
+// prompt means it was rejected, and it is never sent on this connection
+// again), and the command first prints a random start marker, after which
+// its own stdin is sent. A host with requiretty is retried with a pty, as
+// with "sudo -n".
+func (h *host) runWithPassword(ctx context.Context, args []string, stdin []byte, o execOpts) (tasks.Output, error) {
+	c := h.c
+	if c.passRejected.Load() {
+		return tasks.Output{}, h.becomeError("wrong password", nil)
+	}
+	wrap := func(pty bool) string {
+		script := `printf '%s\n' "$0" >&2; exec "$@"`
+		if pty {
+			script = `printf '%s\n' "$0"; exec "$@" </dev/null`
+		}
+		return tasks.ShellJoin(append([]string{"sudo", "-S", "-p", c.promptMark, "-u", c.cfg.BecomeUser, "--",
+			"sh", "-c", script, c.startMark}, args...))
+	}
+	attempt := func(pty bool) (tasks.Output, string, []byte, error) {
+		po := o
+		po.pty = pty
+		po.sudo = newSudoWatch(c.promptMark, c.startMark, c.cfg.BecomePassword)
+		in := stdin
+		if pty {
+			in = nil
+		}
+		out, err := c.exec(ctx, wrap(pty), in, po)
+		if err != nil || po.sudo.hasStarted() {
+			return out, "", nil, err
+		}
+		pre, prompts, timedOut := po.sudo.result()
+		if !pty {
+			pre = append(pre, out.Stderr...)
+		}
+		low := strings.ToLower(string(pre))
+		switch {
+		case prompts > 1 || strings.Contains(low, "incorrect password") || strings.Contains(low, "sorry, try again"):
+			c.passRejected.Store(true)
+			return out, "wrong password", pre, nil
+		case strings.Contains(low, "must have a tty"):
+			return out, "requiretty", pre, nil
+		case timedOut:
+			return out, "no prompt", pre, nil
+		case out.ExitCode == 127 && strings.Contains(low, "not found"):
+			return out, "missing", pre, nil
+		}
+		return out, "failed", pre, nil
+	}
+	pty := c.needPTY.Load()
+	if pty && stdin != nil {
+		return tasks.Output{}, h.becomeError("requiretty", nil)
+	}
+	out, reason, pre, err := attempt(pty)
+	if err == nil && reason == "requiretty" && !pty {
+		if stdin != nil {
+			return tasks.Output{}, h.becomeError(reason, pre)
+		}
+		c.needPTY.Store(true)
+		c.log.Info("sudo requires a tty (requiretty): retrying with a pty, and using one for every become command on this host", "cmd", o.display)
+		out, reason, pre, err = attempt(true)
+	}
+	switch {
+	case err != nil:
+		return out, err
+	case reason == "failed":
+		return tasks.Output{}, &BecomeError{User: c.cfg.User, Become: c.cfg.BecomeUser, Host: c.name, Stderr: pre}
+	case reason != "":
+		return tasks.Output{}, h.becomeError(reason, pre)
+	}
+	return out, nil
 }
 
 // runPTY runs a sudo command line with a pseudo-terminal, its standard input

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/gofrs/flock"
 	"github.com/skeema/knownhosts"
@@ -96,10 +97,10 @@ func quoteArg(s string) string {
 // the one the SSH library prefers; for an unknown host they are nil (library
 // default). passed is set once the check succeeded (to tell auth failures
 // from handshake failures).
-func hostKeyCheck(cfg *Config, name, addr string, passed *bool) (ssh.HostKeyCallback, []string, error) {
+func hostKeyCheck(cfg *Config, name, addr string, passed *atomic.Bool) (ssh.HostKeyCallback, []string, error) {
 	if cfg.InsecureIgnoreHostKey {
 		return func(string, net.Addr, ssh.PublicKey) error {
-			*passed = true
+			passed.Store(true)
 			return nil
 		}, nil, nil
 	}
@@ -123,7 +124,7 @@ func hostKeyCheck(cfg *Config, name, addr string, passed *bool) (ssh.HostKeyCall
 	cb := func(hostname string, remote net.Addr, key ssh.PublicKey) error {
 		err := check(hostname, remote, key)
 		if err == nil {
-			*passed = true
+			passed.Store(true)
 			return nil
 		}
 		hkErr := &HostKeyError{Host: name, Addr: addr, Offered: key, Files: cfg.KnownHostsFiles}

@@ -44,20 +44,9 @@ func (c *Conn) Lock(ctx context.Context) (release func(), err error) {
 	if err := c.lostError("locking"); err != nil {
 		return nil, err
 	}
-	select {
-	case c.sessions <- struct{}{}:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	freeSlot := func() { <-c.sessions }
-	c.commands.Add(1)
-	sess, err := c.client.NewSession()
+	sess, freeSlot, err := c.newSession(ctx, "the run lock", true)
 	if err != nil {
-		freeSlot()
-		if lerr := c.lostError("opening a session for the lock"); lerr != nil {
-			return nil, lerr
-		}
-		return nil, fmt.Errorf("%s: lock: open session: %w", c.name, err)
+		return nil, err
 	}
 	stdin, err1 := sess.StdinPipe()
 	stdout, err2 := sess.StdoutPipe()

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -44,6 +45,17 @@ type testServer struct {
 	noSFTP     bool
 
 	accepted atomic.Int64  // TCP connections accepted
+	logins   atomic.Int64  // successful logins
+	tunnels  atomic.Int64  // direct-tcpip channels opened (as a bastion)
+	// handshaking counts connections accepted and not logged in yet;
+	// maxHandshaking is the most there ever were at once.
+	handshaking, maxHandshaking atomic.Int64
+	pending                     sync.Map // remote address → true while handshaking
+	// sessionsOpen counts open session channels; refusedSessions the ones
+	// refused beyond maxSessions.
+	sessionsOpen, refusedSessions atomic.Int64
+	maxSessions                   int
+	drop                          func(n int64) bool
 	execs    chan string   // commands started, for tests that wait on one
 	stall    atomic.Bool   // stop reading from every connection
 	resume   chan struct{} // closed at cleanup: stalled reads end
@@ -59,6 +71,15 @@ type serverOpts struct {
 	accept   []ssh.Signer   // extra authorized client keys
 	silent   bool           // accept TCP but never speak SSH
 	onConn   func(net.Conn) // called with each accepted conn
+	// drop, when it returns true for the n-th accepted connection (from
+	// 1), closes it before the SSH version exchange, as sshd beyond
+	// MaxStartups.
+	drop func(n int64) bool
+	// maxSessions refuses session channels beyond this many open at once
+	// (0: no limit), as sshd's MaxSessions.
+	maxSessions int
+	// handshakeDelay slows every login down, so that handshakes overlap.
+	handshakeDelay time.Duration
 }
 
 func newServer(t *testing.T, o serverOpts) *testServer {
@@ -76,7 +97,7 @@ func newServer(t *testing.T, o serverOpts) *testServer {
 	tcp := ln.Addr().(*net.TCPAddr)
 	s := &testServer{
 		t: t, host: tcp.IP.String(), port: tcp.Port, hostKeys: o.hostKeys,
-		env: o.env, noSFTP: o.noSFTP,
+		env: o.env, noSFTP: o.noSFTP, maxSessions: o.maxSessions, drop: o.drop,
 		execs: make(chan string, 100), resume: make(chan struct{}),
 	}
 	dir := t.TempDir()
@@ -93,9 +114,11 @@ func newServer(t *testing.T, o serverOpts) *testServer {
 	}
 
 	cfg := &ssh.ServerConfig{
-		PublicKeyCallback: func(_ ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
+		PublicKeyCallback: func(cm ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
+			time.Sleep(o.handshakeDelay)
 			for _, a := range authorized {
 				if bytes.Equal(a, key.Marshal()) {
+					s.loggedIn(cm.RemoteAddr().String())
 					return nil, nil
 				}
 			}
@@ -111,7 +134,11 @@ func newServer(t *testing.T, o serverOpts) *testServer {
 			if err != nil {
 				return
 			}
-			s.accepted.Add(1)
+			n := s.accepted.Add(1)
+			if s.drop != nil && s.drop(n) {
+				nc.Close()
+				continue
+			}
 			s.mu.Lock()
 			s.conns = append(s.conns, nc)
 			s.mu.Unlock()
@@ -174,22 +201,88 @@ func (c *stallConn) Read(p []byte) (int, error) {
 
 func (s *testServer) serve(nc net.Conn, cfg *ssh.ServerConfig) {
 	defer nc.Close()
+	s.pending.Store(nc.RemoteAddr().String(), true)
+	n := s.handshaking.Add(1)
+	for {
+		m := s.maxHandshaking.Load()
+		if n <= m || s.maxHandshaking.CompareAndSwap(m, n) {
+			break
+		}
+	}
 	_, chans, reqs, err := ssh.NewServerConn(nc, cfg)
+	s.loggedIn(nc.RemoteAddr().String())
 	if err != nil {
 		return
 	}
+	s.logins.Add(1)
 	go ssh.DiscardRequests(reqs)
 	for nch := range chans {
-		if nch.ChannelType() != "session" {
-			nch.Reject(ssh.UnknownChannelType, "only sessions")
-			continue
+		switch nch.ChannelType() {
+		case "session":
+			if s.maxSessions > 0 && s.sessionsOpen.Load() >= int64(s.maxSessions) {
+				s.refusedSessions.Add(1)
+				nch.Reject(ssh.Prohibited, "no more sessions")
+				continue
+			}
+			ch, creqs, err := nch.Accept()
+			if err != nil {
+				continue
+			}
+			s.sessionsOpen.Add(1)
+			go func() {
+				s.session(ch, creqs)
+				s.sessionsOpen.Add(-1)
+			}()
+		case "direct-tcpip":
+			s.tunnel(nch)
+		default:
+			nch.Reject(ssh.UnknownChannelType, "only sessions and direct-tcpip")
 		}
-		ch, creqs, err := nch.Accept()
-		if err != nil {
-			continue
-		}
-		go s.session(ch, creqs)
 	}
+}
+
+// loggedIn ends the handshake of the connection from remote, once: when its
+// key is accepted (before the client can know) or when the handshake fails.
+func (s *testServer) loggedIn(remote string) {
+	if _, ok := s.pending.LoadAndDelete(remote); ok {
+		s.handshaking.Add(-1)
+	}
+}
+
+// tunnel serves a direct-tcpip channel (the server as a bastion): it dials
+// the requested address and copies both ways.
+func (s *testServer) tunnel(nch ssh.NewChannel) {
+	var p struct {
+		Host       string
+		Port       uint32
+		OriginHost string
+		OriginPort uint32
+	}
+	if err := ssh.Unmarshal(nch.ExtraData(), &p); err != nil {
+		nch.Reject(ssh.ConnectionFailed, "bad request")
+		return
+	}
+	target, err := net.DialTimeout("tcp", net.JoinHostPort(p.Host, strconv.Itoa(int(p.Port))), 5*time.Second)
+	if err != nil {
+		nch.Reject(ssh.ConnectionFailed, err.Error())
+		return
+	}
+	ch, reqs, err := nch.Accept()
+	if err != nil {
+		target.Close()
+		return
+	}
+	s.tunnels.Add(1)
+	go ssh.DiscardRequests(reqs)
+	go func() {
+		io.Copy(ch, target)
+		ch.CloseWrite()
+	}()
+	go func() {
+		io.Copy(target, ch)
+		target.Close()
+		ch.Close()
+	}()
 }
 
 // session serves one session channel: pty-req (noted in the command's
@@ -266,6 +359,9 @@ func (s *testServer) exec(ch ssh.Channel, command string, env []string, started 
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Stdout = ch
 	cmd.Stderr = ch.Stderr()
+	if slices.Contains(env, "DINDOPS_TEST_PTY=1") {
+		cmd.Stderr = ch // a terminal has one output stream
+	}
 	cmd.WaitDelay = 5 * time.Second
 	stdin, err := cmd.StdinPipe()
 	if err != nil {

@@ -567,7 +567,33 @@ func fakeSudo(t *testing.T, mode string) (env []string, logFile string) {
 	logFile = filepath.Join(t.TempDir(), "sudo.log")
 	script := `#!/bin/sh
 # fake sudo: checks the arguments dindops must pass, then runs the command.
+# "sudo -n -u USER -- CMD" never prompts; "sudo -S -p PROMPT -u USER -- CMD"
+# prompts on stderr and reads the password from stdin, as the real one.
 printf '%s\n' "$@" "--end--" >> "$FAKE_SUDO_LOG"
+if [ "$1" = -S ]; then
+	[ "$2" = -p ] && [ "$4" = -u ] && [ "$6" = -- ] || { echo "fake sudo: bad arguments: $*" >&2; exit 99; }
+	prompt=$3
+	shift 6
+	case $FAKE_SUDO_MODE in
+	requiretty*) [ -n "$DINDOPS_TEST_PTY" ] || { echo "sudo: sorry, you must have a tty to run sudo" >&2; exit 1; } ;;
+	silent) sleep 60; exit 1 ;;
+	esac
+	case $FAKE_SUDO_MODE in
+	*nopasswd) ;;
+	*)
+		tries=0
+		while :; do
+			printf '%s' "$prompt" >&2
+			IFS= read -r pw || { echo "sudo: no password was provided" >&2; exit 1; }
+			echo attempt >> "$FAKE_SUDO_LOG.attempts"
+			[ "$pw" = "$FAKE_SUDO_PASSWORD" ] && break
+			tries=$((tries + 1))
+			[ $tries -lt 3 ] || { echo "sudo: 3 incorrect password attempts" >&2; exit 1; }
+			echo "Sorry, try again." >&2
+		done ;;
+	esac
+	exec "$@"
+fi
 [ "$1" = -n ] && [ "$2" = -u ] && [ "$4" = -- ] || { echo "fake sudo: bad arguments: $*" >&2; exit 99; }
 shift 4
 case $FAKE_SUDO_MODE in
@@ -579,8 +605,11 @@ exec "$@"
 	if err := os.WriteFile(filepath.Join(bin, "sudo"), []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	return []string{"PATH=" + bin + ":" + os.Getenv("PATH"), "FAKE_SUDO_LOG=" + logFile, "FAKE_SUDO_MODE=" + mode}, logFile
+	return []string{"PATH=" + bin + ":" + os.Getenv("PATH"), "FAKE_SUDO_LOG=" + logFile, "FAKE_SUDO_MODE=" + mode,
+		"FAKE_SUDO_PASSWORD=" + fakeSudoPassword}, logFile
 }
+
+const fakeSudoPassword = "s3cret pass'word"
 
 func TestBecomeRunsThroughSudo(t *testing.T) {
 	env, logFile := fakeSudo(t, "")
@@ -707,7 +736,7 @@ func TestBecomePasswordRequired(t *testing.T) {
 	if !errors.As(err, &bErr) || bErr.Reason != "password" {
 		t.Fatalf("Run = %v, want *BecomeError for a password", err)
 	}
-	if want := "sudo requires a password for tester on testhost: allow NOPASSWD"; !strings.Contains(err.Error(), want) {
+	if want := "sudo requires a password for tester on testhost: give it with --ask-become-pass, allow NOPASSWD"; !strings.Contains(err.Error(), want) {
 		t.Errorf("message %q lacks %q", err, want)
 	}
 	if _, err := h.ReadFile(t.Context(), "/etc/hostname"); !errors.As(err, &bErr) {
