@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"text/template"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -32,7 +33,9 @@ type Step struct {
 	Def    *TaskDef
 	Name   string // the task's name with templates expanded
 	Become bool
-	Task   tasks.Task
+	// Timeout bounds the step (the task's timeout; zero: no limit).
+	Timeout time.Duration
+	Task    tasks.Task
 }
 
 // CompileOptions are the inputs of Compile besides the play and host.
@@ -41,6 +44,9 @@ type CompileOptions struct {
 	ExtraVars map[string]any
 	// Controller is handed to tasks that read secrets or need HTTP.
 	Controller tasks.Controller
+	// Tags selects the tasks that run (--tags, --skip-tags); tasks it
+	// leaves out are not compiled at all. Handlers are always compiled.
+	Tags TagSelection
 }
 
 // Compile binds play to host: play vars (defaults) < inventory vars < extra
@@ -79,6 +85,9 @@ func Compile(play *Play, host *inventory.Host, opts CompileOptions) (*HostPlay, 
 		out  *[]*Step
 	}{{play.Tasks, &hp.Tasks}, {play.Handlers, &hp.Handlers}} {
 		for _, d := range list.defs {
+			if list.out == &hp.Tasks && !opts.Tags.Selects(d.Tags) {
+				continue
+			}
 			b := &binder{file: d.File, vars: vars, origin: origin, subs: map[int][]string{}}
 			s, err := b.compileTask(d, become, opts.Controller)
 			if err != nil {
@@ -141,7 +150,7 @@ func (b *binder) compileTask(d *TaskDef, become bool, ctl tasks.Controller) (*St
 	if err != nil {
 		return nil, strictyaml.Errorf(d.File, at, "task name: %v", err)
 	}
-	s := &Step{Def: d, Name: name, Become: become}
+	s := &Step{Def: d, Name: name, Become: become, Timeout: d.Timeout}
 	if d.Become != nil {
 		s.Become = *d.Become
 	}

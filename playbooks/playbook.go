@@ -15,6 +15,7 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -39,8 +40,14 @@ type Play struct {
 	Vars     map[string]any
 	Tasks    []*TaskDef
 	Handlers []*TaskDef
-	Line     int
-	Column   int
+	// Serial splits the play's hosts into batches that run one after
+	// another; empty means one batch of every host.
+	Serial Serial
+	// MaxFailPercentage, when set, stops the rollout after a batch in
+	// which more than this percentage of the hosts failed.
+	MaxFailPercentage *float64
+	Line              int
+	Column            int
 }
 
 // TaskDef is a task as written in the playbook, before templates are
@@ -52,8 +59,11 @@ type TaskDef struct {
 	Notify []string
 	Become *bool
 	Tags   []string
-	Line   int
-	Column int
+	// Timeout bounds the task on a host (plan and apply together); zero
+	// means no limit.
+	Timeout time.Duration
+	Line    int
+	Column  int
 
 	options *yaml.Node
 }
@@ -61,9 +71,9 @@ type TaskDef struct {
 // Pos returns "file:line:column" of the task.
 func (t *TaskDef) Pos() string { return fmt.Sprintf("%s:%d:%d", t.File, t.Line, t.Column) }
 
-var playKeys = []string{"name", "hosts", "become", "vars", "tasks", "handlers"}
+var playKeys = []string{"name", "hosts", "become", "vars", "tasks", "handlers", "serial", "max_fail_percentage"}
 
-var taskKeys = []string{"name", "notify", "become", "tags"}
+var taskKeys = []string{"name", "notify", "become", "tags", "timeout"}
 
 //go:embed shipped/*.yml
 var shipped embed.FS
@@ -162,6 +172,10 @@ func (p *parser) play(n *yaml.Node) *Play {
 			tasksNode = v
 		case "handlers":
 			handlersNode = v
+		case "serial":
+			play.Serial, err = parseSerial(p.file, v)
+		case "max_fail_percentage":
+			play.MaxFailPercentage, err = parseMaxFail(p.file, v)
 		}
 		if err != nil {
 			p.errs = append(p.errs, err)
@@ -242,6 +256,8 @@ func (p *parser) task(n *yaml.Node, handler bool) *TaskDef {
 			err = strictyaml.Decode(p.file, v, &t.Become)
 		case "tags":
 			t.Tags, err = stringOrList(p.file, v)
+		case "timeout":
+			t.Timeout, err = parseTimeout(p.file, v)
 		default:
 			if _, isKind := p.kinds[k.Value]; isKind {
 				t.Kind = k.Value

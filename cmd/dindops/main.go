@@ -16,12 +16,13 @@ import (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
-// Exit codes, documented in README.
+// Exit codes, documented in docs/rollout.md.
 const (
 	exitOK         = 0
 	exitHostFailed = 1 // a host failed or was unreachable
 	exitUsage      = 2 // bad usage or bad input (inventory, playbook, vars)
 	exitChanges    = 2 // plan --detailed-exitcode: changes are pending
+	exitStopped    = 3 // apply: the rollout stopped early (max_fail_percentage, a whole batch failed)
 	exitInterrupt  = 130
 )
 

@@ -17,6 +17,9 @@ func newPlanCommand(stdout, stderr io.Writer) *cobra.Command {
 		Long: `plan connects to every host, reads its real state, and prints what apply would
 change: + create, ~ update, - delete, ↻ restart, > run (a command whose effect
 is unknown), with unified diffs for files. Nothing on any host is changed.
+Handlers left pending on a host by an apply that stopped early are shown (and
+the next apply runs them). A play's serial batches are listed as apply would
+run them; plan itself runs every host at once.
 
 Exit codes: 0 success, 1 a host failed or was unreachable, 2 bad usage or
 input. With --detailed-exitcode: 0 no changes, 1 error, 2 changes pending.`,
@@ -44,6 +47,8 @@ func runPlan(cmd *cobra.Command, o *runOptions, detailed bool, args []string, st
 		return err
 	}
 	switch {
+	case res.Stopped != nil && res.Stopped.Interrupted:
+		return &exitError{code: exitInterrupt}
 	case res.HostFailed():
 		return &exitError{code: exitHostFailed}
 	case detailed && res.Summary.Total() > 0:

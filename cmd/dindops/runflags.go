@@ -17,7 +17,6 @@ import (
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/dindops/dindops/internal/render"
 	"github.com/dindops/dindops/internal/runner"
 	"github.com/dindops/dindops/inventory"
 	"github.com/dindops/dindops/playbooks"
@@ -31,6 +30,8 @@ type runOptions struct {
 	limit     string
 	limitSet  bool // --limit was given, even empty
 	forks     int
+	tags      []string
+	skipTags  []string
 	output    string
 	noColor   bool
 	verbose   int
@@ -42,7 +43,9 @@ func (o *runOptions) register(cmd *cobra.Command) {
 	f.StringVarP(&o.inventory, "inventory", "i", "", "inventory file (YAML) naming the hosts (required)")
 	f.StringArrayVarP(&o.extraVars, "extra-vars", "e", nil, "set a variable: name=value, or @file.yml; overrides play and inventory vars (repeatable)")
 	f.StringVarP(&o.limit, "limit", "l", "", "only run on hosts matching this host pattern")
-	f.IntVarP(&o.forks, "forks", "f", 20, "how many hosts to work on at once")
+	f.IntVarP(&o.forks, "forks", "f", 20, "how many hosts to work on at once (within a batch, when a play has a serial)")
+	f.StringArrayVarP(&o.tags, "tags", "t", nil, "only run tasks tagged with one of these (comma-separated, repeatable; tasks tagged always run too)")
+	f.StringArrayVar(&o.skipTags, "skip-tags", nil, "do not run tasks tagged with any of these (comma-separated, repeatable)")
 	f.StringVarP(&o.output, "output", "o", "text", "output format: text or json")
 	f.BoolVar(&o.noColor, "no-color", false, "no colours in the output")
 	f.CountVarP(&o.verbose, "verbose", "v", "log more to stderr (-v: progress, -vv: every command)")
@@ -97,6 +100,10 @@ func (o *runOptions) prepare(args []string) (*prepared, error) {
 	if err != nil {
 		return nil, usageErr(err)
 	}
+	tags := playbooks.TagSelection{Only: playbooks.SplitTags(o.tags), Skip: playbooks.SplitTags(o.skipTags)}
+	if err := pb.CheckTags(tags); err != nil {
+		return nil, usageErr(err)
+	}
 	extra, err := parseExtraVars(o.extraVars)
 	if err != nil {
 		return nil, usageErr(err)
@@ -130,7 +137,7 @@ func (o *runOptions) prepare(args []string) (*prepared, error) {
 			if limit != nil && !limit[h.Name] {
 				continue
 			}
-			hp, err := playbooks.Compile(play, h, playbooks.CompileOptions{ExtraVars: extra, Controller: ctl})
+			hp, err := playbooks.Compile(play, h, playbooks.CompileOptions{ExtraVars: extra, Controller: ctl, Tags: tags})
 			if err != nil {
 				errs.add(h.Name, err)
 				continue
@@ -284,32 +291,40 @@ func isTerminal(w io.Writer) bool {
 // execute runs a prepared run and prints its results.
 func (o *runOptions) execute(ctx context.Context, p *prepared, mode runner.Mode, stdout, stderr io.Writer) (*runner.Result, error) {
 	color := !o.noColor && os.Getenv("NO_COLOR") == ""
-	logger := newLogger(stderr, o.verbose, color)
+	out := newOutput(o.output, mode, color, stdout, stderr)
+	logger := newLogger(out.logs, o.verbose, color && isTerminal(stderr))
 	connector, err := o.ssh.connector(logger)
 	if err != nil {
+		out.abort()
 		return nil, usageErr(err)
 	}
-	human := render.Human{W: stdout, Color: color && isTerminal(stdout)}
-	ropts := runner.Options{Mode: mode, Forks: o.forks, Connector: connector, Logger: logger}
-	if o.output == "text" {
-		human.Header(mode, p.playbook, p.hosts)
-		ropts.OnPlay = func(pr *runner.PlayResult) { human.Play(mode, pr) }
-	}
+	out.header(p.playbook, p.hosts)
+	ropts := runner.Options{Mode: mode, Forks: o.forks, Connector: connector, Logger: logger, OnEvent: out.event}
 	res, err := runner.Run(ctx, p.playbook, p.plays, ropts)
 	if err != nil {
+		out.abort()
 		return nil, err
 	}
 	if o.verbose > 0 {
 		connector.logStats(logger)
 	}
-	if o.output == "json" {
-		if err := render.JSON(stdout, res); err != nil {
-			return nil, err
-		}
-	} else {
-		human.Recap(res)
+	if err := out.finish(res); err != nil {
+		return nil, err
 	}
 	return res, nil
+}
+
+// exitCode is the exit status of a finished run (see docs/rollout.md).
+func exitCode(res *runner.Result) error {
+	switch {
+	case res.Stopped != nil && res.Stopped.Interrupted:
+		return &exitError{code: exitInterrupt}
+	case res.Stopped != nil:
+		return &exitError{code: exitStopped}
+	case res.HostFailed():
+		return &exitError{code: exitHostFailed}
+	}
+	return nil
 }
 
 func sortedKeys[M ~map[string]V, V any](m M) []string {

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -48,13 +49,61 @@ func (h Human) Header(mode runner.Mode, playbook string, hosts int) {
 	fmt.Fprintf(h.W, "%s %s on %d %s\n", h.paint(bold, verb), playbook, hosts, plural(hosts, "host", "hosts"))
 }
 
-// Play writes one play's results, host by host in inventory order.
+// Play writes one play's results, batch by batch, host by host in
+// inventory order: PlayStart, Batch for each batch, PlayEnd.
 func (h Human) Play(mode runner.Mode, p *runner.PlayResult) {
+	h.PlayStart(mode, p)
+	if mode == runner.ApplyMode && len(p.Batches) > 0 {
+		byBatch := map[int][]*runner.HostResult{}
+		for _, hr := range p.Hosts {
+			byBatch[hr.Batch] = append(byBatch[hr.Batch], hr)
+		}
+		for _, b := range p.Batches {
+			if b.Ran {
+				h.Batch(mode, b.Number, len(p.Batches), byBatch[b.Number])
+			}
+		}
+	} else {
+		h.Batch(mode, 1, 1, p.Hosts)
+	}
+	h.PlayEnd(p)
+}
+
+// PlayStart writes the play's heading, its rollout (serial and
+// max_fail_percentage) and why it runs on no host, if so.
+func (h Human) PlayStart(mode runner.Mode, p *runner.PlayResult) {
 	fmt.Fprintf(h.W, "\n%s %s\n", h.paint(bold, "PLAY"), clean(p.Name))
+	if p.Serial != "" || p.MaxFailPercentage != nil {
+		var parts []string
+		if p.Serial != "" {
+			parts = append(parts, fmt.Sprintf("serial %s: %d %s", p.Serial, len(p.Batches), plural(len(p.Batches), "batch", "batches")))
+		}
+		if m := p.MaxFailPercentage; m != nil {
+			parts = append(parts, fmt.Sprintf("max_fail_percentage %s%%", strconv.FormatFloat(*m, 'f', -1, 64)))
+		}
+		fmt.Fprintf(h.W, "  %s\n", h.paint(dim, "rollout: "+strings.Join(parts, ", ")))
+		if mode == runner.PlanMode && len(p.Batches) > 1 {
+			for _, b := range p.Batches {
+				fmt.Fprintf(h.W, "  %s\n", h.paint(dim, fmt.Sprintf("  apply batch %d/%d: %s", b.Number, len(p.Batches), strings.Join(b.Hosts, ", "))))
+			}
+		}
+	}
 	if p.Note != "" {
 		fmt.Fprintf(h.W, "\n  %s\n", h.paint(dim, clean(p.Note)))
 	}
-	for _, hr := range p.Hosts {
+}
+
+// Batch writes the results of one batch of a play (a heading first when
+// the play has several batches).
+func (h Human) Batch(mode runner.Mode, number, total int, hosts []*runner.HostResult) {
+	if total > 1 {
+		names := make([]string, len(hosts))
+		for i, hr := range hosts {
+			names[i] = hr.Host
+		}
+		fmt.Fprintf(h.W, "\n  %s %s\n", h.paint(bold, fmt.Sprintf("BATCH %d/%d:", number, total)), strings.Join(names, ", "))
+	}
+	for _, hr := range hosts {
 		fmt.Fprintf(h.W, "\n  %s %s\n", h.paint(bold, hr.Host), h.paint(dim, "("+hr.Address+")"))
 		for _, t := range hr.Tasks {
 			h.task(mode, t)
@@ -64,6 +113,16 @@ func (h Human) Play(mode runner.Mode, p *runner.PlayResult) {
 		} else if hr.Status == runner.Failed && len(hr.Tasks) == 0 {
 			fmt.Fprintf(h.W, "    %s %s\n", h.status(runner.Failed, mode), clean(hr.Error))
 		}
+		if hr.StateUnknown {
+			fmt.Fprintf(h.W, "    %s\n", h.paint(red, "state unknown: the connection was lost while a task ran; run again once the host answers"))
+		}
+	}
+}
+
+// PlayEnd lists the hosts of the play that the rollout left untouched.
+func (h Human) PlayEnd(p *runner.PlayResult) {
+	if len(p.NotRun) > 0 {
+		fmt.Fprintf(h.W, "\n  %s %s\n", h.paint(yellow, "not run:"), strings.Join(p.NotRun, ", "))
 	}
 }
 
@@ -86,11 +145,13 @@ func (h Human) status(s runner.Status, mode runner.Mode) string {
 
 func (h Human) task(mode runner.Mode, t *runner.TaskResult) {
 	name := clean(t.Name)
-	if t.Handler {
+	switch p := t.Pending; {
+	case p != nil:
+		name += h.paint(dim, fmt.Sprintf(" (handler pending since %s: notified by %q in a run that stopped before its handlers)", p.Since.UTC().Format("2006-01-02 15:04 UTC"), clean(p.NotifiedBy)))
+	case t.Handler:
 		name += h.paint(dim, " (handler)")
 	}
-	switch t.Status {
-	case runner.Skipped:
+	if t.Status == runner.Skipped {
 		name += h.paint(dim, " ("+clean(t.Reason)+")")
 	}
 	fmt.Fprintf(h.W, "    %s %s\n", h.status(t.Status, mode), name)
@@ -98,6 +159,9 @@ func (h Human) task(mode runner.Mode, t *runner.TaskResult) {
 		for _, c := range t.Changes {
 			h.change(c)
 		}
+	}
+	for _, w := range t.Warnings {
+		fmt.Fprintf(h.W, "      %s %s\n", h.paint(red, "warning:"), clean(w))
 	}
 	if t.Error != "" {
 		for i, line := range strings.Split(clean(t.Error), "\n") {
@@ -179,14 +243,31 @@ func (h Human) field(f tasks.Field) {
 	}
 }
 
-// Recap writes one line per host and the summary line.
+// Recap writes why the rollout stopped (if it did), one line per host and
+// the summary line.
 func (h Human) Recap(r *runner.Result) {
+	if st := r.Stopped; st != nil {
+		where := fmt.Sprintf("in play %q", st.Play)
+		if st.Batches > 1 {
+			where = fmt.Sprintf("in play %q after batch %d/%d", st.Play, st.Batch, st.Batches)
+		}
+		fmt.Fprintf(h.W, "\n%s %s: %s.\n", h.paint(bold+red, "ROLLOUT STOPPED"), where, clean(st.Reason))
+		for _, p := range r.Plays {
+			if len(p.NotRun) > 0 {
+				fmt.Fprintf(h.W, "  %s %s\n", h.paint(yellow, fmt.Sprintf("not run in play %q:", clean(p.Name))), strings.Join(p.NotRun, ", "))
+			}
+		}
+	}
 	fmt.Fprintf(h.W, "\n%s\n", h.paint(bold, "RECAP"))
 	width := 0
 	for _, rc := range r.Recap {
 		width = max(width, len(rc.Host))
 	}
 	for _, rc := range r.Recap {
+		if rc.NotRun {
+			fmt.Fprintf(h.W, "  %s  %s\n", h.paint(yellow, fmt.Sprintf("%-*s", width, rc.Host)), h.paint(yellow, "not run"))
+			continue
+		}
 		changedWord := "changed"
 		if r.Mode == runner.PlanMode {
 			changedWord = "to change"
@@ -200,7 +281,11 @@ func (h Human) Recap(r *runner.Result) {
 		case rc.Changed > 0:
 			color = yellow
 		}
-		fmt.Fprintf(h.W, "  %s  %s  %s\n", h.paint(color, fmt.Sprintf("%-*s", width, rc.Host)), counts, h.paint(dim, rc.Duration.Round(100*time.Millisecond).String()))
+		line := fmt.Sprintf("  %s  %s  %s", h.paint(color, fmt.Sprintf("%-*s", width, rc.Host)), counts, h.paint(dim, rc.Duration.Round(100*time.Millisecond).String()))
+		if rc.StateUnknown {
+			line += "  " + h.paint(red, "state unknown")
+		}
+		fmt.Fprintln(h.W, line)
 	}
 	fmt.Fprintf(h.W, "\n%s\n", h.paint(bold, SummaryLine(r)))
 }
@@ -220,7 +305,7 @@ func SummaryLine(r *runner.Result) string {
 	var b strings.Builder
 	w := summaryWords[r.Mode]
 	if s.Total() == 0 {
-		if ok := hosts - s.Failed; ok > 0 {
+		if ok := hosts - s.Failed - s.NotRun; ok > 0 {
 			fmt.Fprintf(&b, "%s %d %s up to date.", w.none, ok, plural(ok, "host is", "hosts are"))
 		} else {
 			b.WriteString(w.nothing)
@@ -243,6 +328,13 @@ func SummaryLine(r *runner.Result) string {
 			}
 		}
 		fmt.Fprintf(&b, " %d %s failed: %s.", s.Failed, plural(s.Failed, "host", "hosts"), strings.Join(names, ", "))
+	}
+	if st := r.Stopped; st != nil {
+		what := "Rollout stopped"
+		if st.Interrupted {
+			what = "Interrupted"
+		}
+		fmt.Fprintf(&b, " %s early: not run on %d %s.", what, len(st.NotRun), plural(len(st.NotRun), "host", "hosts"))
 	}
 	return b.String()
 }

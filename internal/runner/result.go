@@ -35,6 +35,10 @@ type Result struct {
 	Plays    []*PlayResult `json:"plays"`
 	Recap    []*HostRecap  `json:"recap"`
 	Summary  Summary       `json:"summary"`
+	// Stopped says why the rollout stopped before every host had its turn
+	// (max_fail_percentage, a whole batch failed, an interruption); nil
+	// when it did not stop early.
+	Stopped  *Stop         `json:"stopped,omitempty"`
 	Duration time.Duration `json:"duration_ns"`
 }
 
@@ -42,18 +46,63 @@ type Result struct {
 type PlayResult struct {
 	Name  string        `json:"name"`
 	Hosts []*HostResult `json:"hosts"`
+	// Serial and MaxFailPercentage are the play's rollout settings, as
+	// written ("" and nil when not set).
+	Serial            string   `json:"serial,omitempty"`
+	MaxFailPercentage *float64 `json:"max_fail_percentage,omitempty"`
+	// Batches are the play's batches, in order, when it has a serial. In
+	// plan mode they show how apply would roll out (plan runs every host
+	// at once: it changes nothing).
+	Batches []*BatchResult `json:"batches,omitempty"`
+	// NotRun lists the hosts of this play left untouched because the
+	// rollout stopped first, in inventory order.
+	NotRun []string `json:"not_run,omitempty"`
 	// Note says why a play ran on no host.
 	Note string `json:"note,omitempty"`
 }
 
+// BatchResult is one batch of a play.
+type BatchResult struct {
+	Number int      `json:"number"` // from 1
+	Hosts  []string `json:"hosts"`
+	// Ran is false for a batch never started (the rollout stopped first).
+	Ran bool `json:"ran"`
+	// Failed counts the batch's hosts that failed or were unreachable.
+	Failed int `json:"failed"`
+}
+
+// Stop is why a rollout stopped early and what it left untouched.
+type Stop struct {
+	// Play is the play in which the rollout stopped; Batch (from 1) and
+	// Batches place the batch that stopped it (0 when interrupted before
+	// a batch started).
+	Play    string `json:"play"`
+	Batch   int    `json:"batch"`
+	Batches int    `json:"batches"`
+	// Failed of Size hosts of that batch failed.
+	Failed int `json:"failed"`
+	Size   int `json:"size"`
+	// Interrupted is true when the run was interrupted (Ctrl-C, SIGTERM).
+	Interrupted bool `json:"interrupted,omitempty"`
+	// Reason is the rule that stopped the rollout, in words.
+	Reason string `json:"reason"`
+	// NotRun lists every host that has a play it did not run because of
+	// the stop, in inventory order.
+	NotRun []string `json:"not_run"`
+}
+
 // HostResult is one play on one host.
 type HostResult struct {
-	Host     string        `json:"host"`
-	Address  string        `json:"address"`
-	Status   Status        `json:"status"`
-	Error    string        `json:"error,omitempty"`
-	Tasks    []*TaskResult `json:"tasks"`
-	Duration time.Duration `json:"duration_ns"`
+	Host    string `json:"host"`
+	Address string `json:"address"`
+	Status  Status `json:"status"`
+	Error   string `json:"error,omitempty"`
+	// StateUnknown is true when the connection was lost while a task was
+	// running: what that task did on the host is unknown.
+	StateUnknown bool          `json:"state_unknown,omitempty"`
+	Batch        int           `json:"batch,omitempty"` // the host's batch, from 1, when the play has a serial
+	Tasks        []*TaskResult `json:"tasks"`
+	Duration     time.Duration `json:"duration_ns"`
 }
 
 // TaskResult is one task (or handler) on one host.
@@ -64,8 +113,13 @@ type TaskResult struct {
 	Status  Status         `json:"status"`
 	Changes []tasks.Change `json:"changes,omitempty"`
 	// Reason says why a task was skipped.
-	Reason   string        `json:"reason,omitempty"`
-	Error    string        `json:"error,omitempty"`
+	Reason string `json:"reason,omitempty"`
+	Error  string `json:"error,omitempty"`
+	// Pending is set on a handler that runs because an earlier run left it
+	// pending on the host (see PendingHandler).
+	Pending *PendingHandler `json:"pending,omitempty"`
+	// Warnings are problems that did not fail the task.
+	Warnings []string      `json:"warnings,omitempty"`
 	Duration time.Duration `json:"duration_ns"`
 }
 
@@ -80,6 +134,11 @@ type HostRecap struct {
 	Duration    time.Duration `json:"duration_ns"`
 	// Error is the host's failure, when it failed or was unreachable.
 	Error string `json:"error,omitempty"`
+	// StateUnknown: the connection was lost in the middle of a task.
+	StateUnknown bool `json:"state_unknown,omitempty"`
+	// NotRun is true for a host the run never touched: the rollout
+	// stopped (or was interrupted) before its turn.
+	NotRun bool `json:"not_run,omitempty"`
 }
 
 // Summary counts planned or applied changes by action.
@@ -93,6 +152,8 @@ type Summary struct {
 	Hosts int `json:"hosts"`
 	// Failed is how many hosts failed or were unreachable.
 	Failed int `json:"failed"`
+	// NotRun is how many hosts the run never touched.
+	NotRun int `json:"not_run"`
 }
 
 // Total is the number of changes of every action.
