@@ -61,6 +61,17 @@ type DockerContainer struct {
 	Pull string `yaml:"pull"`
 	// StopTimeout is --stop-timeout in seconds (Config.StopTimeout).
 	StopTimeout *int `yaml:"stop_timeout"`
+	// StopSignal is --stop-signal (Config.StopSignal), the signal `docker
+	// stop` sends: SIGQUIT makes `docker stop` of a gitlab-runner container
+	// its graceful shutdown. Empty means the image's (SIGTERM when it sets
+	// none).
+	StopSignal string `yaml:"stop_signal"`
+	// Drain names containers to stop gracefully before this one, when it
+	// runs, is recreated or removed: the runner container in the dind
+	// container's task (its jobs run in dind), or this very container in the
+	// runner's own task. See Drain. Drained containers other than this one
+	// are started again after a recreation and stay stopped after a removal.
+	Drain *Drain `yaml:"drain"`
 }
 
 // containerJSON is the part of `docker inspect` of a container read here.
@@ -86,6 +97,7 @@ type containerJSON struct {
 		Entrypoint  []string          `json:"Entrypoint"`
 		Labels      map[string]string `json:"Labels"`
 		StopTimeout *int              `json:"StopTimeout"`
+		StopSignal  string            `json:"StopSignal"`
 	} `json:"Config"`
 	HostConfig struct {
 		Binds         []string `json:"Binds"`
@@ -120,6 +132,7 @@ type imageJSON struct {
 		Entrypoint []string            `json:"Entrypoint"`
 		Labels     map[string]string   `json:"Labels"`
 		Volumes    map[string]struct{} `json:"Volumes"`
+		StopSignal string              `json:"StopSignal"`
 	} `json:"Config"`
 }
 
@@ -127,6 +140,8 @@ type imageJSON struct {
 type containerOp struct {
 	op   string // create, recreate, start, unpause, remove
 	pull bool
+	// drain is stopped gracefully before a recreate or a remove.
+	drain *drainPlan
 }
 
 func (c *DockerContainer) state() string {
@@ -245,6 +260,14 @@ func (c *DockerContainer) Validate() error {
 	}
 	if c.StopTimeout != nil && *c.StopTimeout < 0 {
 		return FieldErrorf("stop_timeout", "must be 0 or more seconds")
+	}
+	if c.StopSignal != "" && !drainSignalRE(normSignal(c.StopSignal)) {
+		return FieldErrorf("stop_signal", "%q is not a signal name such as SIGQUIT or a number", c.StopSignal)
+	}
+	if c.Drain != nil {
+		if err := c.Drain.validate("drain"); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -391,8 +414,13 @@ func (c *DockerContainer) Plan(ctx context.Context, h Host) ([]Change, error) {
 		if cur == nil {
 			return nil, nil
 		}
-		ch.Action, ch.Summary, ch.Payload = Delete, "remove", containerOp{op: "remove"}
+		op := containerOp{op: "remove"}
+		ch.Action, ch.Summary = Delete, "remove"
 		ch.Warnings = anonWarning(cur)
+		if err := c.planDrain(ctx, h, cur, &ch, &op); err != nil {
+			return nil, err
+		}
+		ch.Payload = op
 		return []Change{ch}, nil
 	}
 	op := containerOp{pull: img == nil || c.pull() == "always"}
@@ -410,6 +438,9 @@ func (c *DockerContainer) Plan(ctx context.Context, h Host) ([]Change, error) {
 		case len(ch.Fields) > 0:
 			ch.Action, ch.Summary, op.op = Update, recreateSummary(ch.Fields), "recreate"
 			ch.Warnings = anonWarning(cur)
+			if err := c.planDrain(ctx, h, cur, &ch, &op); err != nil {
+				return nil, err
+			}
 		case cur.State.Restarting || cur.State.Dead:
 			// Docker counts a restarting container as running: its spec
 			// matches, but it is not up, and nothing dindops could change
@@ -436,6 +467,36 @@ func (c *DockerContainer) Plan(ctx context.Context, h Host) ([]Change, error) {
 	}
 	ch.Payload = op
 	return []Change{ch}, nil
+}
+
+// planDrain adds the drain that comes before recreating or removing cur,
+// when it runs: the summary says which containers it stops and whether they
+// come back.
+func (c *DockerContainer) planDrain(ctx context.Context, h Host, cur *containerJSON, ch *Change, op *containerOp) error {
+	if c.Drain == nil || !cur.State.Running {
+		return nil
+	}
+	dp, err := c.Drain.plan(ctx, h)
+	if err != nil || !dp.running() {
+		return err
+	}
+	op.drain = dp
+	ch.Summary += "; " + dp.summary()
+	var others []string
+	for _, n := range dp.names() {
+		if n != c.Name {
+			others = append(others, n)
+		}
+	}
+	if len(others) > 0 {
+		if op.op == "remove" {
+			ch.Summary += fmt.Sprintf("; %s %s stopped", strings.Join(others, ", "), plural(len(others), "stays", "stay"))
+		} else {
+			ch.Summary += fmt.Sprintf("; %s %s started again after", strings.Join(others, ", "), plural(len(others), "is", "are"))
+		}
+	}
+	ch.Warnings = append(ch.Warnings, dp.warnings()...)
+	return nil
 }
 
 // brokenContainerError is the plan's failure for a container whose spec
@@ -601,6 +662,7 @@ func (c *DockerContainer) specFields() []Field {
 	}
 	add("restart_policy", c.restart())
 	add("security_opt", strings.Join(c.securityOpts(), ", "))
+	add("stop_signal", normSignal(c.StopSignal))
 	if c.StopTimeout != nil {
 		add("stop_timeout", strconv.Itoa(*c.StopTimeout))
 	}
@@ -726,6 +788,19 @@ func (c *DockerContainer) diff(cur *containerJSON, img, oldImg *imageJSON) []Fie
 	cmp("volumes", strings.Join(sortedSet(haveVols), ", "), strings.Join(wantVols, ", "))
 
 	cmp("stop_timeout", intPtr(cur.Config.StopTimeout), intPtr(c.StopTimeout))
+	// stop_signal: empty means the image's, which docker copies into the
+	// container's config (moby daemon/commit.go merge); known only when the
+	// container runs that very image.
+	switch {
+	case c.StopSignal != "":
+		if !sameSignal(cur.Config.StopSignal, c.StopSignal) {
+			cmp("stop_signal", cur.Config.StopSignal, normSignal(c.StopSignal))
+		}
+	case sameImage:
+		if !sameSignal(cur.Config.StopSignal, img.Config.StopSignal) {
+			cmp("stop_signal", cur.Config.StopSignal, img.Config.StopSignal)
+		}
+	}
 
 	sort.SliceStable(fs, func(i, j int) bool { return fs[i].Name < fs[j].Name })
 	return fs
@@ -847,6 +922,13 @@ func (c *DockerContainer) Apply(ctx context.Context, h Host, changes []Change) e
 				return dockerFailure("pull "+c.Image, err)
 			}
 		}
+		var drained []string
+		if op.op == "recreate" || op.op == "remove" {
+			var err error
+			if drained, err = op.drain.apply(ctx, h); err != nil {
+				return err
+			}
+		}
 		var err error
 		switch op.op {
 		case "create":
@@ -854,6 +936,9 @@ func (c *DockerContainer) Apply(ctx context.Context, h Host, changes []Change) e
 		case "recreate":
 			if _, err = Exec(ctx, h, "docker", "rm", "-f", "-v", c.Name); err == nil {
 				err = c.createAndStart(ctx, h)
+			}
+			if err == nil {
+				err = startAgain(ctx, h, drained)
 			}
 		case "start":
 			_, err = Exec(ctx, h, "docker", "start", c.Name)
@@ -904,6 +989,9 @@ func (c *DockerContainer) createArgs() (args []string, stdin []byte) {
 	args = append(args, kvArgs("--label", c.Labels)...)
 	if c.StopTimeout != nil {
 		args = append(args, "--stop-timeout="+strconv.Itoa(*c.StopTimeout))
+	}
+	if c.StopSignal != "" {
+		args = append(args, "--stop-signal="+normSignal(c.StopSignal))
 	}
 	args = append(args, c.Image)
 	return append(args, c.Command...), stdin

@@ -257,9 +257,71 @@ func runOnLocalEngine(t *testing.T, h *tasktest.LocalHost, image, sfx string) {
 		t.Fatalf("network plan after apply: %+v, %v", again, err)
 	}
 
+	drainOnLocalEngine(t, h, image, sfx)
+
 	// Remove everything.
 	converge(&tasks.DockerContainer{Name: name, State: "absent"})
 	converge(&tasks.DockerNetwork{Name: net1, State: "absent"})
 	converge(&tasks.DockerNetwork{Name: net2, State: "absent"})
 	converge(&tasks.DockerNetwork{Name: net3, State: "absent"})
+}
+
+// drainOnLocalEngine checks the docker behaviour drains rely on: a
+// container of restart policy always that exits after `docker kill
+// --signal` with its own stop signal stays stopped (moby's ExitOnNext),
+// while one whose stop signal is another comes straight back, which is
+// what a drain's plan warns of. The test image's program dies of SIGQUIT
+// (Go's default), as gitlab-runner exits after its graceful shutdown.
+func drainOnLocalEngine(t *testing.T, h *tasktest.LocalHost, image, sfx string) {
+	ctx := context.Background()
+	docker := h.Programs["docker"]
+	for _, tc := range []struct {
+		stopSignal  string
+		wantRestart bool
+	}{{"SIGQUIT", false}, {"SIGTERM", true}} {
+		name := "dindops-test-drain-" + strings.ToLower(tc.stopSignal) + "-" + sfx
+		t.Cleanup(func() { exec.Command(docker, "rm", "-f", "-v", name).Run() })
+		c := &tasks.DockerContainer{Name: name, Image: image, RestartPolicy: "always", StopSignal: tc.stopSignal,
+			Drain: &tasks.Drain{Containers: []string{name}, Timeout: 3}}
+		tasks.SetDrainPoll(c.Drain, 100*time.Millisecond)
+		if err := c.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		changes, err := c.Plan(ctx, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Apply(ctx, h, changes); err != nil {
+			t.Fatal(err)
+		}
+		gone := &tasks.DockerContainer{Name: name, State: "absent", Drain: c.Drain}
+		changes, err = gone.Plan(ctx, h)
+		if err != nil || len(changes) != 1 {
+			t.Fatalf("plan of the removal: %+v %v", changes, err)
+		}
+		if w := strings.Join(changes[0].Warnings, "\n"); tc.wantRestart != strings.Contains(w, "docker restarts it") {
+			t.Errorf("stop signal %s: warnings %q", tc.stopSignal, w)
+		}
+		if out, err := exec.Command(docker, "kill", "--signal=SIGQUIT", name).CombinedOutput(); err != nil {
+			t.Fatalf("docker kill: %v %s", err, out)
+		}
+		var state string
+		for i := 0; i < 50; i++ {
+			time.Sleep(100 * time.Millisecond)
+			out, err := exec.Command(docker, "inspect", "-f", "{{.State.Running}} {{.RestartCount}}", name).Output()
+			if err != nil {
+				t.Fatal(err)
+			}
+			state = strings.TrimSpace(string(out))
+			if (tc.wantRestart && state == "true 1") || (!tc.wantRestart && state == "false 0" && i >= 20) {
+				break
+			}
+		}
+		if want := map[bool]string{true: "true 1", false: "false 0"}[tc.wantRestart]; state != want {
+			t.Errorf("stop signal %s: after docker kill --signal=SIGQUIT the container is %q (running, restarts), want %q", tc.stopSignal, state, want)
+		}
+		if err := gone.Apply(ctx, h, changes); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

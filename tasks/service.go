@@ -32,6 +32,23 @@ import (
 //
 // A service that does not exist fails the plan when it is to be started,
 // restarted or enabled; stopped or disabled, it is already what was asked.
+//
+// Restarting docker restarts the containers it runs (those with restart
+// policy always or unless-stopped come back, the others stay stopped;
+// with live-restore they keep running), and a job running in them dies.
+// The plan of a running docker's restart says which containers it
+// restarts. drain names containers to stop gracefully first, such as the
+// gitlab-runner container whose jobs run in a dind container that the
+// restart takes down: the runner gets SIGQUIT, finishes its jobs and exits,
+// then docker restarts, then the runner is started again (see Drain).
+//
+//	handlers:
+//	  - name: restart docker
+//	    service:
+//	      name: docker
+//	      state: restarted
+//	      ready: [docker, info]
+//	      drain: {containers: [gitlab-runner], timeout: 3600}
 type Service struct {
 	Name string `yaml:"name"`
 	// State is "started", "stopped", "restarted" or empty (leave it alone).
@@ -42,6 +59,10 @@ type Service struct {
 	Ready []string `yaml:"ready"`
 	// ReadyTimeout is how long to wait for it, in seconds (default 60).
 	ReadyTimeout int `yaml:"ready_timeout"`
+	// Drain names containers to stop gracefully before a restart or stop
+	// (state restarted or stopped), for services that run containers:
+	// docker.
+	Drain *Drain `yaml:"drain"`
 }
 
 var serviceName = regexp.MustCompile(`^[A-Za-z0-9_.@-]+$`)
@@ -62,8 +83,20 @@ func (s *Service) Validate() error {
 	if s.ReadyTimeout < 0 {
 		return FieldErrorf("ready_timeout", "must be a number of seconds ≥ 0")
 	}
+	if s.Drain != nil {
+		if s.State != "restarted" && s.State != "stopped" {
+			return FieldErrorf("drain", "drains containers before a restart or a stop: set state: restarted or stopped")
+		}
+		if err := s.Drain.validate("drain"); err != nil {
+			return err
+		}
+	}
 	return nil
 }
+
+// isDocker reports whether the service is the docker daemon, whose restart
+// restarts containers.
+func (s *Service) isDocker() bool { return s.Name == "docker" || s.Name == "docker.service" }
 
 type serviceOp string
 
@@ -78,6 +111,8 @@ const (
 type servicePayload struct {
 	op      serviceOp
 	systemd bool
+	// drain, when it runs anything, is stopped gracefully before op.
+	drain *drainPlan
 }
 
 // Plan implements Task.
@@ -92,12 +127,16 @@ func (s *Service) Plan(ctx context.Context, h Host) ([]Change, error) {
 		}
 	}
 	var changes []Change
-	add := func(a Action, op serviceOp, summary string) {
+	add := func(a Action, op serviceOp, summary string) *Change {
 		changes = append(changes, Change{Action: a, Resource: "service", Target: s.Name, Summary: summary, Payload: servicePayload{op: op, systemd: systemd}})
+		return &changes[len(changes)-1]
 	}
 	switch s.State {
 	case "restarted":
-		add(Restart, opRestart, "restart")
+		c := add(Restart, opRestart, "restart")
+		if err := s.planConsequences(ctx, h, systemd, c); err != nil {
+			return nil, err
+		}
 	case "started", "stopped":
 		running, err := s.running(ctx, h, systemd)
 		if err != nil {
@@ -107,7 +146,10 @@ func (s *Service) Plan(ctx context.Context, h Host) ([]Change, error) {
 			add(Update, opStart, "start")
 		}
 		if s.State == "stopped" && running {
-			add(Update, opStop, "stop")
+			c := add(Update, opStop, "stop")
+			if err := s.planConsequences(ctx, h, systemd, c); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if s.Enabled != nil {
@@ -123,6 +165,56 @@ func (s *Service) Plan(ctx context.Context, h Host) ([]Change, error) {
 		}
 	}
 	return changes, nil
+}
+
+// planConsequences adds to a restart or stop of a running docker what it
+// does to the containers ("restart → restarts gitlab-dind, gitlab-runner")
+// and the drain that comes first. A service that is not running has no
+// containers to disrupt.
+func (s *Service) planConsequences(ctx context.Context, h Host, systemd bool, c *Change) error {
+	if !s.isDocker() && s.Drain == nil {
+		return nil
+	}
+	running, err := s.running(ctx, h, systemd)
+	if err != nil || !running {
+		return err
+	}
+	var parts []string
+	liveRestore := false
+	if s.isDocker() {
+		what, live, err := restartConsequence(ctx, h)
+		if err != nil {
+			return err
+		}
+		liveRestore = live && c.Summary == "restart"
+		if c.Summary == "stop" {
+			what = "stops every container"
+		}
+		if what != "" {
+			parts = append(parts, what)
+		}
+	}
+	p := c.Payload.(servicePayload)
+	switch {
+	case s.Drain == nil:
+	case liveRestore:
+		parts = append(parts, "no drain needed")
+	default:
+		dp, err := s.Drain.plan(ctx, h)
+		if err != nil {
+			return err
+		}
+		if dp.running() {
+			parts = append(parts, dp.summary())
+			c.Warnings = append(c.Warnings, dp.warnings()...)
+			p.drain = dp
+		}
+	}
+	c.Payload = p
+	if len(parts) > 0 {
+		c.Summary += " → " + strings.Join(parts, "; ")
+	}
+	return nil
 }
 
 func hasSystemd(ctx context.Context, h Host) (bool, error) {
@@ -257,6 +349,10 @@ func (s *Service) Apply(ctx context.Context, h Host, changes []Change) error {
 			args = []string{"service", s.Name, string(p.op)}
 		}
 		starts := p.op == opStart || p.op == opRestart
+		drained, err := p.drain.apply(ctx, h)
+		if err != nil {
+			return err
+		}
 		if _, err := Exec(ctx, h, args...); err != nil {
 			if starts {
 				return s.withLog(ctx, h, p.systemd, err)
@@ -266,6 +362,9 @@ func (s *Service) Apply(ctx context.Context, h Host, changes []Change) error {
 		if starts {
 			if err := s.waitReady(ctx, h, p.systemd); err != nil {
 				return s.withLog(ctx, h, p.systemd, err)
+			}
+			if err := startAgain(ctx, h, drained); err != nil {
+				return err
 			}
 		}
 	}

@@ -27,8 +27,9 @@ import (
 // host is frozen (exit 99), so a Plan that would mutate fails.
 //
 // Supported: inspect, container inspect, image inspect, network inspect,
-// create, run (always detached), start, stop, unpause, rm, pull, ps (with
-// --format), network create|rm|connect|disconnect. Anything else exits 125.
+// create, run (always detached), start, stop, kill (--signal), unpause, rm,
+// pull, ps (with --format), info (--format {{.LiveRestoreEnabled}}),
+// network create|rm|connect|disconnect. Anything else exits 125.
 type Docker struct {
 	// Newer makes the engine and CLI behave like Docker 23 and later where
 	// the difference shows to tasks: capabilities are stored as
@@ -37,6 +38,8 @@ type Docker struct {
 	// found" errors carry the daemon's words ("Error response from daemon:
 	// No such container: x" instead of "Error: No such container: x").
 	Newer bool
+	// LiveRestore is what `docker info` reports as LiveRestoreEnabled.
+	LiveRestore bool
 
 	mu         sync.Mutex
 	images     map[string]*fakeImage     // by ID
@@ -69,6 +72,13 @@ type fakeContainer struct {
 	doc  containerDoc
 	seq  int
 	anon []string // volumes created for this container, removed by rm -v
+	// signals are those docker kill sent, in order.
+	signals []string
+	// drainFor is how many inspections a container that got a signal
+	// other than SIGKILL goes on running (Drains); draining says it got
+	// one. Negative: it never exits by itself.
+	drainFor int
+	draining bool
 }
 
 type fakeNetwork struct {
@@ -311,6 +321,7 @@ type containerConfigDoc struct {
 	WorkingDir  string              `json:"WorkingDir"`
 	Entrypoint  []string            `json:"Entrypoint"`
 	Labels      map[string]string   `json:"Labels"`
+	StopSignal  string              `json:"StopSignal,omitempty"`
 	StopTimeout *int                `json:"StopTimeout,omitempty"`
 }
 
@@ -594,7 +605,7 @@ func jsonArray(objs []any) string {
 }
 
 // mutating lists the commands that change the engine.
-var mutating = map[string]bool{"create": true, "run": true, "start": true, "stop": true, "unpause": true,
+var mutating = map[string]bool{"create": true, "run": true, "start": true, "stop": true, "kill": true, "unpause": true,
 	"rm": true, "pull": true, "network create": true, "network rm": true, "network connect": true,
 	"network disconnect": true}
 
@@ -638,6 +649,10 @@ func (d *Docker) exec(h *Host, args []string, stdin []byte) tasks.Output {
 		return d.start(rest)
 	case "stop":
 		return d.stop(rest)
+	case "kill":
+		return d.kill(rest)
+	case "info":
+		return d.info(rest)
 	case "unpause":
 		return d.unpause(rest)
 	case "rm":
@@ -775,6 +790,7 @@ func (d *Docker) inspect(args []string) tasks.Output {
 	var stderr strings.Builder
 	for _, n := range names {
 		if c := d.findContainer(n); c != nil {
+			d.drainStep(c)
 			objs = append(objs, c.doc)
 		} else if img := d.findImage(n); img != nil {
 			objs = append(objs, d.imageDocLocked(img))
@@ -806,6 +822,7 @@ func (d *Docker) typedInspect(args []string, kind string) tasks.Output {
 		switch kind {
 		case "container":
 			if c := d.findContainer(n); c != nil {
+				d.drainStep(c)
 				obj = c.doc
 			}
 		case "image":
@@ -842,7 +859,7 @@ var runFlags = flagSet{
 		"network-alias": true, "restart": true, "privileged": false, "cap-add": true, "cap-drop": true,
 		"security-opt": true, "volume": true, "label": true, "stop-timeout": true, "entrypoint": true,
 		"pull": true, "rm": false, "interactive": false, "tty": false, "hostname": true, "user": true,
-		"workdir": true,
+		"workdir": true, "stop-signal": true,
 	},
 	short: map[byte]string{'d': "detach", 'e': "env", 'v': "volume", 'l': "label", 'i': "interactive",
 		't': "tty", 'h': "hostname", 'u': "user", 'w': "workdir"},
@@ -1001,6 +1018,7 @@ func (d *Docker) create(h *Host, verb string, args []string, stdin []byte) tasks
 		cfg.Entrypoint = img.Entrypoint
 	}
 	cfg.StopTimeout = stopTimeout
+	cfg.StopSignal = last(flags, "stop-signal")
 	argv := append(append([]string(nil), cfg.Entrypoint...), cfg.Cmd...)
 	if len(argv) > 0 {
 		doc.Path, doc.Args = argv[0], argv[1:]
@@ -1252,6 +1270,77 @@ func (d *Docker) stop(args []string) tasks.Output {
 	return out(0, strings.Join(names, "\n")+"\n", "")
 }
 
+// kill is docker kill [--signal SIG]: SIGKILL (the default) stops the
+// container at once; another signal makes it exit at once too, unless
+// Drains says it finishes its work first. A container that does not run
+// fails as in docker 20.10.
+func (d *Docker) kill(args []string) tasks.Output {
+	flags, names, bad := flagSet{cmd: "kill", valued: map[string]bool{"signal": true}, short: map[byte]string{'s': "signal"}, interspersed: true}.parse(args)
+	if bad != nil {
+		return *bad
+	}
+	sig := last(flags, "signal")
+	if sig == "" {
+		sig = "KILL"
+	}
+	up := strings.TrimPrefix(strings.ToUpper(sig), "SIG")
+	for _, n := range names {
+		c := d.findContainer(n)
+		switch {
+		case c == nil:
+			return out(1, "", "Error response from daemon: Cannot kill container: "+n+": No such container: "+n+"\n")
+		case !c.doc.State.Running:
+			return out(1, "", "Error response from daemon: Cannot kill container: "+n+": Container "+c.doc.ID+" is not running\n")
+		}
+		c.signals = append(c.signals, sig)
+		if up == "KILL" || up == "9" || c.drainFor == 0 {
+			d.exitLocked(c, 137)
+			if up != "KILL" && up != "9" {
+				c.doc.State.ExitCode = 0
+			}
+			continue
+		}
+		c.draining = true
+	}
+	return out(0, strings.Join(names, "\n")+"\n", "")
+}
+
+// drainStep advances a draining container by one inspection.
+func (d *Docker) drainStep(c *fakeContainer) {
+	if !c.draining || !c.doc.State.Running {
+		return
+	}
+	if c.drainFor > 0 {
+		c.drainFor--
+	}
+	if c.drainFor == 0 {
+		c.draining = false
+		d.exitLocked(c, 0)
+	}
+}
+
+func (d *Docker) exitLocked(c *fakeContainer, code int) {
+	st := &c.doc.State
+	st.Status, st.Running, st.Paused, st.Restarting, st.Pid, st.ExitCode = "exited", false, false, false, 0, code
+	st.FinishedAt = created
+	for _, ep := range c.doc.NetworkSettings.Networks {
+		ep.EndpointID, ep.IPAddress, ep.MacAddress, ep.IPPrefixLen = "", "", "", 0
+	}
+}
+
+// info is docker info; only --format {{.LiveRestoreEnabled}} is answered.
+func (d *Docker) info(args []string) tasks.Output {
+	flags, _, bad := flagSet{cmd: "info", valued: map[string]bool{"format": true}, short: map[byte]string{'f': "format"}, interspersed: true}.parse(args)
+	if bad != nil {
+		return *bad
+	}
+	switch last(flags, "format") {
+	case "{{.LiveRestoreEnabled}}", "{{json .LiveRestoreEnabled}}":
+		return out(0, strconv.FormatBool(d.LiveRestore)+"\n", "")
+	}
+	return out(125, "", "fake docker: info supports only --format {{.LiveRestoreEnabled}}\n")
+}
+
 func (d *Docker) unpause(args []string) tasks.Output {
 	for _, n := range args {
 		c := d.findContainer(n)
@@ -1292,6 +1381,31 @@ func (d *Docker) Exit(name string, code int) {
 		st.Status, st.Running, st.Restarting, st.Paused, st.Pid, st.ExitCode = "exited", false, false, false, 0, code
 		st.FinishedAt = created
 	}
+}
+
+// Drains makes the named container behave like gitlab-runner under its
+// graceful stop signal: after `docker kill --signal` with anything but
+// SIGKILL it goes on running (finishing its jobs) for that many more
+// inspections of it, then exits with code 0. A negative count never exits
+// by itself (a job that outlasts a drain's timeout). Without Drains, a
+// container exits at once on any signal.
+func (d *Docker) Drains(name string, inspections int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if c := d.containers[name]; c != nil {
+		c.drainFor = inspections
+	}
+}
+
+// Signals returns the signals `docker kill` sent to the named container, in
+// order, as given on the command line ("KILL" when none was).
+func (d *Docker) Signals(name string) []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if c := d.containers[name]; c != nil {
+		return append([]string(nil), c.signals...)
+	}
+	return nil
 }
 
 // Pause marks a running container paused (there is no docker pause here).

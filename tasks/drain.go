@@ -1,0 +1,410 @@
+package tasks
+
+// Draining: stopping containers gracefully before a task disrupts them (a
+// docker restart, the recreation or removal of a container they depend on),
+// and what a docker restart does to the containers it runs. Shared by the
+// service and docker_container task kinds.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Drain stops containers gracefully before the task that holds it disrupts
+// them, and waits, bounded, until they have exited.
+//
+//	drain:
+//	  containers: [gitlab-runner]
+//	  signal: SIGQUIT     # the default: gitlab-runner's graceful shutdown
+//	  timeout: 3600       # seconds; the default
+//
+// For gitlab-runner, SIGQUIT is the graceful shutdown
+// (https://docs.gitlab.com/runner/commands/#signals): the runner asks for no
+// new job, finishes the jobs it runs, then exits. dindops sends the signal
+// with `docker kill --signal` (docker 20.10's `docker stop` has no
+// --signal, and a container's own stop signal may be SIGTERM, gitlab-runner's
+// forceful shutdown that aborts jobs), then watches `docker inspect` until
+// every drained container has exited. Docker does not restart a container
+// that exits after `docker kill` with no stop signal configured, or with its
+// configured stop signal (moby daemon/kill.go), so set the container's
+// stop_signal to the drain signal; a plan warns when it differs.
+//
+// When the timeout passes, the containers still running are killed (docker
+// kill, SIGKILL) and the task goes on: jobs still running then are lost, as
+// they would be without a drain. Containers that were not running are left
+// alone. After a restart or a recreation, the task starts the drained
+// containers again (docker start) if docker has not already done so; after a
+// removal they stay stopped.
+type Drain struct {
+	// Containers are the names of the containers to drain.
+	Containers []string `yaml:"containers"`
+	// Signal is sent to each running container (default SIGQUIT). Names
+	// with or without "SIG" and numbers are accepted, as docker does.
+	Signal string `yaml:"signal"`
+	// Timeout is the longest wait for the containers to exit, in seconds
+	// (default 3600). Match it to the longest job the runner may run.
+	Timeout int `yaml:"timeout"`
+
+	// poll is the time between two looks at the containers (default 2s).
+	poll time.Duration
+}
+
+const (
+	defaultDrainSignal  = "SIGQUIT"
+	defaultDrainTimeout = 3600
+)
+
+func (d *Drain) signal() string {
+	if d.Signal == "" {
+		return defaultDrainSignal
+	}
+	return normSignal(d.Signal)
+}
+
+func (d *Drain) timeout() time.Duration {
+	if d.Timeout == 0 {
+		return defaultDrainTimeout * time.Second
+	}
+	return time.Duration(d.Timeout) * time.Second
+}
+
+func (d *Drain) pollEvery() time.Duration {
+	if d.poll > 0 {
+		return d.poll
+	}
+	return 2 * time.Second
+}
+
+// normSignal writes a signal as docker shows it in Config.StopSignal when
+// given by name: "quit", "QUIT" and "SIGQUIT" are "SIGQUIT"; a number stays
+// a number.
+func normSignal(s string) string {
+	u := strings.ToUpper(strings.TrimSpace(s))
+	if _, err := strconv.Atoi(u); err == nil || u == "" {
+		return u
+	}
+	if !strings.HasPrefix(u, "SIG") {
+		u = "SIG" + u
+	}
+	return u
+}
+
+// signalNumbers are the Linux numbers of the signals a drain or a stop
+// signal is likely to name, so that "3" and "SIGQUIT" compare equal.
+var signalNumbers = map[string]string{"SIGHUP": "1", "SIGINT": "2", "SIGQUIT": "3", "SIGKILL": "9",
+	"SIGUSR1": "10", "SIGUSR2": "12", "SIGTERM": "15", "SIGWINCH": "28"}
+
+// sameSignal reports whether two signal names mean the same signal; an
+// empty one is docker's default, SIGTERM.
+func sameSignal(a, b string) bool {
+	num := func(s string) string {
+		s = normSignal(s)
+		if s == "" {
+			s = "SIGTERM"
+		}
+		if n, ok := signalNumbers[s]; ok {
+			return n
+		}
+		return s
+	}
+	return num(a) == num(b)
+}
+
+// validate checks the drain options; field is the option's name ("drain").
+func (d *Drain) validate(field string) error {
+	if len(d.Containers) == 0 {
+		return FieldErrorf(field+".containers", "name the containers to drain, e.g. [gitlab-runner]")
+	}
+	seen := map[string]bool{}
+	for _, c := range d.Containers {
+		switch {
+		case !dockerNameRE.MatchString(c):
+			return FieldErrorf(field+".containers", "invalid container name %q", c)
+		case seen[c]:
+			return FieldErrorf(field+".containers", "%q is listed twice", c)
+		}
+		seen[c] = true
+	}
+	if d.Signal != "" {
+		s := normSignal(d.Signal)
+		if s == "SIGKILL" || s == "9" {
+			return FieldErrorf(field+".signal", "SIGKILL cannot drain anything: it stops the container at once; use the program's graceful stop signal (SIGQUIT for gitlab-runner)")
+		}
+		if !drainSignalRE(s) {
+			return FieldErrorf(field+".signal", "%q is not a signal name such as SIGQUIT or a number", d.Signal)
+		}
+	}
+	if d.Timeout < 0 {
+		return FieldErrorf(field+".timeout", "must be a number of seconds, at least 1 (0 means the default, %d)", defaultDrainTimeout)
+	}
+	return nil
+}
+
+func drainSignalRE(s string) bool {
+	if n, err := strconv.Atoi(s); err == nil {
+		return n > 0 && n < 65
+	}
+	if len(s) < 4 || len(s) > 16 {
+		return false
+	}
+	for _, r := range s[3:] {
+		if !(r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '+' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// drainTarget is a container a drain will stop, as plan found it.
+type drainTarget struct {
+	Name          string
+	RestartPolicy string
+	StopSignal    string
+}
+
+// drainPlan is what a drain will do on a host: the containers that run now.
+type drainPlan struct {
+	drain   *Drain
+	targets []drainTarget
+}
+
+// running reports whether the plan drains anything.
+func (p *drainPlan) running() bool { return p != nil && len(p.targets) > 0 }
+
+func (p *drainPlan) names() []string {
+	var n []string
+	for _, t := range p.targets {
+		n = append(n, t.Name)
+	}
+	return n
+}
+
+// summary is "drains gitlab-runner first (SIGQUIT, waits up to 1h0m0s for
+// its running jobs)", or "" when nothing runs to be drained.
+func (p *drainPlan) summary() string {
+	if !p.running() {
+		return ""
+	}
+	return fmt.Sprintf("drains %s first (%s, waits up to %s for running jobs)",
+		strings.Join(p.names(), ", "), p.drain.signal(), p.drain.timeout())
+}
+
+// warnings are what the user should know before a drain: a container that
+// docker would restart right after the drain stops it.
+func (p *drainPlan) warnings() []string {
+	if !p.running() {
+		return nil
+	}
+	var w []string
+	for _, t := range p.targets {
+		if t.StopSignal != "" && !sameSignal(t.StopSignal, p.drain.signal()) && (t.RestartPolicy == "always" || t.RestartPolicy == "unless-stopped") {
+			w = append(w, fmt.Sprintf("container %s has stop signal %s, not the drain signal %s: docker restarts it (restart policy %s) as soon as the drain stops it, and it takes jobs again; recreate it with stop_signal: %s",
+				t.Name, t.StopSignal, p.drain.signal(), t.RestartPolicy, p.drain.signal()))
+		}
+	}
+	return w
+}
+
+// drainContainerJSON is the part of `docker container inspect` a drain
+// reads.
+type drainContainerJSON struct {
+	Name  string `json:"Name"`
+	State *struct {
+		Running    bool   `json:"Running"`
+		Restarting bool   `json:"Restarting"`
+		StartedAt  string `json:"StartedAt"`
+	} `json:"State"`
+	Config struct {
+		StopSignal string `json:"StopSignal"`
+	} `json:"Config"`
+	HostConfig struct {
+		RestartPolicy struct {
+			Name string `json:"Name"`
+		} `json:"RestartPolicy"`
+	} `json:"HostConfig"`
+}
+
+// inspectContainers returns the named containers that exist, by name.
+func inspectContainers(ctx context.Context, h Host, names []string) (map[string]drainContainerJSON, error) {
+	res, err := dockerInspect(ctx, h, append([]string{"docker", "container", "inspect"}, names...), names)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]drainContainerJSON{}
+	for _, n := range names {
+		raw, ok := res.found[n]
+		if !ok {
+			continue
+		}
+		var c drainContainerJSON
+		if err := json.Unmarshal(raw, &c); err != nil {
+			return nil, fmt.Errorf("docker container inspect %s: %w", n, err)
+		}
+		if c.State != nil && c.Name == "/"+n {
+			out[n] = c
+		}
+	}
+	return out, nil
+}
+
+// plan reads which of the drain's containers run now. Only those are
+// drained; a nil Drain plans nothing.
+func (d *Drain) plan(ctx context.Context, h Host) (*drainPlan, error) {
+	if d == nil {
+		return nil, nil
+	}
+	found, err := inspectContainers(ctx, h, d.Containers)
+	if err != nil {
+		return nil, err
+	}
+	p := &drainPlan{drain: d}
+	for _, n := range d.Containers {
+		c, ok := found[n]
+		if !ok || !c.State.Running {
+			continue
+		}
+		p.targets = append(p.targets, drainTarget{Name: n, RestartPolicy: c.HostConfig.RestartPolicy.Name, StopSignal: c.Config.StopSignal})
+	}
+	return p, nil
+}
+
+// apply sends the drain signal to every container the plan found running,
+// waits until they have all exited or the timeout passed, and kills those
+// still running then. It returns the containers it stopped, to be started
+// again after a restart.
+func (p *drainPlan) apply(ctx context.Context, h Host) ([]string, error) {
+	if !p.running() {
+		return nil, nil
+	}
+	names := p.names()
+	sig := p.drain.signal()
+	for _, n := range names {
+		out, err := h.Run(ctx, Cmd{Args: []string{"docker", "kill", "--signal=" + sig, n}})
+		if err != nil {
+			return nil, err
+		}
+		// Exited since the plan: nothing to drain.
+		if out.ExitCode != 0 && !strings.Contains(string(out.Stderr), "is not running") {
+			return nil, dockerFailure("drain "+n+": send "+sig, &ExitError{Cmd: "docker kill --signal=" + sig + " " + n, ExitCode: out.ExitCode, Stdout: out.Stdout, Stderr: out.Stderr})
+		}
+	}
+	deadline := time.Now().Add(p.drain.timeout())
+	for {
+		found, err := inspectContainers(ctx, h, names)
+		if err != nil {
+			return nil, err
+		}
+		var left []string
+		for _, n := range names {
+			if c, ok := found[n]; ok && c.State.Running && !c.State.Restarting {
+				left = append(left, n)
+			}
+		}
+		if len(left) == 0 {
+			return names, nil
+		}
+		if !time.Now().Before(deadline) {
+			for _, n := range left {
+				out, err := h.Run(ctx, Cmd{Args: []string{"docker", "kill", n}})
+				if err != nil {
+					return nil, err
+				}
+				if out.ExitCode != 0 && !strings.Contains(string(out.Stderr), "is not running") {
+					return nil, dockerFailure(fmt.Sprintf("drain %s: still running after %s, and killing it failed", n, p.drain.timeout()),
+						&ExitError{Cmd: "docker kill " + n, ExitCode: out.ExitCode, Stdout: out.Stdout, Stderr: out.Stderr})
+				}
+			}
+			return names, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("drain of %s interrupted: %w; they may be stopped: start them with docker start %s", strings.Join(left, ", "), ctx.Err(), strings.Join(left, " "))
+		case <-time.After(min(p.drain.pollEvery(), time.Until(deadline)+time.Millisecond)):
+		}
+	}
+}
+
+// startAgain starts the drained containers that are not running (docker
+// may have started them already: restart policy always on a daemon
+// restart).
+func startAgain(ctx context.Context, h Host, names []string) error {
+	if len(names) == 0 {
+		return nil
+	}
+	found, err := inspectContainers(ctx, h, names)
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		c, ok := found[n]
+		if !ok || c.State.Running {
+			continue
+		}
+		if _, err := Exec(ctx, h, "docker", "start", n); err != nil {
+			return dockerFailure("start drained container "+n+" again", err)
+		}
+	}
+	return nil
+}
+
+// restartConsequence says what restarting the docker daemon does to the
+// containers it runs: with live-restore they keep running; without it,
+// docker stops them all and starts again those whose restart policy is
+// always or unless-stopped (https://docs.docker.com/engine/containers/start-containers-automatically/,
+// https://docs.docker.com/engine/daemon/live-restore/), which it reports.
+// It returns "" when docker does not answer (it is stopped, and a restart
+// starts it).
+func restartConsequence(ctx context.Context, h Host) (what string, liveRestore bool, err error) {
+	info, err := h.Run(ctx, Cmd{Args: []string{"docker", "info", "--format", "{{.LiveRestoreEnabled}}"}})
+	if err != nil {
+		return "", false, err
+	}
+	if info.ExitCode != 0 {
+		return "", false, nil
+	}
+	if strings.TrimSpace(string(info.Stdout)) == "true" {
+		return "containers keep running (live-restore)", true, nil
+	}
+	ps, err := h.Run(ctx, Cmd{Args: []string{"docker", "ps", "--format", "{{.Names}}"}})
+	if err != nil || ps.ExitCode != 0 {
+		return "", false, err
+	}
+	var names []string
+	for _, l := range strings.Split(string(ps.Stdout), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			names = append(names, l)
+		}
+	}
+	if len(names) == 0 {
+		return "", false, nil
+	}
+	found, err := inspectContainers(ctx, h, names)
+	if err != nil {
+		return "", false, err
+	}
+	var restarted, stopped []string
+	for _, n := range sortedSet(names) {
+		c, ok := found[n]
+		if !ok || !c.State.Running {
+			continue
+		}
+		switch c.HostConfig.RestartPolicy.Name {
+		case "always", "unless-stopped":
+			restarted = append(restarted, n)
+		default:
+			stopped = append(stopped, n)
+		}
+	}
+	var parts []string
+	if len(restarted) > 0 {
+		parts = append(parts, "restarts "+strings.Join(restarted, ", "))
+	}
+	if len(stopped) > 0 {
+		parts = append(parts, "stops "+strings.Join(stopped, ", ")+" (no restart policy)")
+	}
+	return strings.Join(parts, "; "), false, nil
+}
