@@ -17,9 +17,15 @@
 //	      hosts: {build-1: }
 //	      vars: {runner_concurrent: 16}
 //
-// Host fields: address, port, user, identity_file, known_hosts, become,
-// become_user, vars. Group fields: the same except address, plus hosts and
-// children. Relative paths are relative to the inventory file.
+// Host fields: address, port, user, identity_file, known_hosts, jump (alias
+// bastion), become, become_user, vars. Group fields: the same except
+// address, plus hosts and children. Relative paths are relative to the
+// inventory file.
+//
+// jump names the bastions (jump hosts) to go through, as OpenSSH's
+// ProxyJump: "[user@]host[:port]", several separated by commas or given as
+// a list, first hop first; "none" goes direct even when ~/.ssh/config has a
+// ProxyJump for the host.
 package inventory
 
 import (
@@ -34,6 +40,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/dindops/dindops/internal/strictyaml"
+	"github.com/dindops/dindops/internal/transport/sshconfig"
 )
 
 // Inventory is a loaded inventory file.
@@ -57,6 +64,15 @@ type Host struct {
 	KnownHosts   string // absolute path, or empty for the default
 	Become       bool
 	BecomeUser   string // default root
+	// Jump lists the bastions to go through, first hop first (see the
+	// package doc); HasJump is true when the inventory set jump, even to
+	// "none" (then Jump is empty and ~/.ssh/config's ProxyJump is not used).
+	Jump    []JumpHost
+	HasJump bool
+	// HasAddress and HasPort are true when the inventory gave the address
+	// (an address field) or the port (a port field, or one in the address
+	// or name): ~/.ssh/config's HostName and Port then do not apply.
+	HasAddress, HasPort bool
 	// Vars are the host's variables: all's, then each group's by depth and
 	// name, then the host's own (later ones win).
 	Vars map[string]any
@@ -64,6 +80,28 @@ type Host struct {
 	Groups []string
 	// Line and Column of the host's first appearance.
 	Line, Column int
+}
+
+// JumpHost is one bastion of Host.Jump. User and Port are empty when not
+// given (the SSH configuration or the defaults then decide).
+type JumpHost struct {
+	User    string
+	Address string
+	Port    int
+}
+
+func (j JumpHost) String() string {
+	h := j.Address
+	if strings.Contains(h, ":") {
+		h = "[" + h + "]"
+	}
+	if j.User != "" {
+		h = j.User + "@" + h
+	}
+	if j.Port != 0 {
+		h += ":" + strconv.Itoa(j.Port)
+	}
+	return h
 }
 
 // Endpoint returns host:port for dialing, with IPv6 addresses bracketed.
@@ -90,6 +128,11 @@ type connFields struct {
 	KnownHosts   *string `yaml:"known_hosts"`
 	Become       *bool   `yaml:"become"`
 	BecomeUser   *string `yaml:"become_user"`
+	// Jump and its alias Bastion: a string or a list of strings; parsed by
+	// checkConn into jump.
+	Jump    yaml.Node `yaml:"jump"`
+	Bastion yaml.Node `yaml:"bastion"`
+	jump    *[]JumpHost
 }
 
 type hostEntry struct {
@@ -204,8 +247,8 @@ func (l *loader) group(name string, n, key *yaml.Node, depth int) {
 	if e.Vars != nil {
 		g.Vars = e.Vars
 	}
+	l.checkConn(n, &e.connFields)
 	g.conn = mergeConn(g.conn, e.connFields)
-	l.checkConn(n, e.connFields)
 	if e.Hosts.Kind != 0 && !(e.Hosts.Kind == yaml.ScalarNode && e.Hosts.Tag == "!!null") {
 		if e.Hosts.Kind != yaml.MappingNode {
 			l.errorf(&e.Hosts, "hosts of group %q must be a mapping of host names (\"name:\" or \"name: {address: ...}\"), got %s", name, strictyaml.KindName(&e.Hosts))
@@ -257,10 +300,53 @@ func (l *loader) isAncestor(candidate, of string) bool {
 	return walk(of)
 }
 
-func (l *loader) checkConn(n *yaml.Node, c connFields) {
+func (l *loader) checkConn(n *yaml.Node, c *connFields) {
 	if c.Port != nil && (*c.Port < 1 || *c.Port > 65535) {
 		l.errorf(findKey(n, "port"), "port %d is out of range 1-65535", *c.Port)
 	}
+	jn := &c.Jump
+	if c.Bastion.Kind != 0 {
+		if jn.Kind != 0 {
+			l.errorf(&c.Bastion, "give jump or bastion, not both (they mean the same)")
+			return
+		}
+		jn = &c.Bastion
+	}
+	if jn.Kind == 0 {
+		return
+	}
+	var specs []*yaml.Node
+	switch {
+	case jn.Kind == yaml.ScalarNode && jn.Tag != "!!null":
+		specs = []*yaml.Node{jn}
+	case jn.Kind == yaml.SequenceNode:
+		specs = jn.Content
+	default:
+		l.errorf(jn, "jump: want \"[user@]host[:port]\" (several separated by commas), a list of them, or none; got %s", strictyaml.KindName(jn))
+		return
+	}
+	hops := []JumpHost{}
+	for _, sn := range specs {
+		if sn.Kind != yaml.ScalarNode {
+			l.errorf(sn, "jump: want \"[user@]host[:port]\", got %s", strictyaml.KindName(sn))
+			return
+		}
+		if strings.EqualFold(strings.TrimSpace(sn.Value), "none") && len(specs) == 1 {
+			break
+		}
+		list, err := sshconfig.ParseProxyJump(sn.Value)
+		if err == nil && len(list) == 0 {
+			err = fmt.Errorf("jump host %q: want [user@]host[:port]", sn.Value)
+		}
+		if err != nil {
+			l.errorf(sn, "%v", err)
+			return
+		}
+		for _, h := range list {
+			hops = append(hops, JumpHost{User: h.User, Address: h.Host, Port: h.Port})
+		}
+	}
+	c.jump = &hops
 }
 
 func (l *loader) host(g *Group, key, n *yaml.Node) {
@@ -296,7 +382,7 @@ func (l *loader) host(g *Group, key, n *yaml.Node) {
 		l.errs = append(l.errs, err)
 		return
 	}
-	l.checkConn(n, e.connFields)
+	l.checkConn(n, &e.connFields)
 	d.entry, d.defNode = &e, key
 }
 
@@ -356,9 +442,14 @@ func (l *loader) finish() {
 			continue
 		}
 		h.Address = addr
+		h.HasAddress = d.entry != nil && d.entry.Address != ""
+		h.HasPort = conn.Port != nil || port != 0
 		h.Port = 22
 		if conn.Port != nil {
 			h.Port = *conn.Port
+		}
+		if conn.jump != nil {
+			h.Jump, h.HasJump = *conn.jump, true
 		}
 		if port != 0 {
 			if d.entry != nil && d.entry.Port != nil && *d.entry.Port != port {
@@ -441,6 +532,9 @@ func mergeConn(base, over connFields) connFields {
 	}
 	if over.BecomeUser != nil {
 		base.BecomeUser = over.BecomeUser
+	}
+	if over.jump != nil {
+		base.jump = over.jump
 	}
 	return base
 }

@@ -32,6 +32,7 @@ Without a playbook argument, the playbook built into dindops is used
 		newApplyCommand(stdout, stderr),
 		newPlaybookCommand(stdout),
 		newInventoryCommand(stdout),
+		newSSHCommand(stdout, stderr),
 		newVersionCommand(stdout),
 	)
 	return root

@@ -44,9 +44,9 @@ type testServer struct {
 	env        []string
 	noSFTP     bool
 
-	accepted atomic.Int64  // TCP connections accepted
-	logins   atomic.Int64  // successful logins
-	tunnels  atomic.Int64  // direct-tcpip channels opened (as a bastion)
+	accepted atomic.Int64 // TCP connections accepted
+	logins   atomic.Int64 // successful logins
+	tunnels  atomic.Int64 // direct-tcpip channels opened (as a bastion)
 	// handshaking counts connections accepted and not logged in yet;
 	// maxHandshaking is the most there ever were at once.
 	handshaking, maxHandshaking atomic.Int64
@@ -56,11 +56,11 @@ type testServer struct {
 	sessionsOpen, refusedSessions atomic.Int64
 	maxSessions                   int
 	drop                          func(n int64) bool
-	execs    chan string   // commands started, for tests that wait on one
-	stall    atomic.Bool   // stop reading from every connection
-	resume   chan struct{} // closed at cleanup: stalled reads end
-	mu       sync.Mutex
-	conns    []net.Conn
+	execs                         chan string   // commands started, for tests that wait on one
+	stall                         atomic.Bool   // stop reading from every connection
+	resume                        chan struct{} // closed at cleanup: stalled reads end
+	mu                            sync.Mutex
+	conns                         []net.Conn
 }
 
 type serverOpts struct {
