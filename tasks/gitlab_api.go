@@ -62,7 +62,7 @@ func (g *GitLabRunner) register(ctx context.Context) (runnerTokenResponse, error
 		body["paused"] = *g.Paused
 	}
 	var out runnerTokenResponse
-	err := g.call(ctx, http.MethodPost, "/api/v4/runners", body, http.StatusCreated, &out)
+	err := g.call(ctx, http.MethodPost, "/api/v4/runners", body, nil, http.StatusCreated, &out, g.token)
 	var apiErr *GitLabAPIError
 	if errors.As(err, &apiErr) {
 		switch apiErr.StatusCode {
@@ -81,13 +81,71 @@ func (g *GitLabRunner) register(ctx context.Context) (runnerTokenResponse, error
 	return out, err
 }
 
-// verify checks a runner authentication token: POST /api/v4/runners/verify
-// (https://docs.gitlab.com/api/runners/#verify-authentication-for-a-registered-runner)
-// with the system_id gitlab-runner will use. 200 gives {id, token,
-// token_expires_at}; 403 means the token is not valid.
-func (g *GitLabRunner) verify(ctx context.Context, systemID string) (runnerTokenResponse, error) {
+// createRunner creates the runner with an access token: POST
+// /api/v4/user/runners (https://docs.gitlab.com/api/users/#create-a-runner-linked-to-a-user)
+// with the token in the PRIVATE-TOKEN header, runner_type, group_id or
+// project_id, description and the server-side settings. 201 gives {id,
+// token (glrt-), token_expires_at}; 401 is a token GitLab does not know,
+// 403 one without the create_runner scope or whose user may not create
+// such a runner. It is tried once.
+func (g *GitLabRunner) createRunner(ctx context.Context) (runnerTokenResponse, error) {
+	body := map[string]any{"runner_type": g.runnerType(), "description": g.description()}
+	switch {
+	case g.GroupID != 0:
+		body["group_id"] = g.GroupID
+	case g.ProjectID != 0:
+		body["project_id"] = g.ProjectID
+	}
+	if len(g.TagList) > 0 {
+		body["tag_list"] = g.TagList
+	}
+	if g.RunUntagged != nil {
+		body["run_untagged"] = *g.RunUntagged
+	}
+	if g.Locked != nil {
+		body["locked"] = *g.Locked
+	}
+	if g.AccessLevel != "" {
+		body["access_level"] = g.AccessLevel
+	}
+	if g.MaximumTimeout > 0 {
+		body["maximum_timeout"] = g.MaximumTimeout
+	}
+	if g.Paused != nil {
+		body["paused"] = *g.Paused
+	}
 	var out runnerTokenResponse
-	err := g.call(ctx, http.MethodPost, "/api/v4/runners/verify", map[string]any{"token": g.token, "system_id": systemID}, http.StatusOK, &out)
+	err := g.call(ctx, http.MethodPost, "/api/v4/user/runners", body, map[string]string{"PRIVATE-TOKEN": g.token}, http.StatusCreated, &out, g.token)
+	var apiErr *GitLabAPIError
+	if errors.As(err, &apiErr) {
+		switch apiErr.StatusCode {
+		case http.StatusUnauthorized:
+			apiErr.Summary = fmt.Sprintf("access token rejected by %s", g.URL)
+			apiErr.Hint = fmt.Sprintf("it is unknown, expired or revoked; make a new one with the create_runner scope (%s); nothing was written to %s", accessTokenWhere, g.configFile())
+		case http.StatusForbidden:
+			apiErr.Summary = fmt.Sprintf("%s does not let this access token create a %s runner", g.URL, g.runnerType())
+			apiErr.Hint = fmt.Sprintf("the token needs the create_runner scope, and its user must be an administrator (instance_type), a group owner (group_type) or a project maintainer (project_type); nothing was written to %s", g.configFile())
+		}
+		return out, apiErr
+	}
+	if err == nil && !strings.HasPrefix(out.Token, runnerAuthPrefix) {
+		err = fmt.Errorf("POST %s/api/v4/user/runners answered without a glrt- runner token", strings.TrimRight(g.URL, "/"))
+	}
+	return out, err
+}
+
+// verify checks a runner token: POST /api/v4/runners/verify
+// (https://docs.gitlab.com/api/runners/#verify-authentication-for-a-registered-runner)
+// with the system_id gitlab-runner uses (required for glrt- tokens; an
+// empty one is not sent). 200 gives {id, token, token_expires_at}; 403
+// means GitLab does not accept the token.
+func (g *GitLabRunner) verify(ctx context.Context, token, systemID string) (runnerTokenResponse, error) {
+	var out runnerTokenResponse
+	body := map[string]any{"token": token}
+	if systemID != "" {
+		body["system_id"] = systemID
+	}
+	err := g.call(ctx, http.MethodPost, "/api/v4/runners/verify", body, nil, http.StatusOK, &out, token)
 	var apiErr *GitLabAPIError
 	if errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusForbidden {
 		apiErr.Summary = fmt.Sprintf("runner authentication token rejected by %s", g.URL)
@@ -98,7 +156,7 @@ func (g *GitLabRunner) verify(ctx context.Context, systemID string) (runnerToken
 		return out, err
 	}
 	if out.Token == "" {
-		out.Token = g.token
+		out.Token = token
 	}
 	return out, nil
 }
@@ -106,13 +164,23 @@ func (g *GitLabRunner) verify(ctx context.Context, systemID string) (runnerToken
 // deleteRunner deletes a runner by its authentication token: DELETE
 // /api/v4/runners (https://docs.gitlab.com/api/runners/#delete-a-runner-by-authentication-token), 204.
 func (g *GitLabRunner) deleteRunner(ctx context.Context, token string) error {
-	err := g.call(ctx, http.MethodDelete, "/api/v4/runners", map[string]any{"token": token}, http.StatusNoContent, nil)
-	return scrubError(err, token)
+	return g.call(ctx, http.MethodDelete, "/api/v4/runners", map[string]any{"token": token}, nil, http.StatusNoContent, nil, token)
 }
 
-// call sends body as JSON to the GitLab API and decodes the answer into out.
-// Any status but want becomes a *GitLabAPIError; no call is retried.
-func (g *GitLabRunner) call(ctx context.Context, method, endpoint string, body any, want int, out any) error {
+// deleteRunnerManager deletes one runner manager, the runner's record of
+// one host: DELETE /api/v4/runners/managers with the runner's token and the
+// host's system_id (https://docs.gitlab.com/api/runners/#delete-a-registered-runner-manager), 204.
+// The runner stays, with its other managers.
+func (g *GitLabRunner) deleteRunnerManager(ctx context.Context, token, systemID string) error {
+	return g.call(ctx, http.MethodDelete, "/api/v4/runners/managers", map[string]any{"token": token, "system_id": systemID}, nil, http.StatusNoContent, nil, token)
+}
+
+// call sends body as JSON, with the headers hdr, to the GitLab API and
+// decodes the answer into out. Any status but want becomes a
+// *GitLabAPIError; no call is retried. The secrets (the tokens the call
+// carries, and the task's own) are removed from every error.
+func (g *GitLabRunner) call(ctx context.Context, method, endpoint string, body any, hdr map[string]string, want int, out any, secrets ...string) error {
+	secrets = append(secrets, g.token)
 	u := strings.TrimRight(g.URL, "/") + endpoint
 	b, err := json.Marshal(body)
 	if err != nil {
@@ -125,16 +193,25 @@ func (g *GitLabRunner) call(ctx context.Context, method, endpoint string, body a
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", "dindops")
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
 	resp, err := g.httpClient().Do(req)
 	if err != nil {
-		return scrubError(fmt.Errorf("%s %s: %w", method, u, err), g.token)
+		err = fmt.Errorf("%s %s: %w", method, u, err)
+		for _, s := range secrets {
+			err = scrubError(err, s)
+		}
+		return err
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if resp.StatusCode != want {
 		msg := apiMessage(raw)
-		if g.token != "" {
-			msg = strings.ReplaceAll(msg, g.token, SensitiveValue)
+		for _, s := range secrets {
+			if s != "" {
+				msg = strings.ReplaceAll(msg, s, SensitiveValue)
+			}
 		}
 		return &GitLabAPIError{Method: method, URL: u, StatusCode: resp.StatusCode, Message: msg}
 	}

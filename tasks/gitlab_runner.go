@@ -34,41 +34,53 @@ import (
 //	        image: docker:27
 //	        volumes: ["/var/run/docker.sock:/var/run/docker.sock", "/cache"]
 //
-// The token is read on the controller (Prepare), from an environment
-// variable or a file, and is used only there: every GitLab API call is made
-// by dindops itself through Controller.HTTPClient, so the token never appears
-// on a host's command line. It is written to the host only inside config.toml
-// (mode 0600, owner root), and never shown: plans and diffs show
-// "(sensitive value)" for every token in config.toml. A token file that other
-// users can read is refused, as ssh refuses such a private key. The token is
-// needed only where the runner is registered: a missing one fails the plan
-// of such a host, naming the variable or file, while hosts whose runner is
-// in config.toml plan and apply their settings without it.
+// # Tokens
 //
-// The token decides how the runner is registered:
+// Which input is given chooses how the runner gets its token. Each is read
+// on the controller (Prepare), from an environment variable or a file (one
+// other users cannot read, as ssh demands of private keys), and is used
+// only there: every GitLab API call is made by dindops itself through
+// Controller.HTTPClient, so no token ever appears on a host's command line.
 //
-//   - A runner authentication token ("glrt-"), from a runner created in
-//     GitLab (Settings > CI/CD > Runners > New runner, or POST
-//     /api/v4/user/runners), is checked with POST /api/v4/runners/verify
-//     (with the system_id kept in .runner_system_id beside config.toml, as
+//   - token_env / token_file holding a runner authentication token
+//     ("glrt-"), from a runner created in GitLab (Settings > CI/CD > Runners
+//     > New runner): it is checked with POST /api/v4/runners/verify (with
+//     the system_id kept in .runner_system_id beside config.toml, as
 //     gitlab-runner does) and written to config.toml. Tags, run_untagged,
 //     locked, access_level, maximum_timeout and paused belong to that runner
 //     in GitLab; setting them here is an error.
-//   - Anything else is a legacy registration token (deprecated since GitLab
-//     15.6, disabled by default since 17.0): POST /api/v4/runners creates the
-//     runner with description = name and the legacy fields, and the token it
-//     returns is written to config.toml. A 403 (invalid token) or 410
-//     (registration disallowed) fails the task once, writes nothing, and says
-//     how to switch to a runner authentication token.
+//   - access_token_env / access_token_file holding a personal access token
+//     with the create_runner scope: dindops creates the runner with POST
+//     /api/v4/user/runners (runner_type, group_id or project_id,
+//     description, tag_list and the other server-side settings), verifies
+//     the glrt- token GitLab answers with, and keeps it in config.toml only:
+//     it is shown nowhere, and each host gets a runner of its own.
+//   - token_env / token_file holding anything else: a legacy registration
+//     token (deprecated since GitLab 15.6, disabled by default since 17.0).
+//     POST /api/v4/runners creates the runner with description = name and
+//     the server-side settings. A 403 (invalid token) or 410 (registration
+//     disallowed) fails the task once, writes nothing, and says how to switch
+//     to a runner authentication token.
 //
-// A runner whose name is already in config.toml with a token is never
-// registered again; plan compares the settings this task manages (executor,
-// environment, docker.*, and the global concurrent and check_interval) and
-// shows a diff of config.toml when they differ. When a glrt- token is given
-// and config.toml holds another one (the token was reset in GitLab), the
-// token is updated too, after GitLab verifies the new one. Options left unset
-// (empty strings and lists, zero numbers, unset booleans) are not managed:
-// whatever config.toml has for them is kept.
+// The token is needed only where a runner is registered: a host whose
+// config.toml has the runner plans and applies without it.
+//
+// # Never twice
+//
+// A runner whose name is in config.toml with a token is never registered
+// again while GitLab accepts that token: every plan verifies it (POST
+// /api/v4/runners/verify with the token from config.toml and the host's
+// system ID, which is what gitlab-runner itself does whenever it starts).
+// A token GitLab refuses (the runner was deleted, or its token reset or
+// revoked) fails the plan with what happened; the runner is registered
+// anew only when replace_invalid_token is true. A GitLab that cannot be
+// reached fails the plan too: it never means "not registered". The plan
+// compares the settings this task manages (executor, environment, docker.*,
+// and the global concurrent and check_interval) and shows a diff of
+// config.toml when they differ. When a glrt- token is given and config.toml
+// holds another valid one, the given one replaces it after GitLab verifies
+// it. Options left unset (empty strings and lists, zero numbers, unset
+// booleans) are not managed: whatever config.toml has for them is kept.
 //
 // A url naming another GitLab than the entry's is a new registration there:
 // the entry's token, id and url are replaced, and the plan warns that the
@@ -78,35 +90,60 @@ import (
 // entry keeps running until removed with state: absent), and when
 // .runner_system_id shows the host had a runner that config.toml lost.
 //
+// # config.toml
+//
 // config.toml is edited as parsed TOML: other runners, global settings and
 // keys this task does not know are kept, in their order; the result is parsed
 // again before it replaces the file, so it never has duplicate keys. A file
-// that is not valid TOML fails the task with the parse error's position and
-// is never overwritten. gitlab-runner reloads config.toml by itself when it
-// changes, so no restart is needed.
+// that is not valid TOML, or that cannot be read, fails the task with the
+// reason and is never overwritten. gitlab-runner reloads config.toml by
+// itself when it changes, so no restart is needed. It is written mode 0600,
+// owner root; every token in it shows as "(sensitive value)" in plans and
+// diffs. .runner_system_id is kept as it is (written only when missing).
 //
-// With state: absent the runner's entry is removed from config.toml. A
-// runner registered with a registration token is also deleted in GitLab
-// (DELETE /api/v4/runners); a glrt- runner is left in GitLab, since other
-// hosts may share its token.
+// # Decommission
+//
+// With state: absent the runner is unregistered from GitLab and its entry
+// removed from config.toml. unregister says how: "runner" (the default)
+// deletes the runner with DELETE /api/v4/runners and its token; "manager"
+// deletes only this host's runner manager with DELETE
+// /api/v4/runners/managers (token and system_id), for a glrt- token that
+// other hosts share; "none" leaves GitLab alone. A token GitLab no longer
+// knows means the runner is gone already. No token input is needed.
 type GitLabRunner struct {
 	// ConfigFile is gitlab-runner's configuration file on the host
 	// (default /etc/gitlab-runner/config.toml).
 	ConfigFile string `yaml:"config_file"`
 	// Name is the [[runners]] name; it identifies the runner in config.toml
-	// and is its description in GitLab when registered with a registration
-	// token.
+	// and is its description in GitLab when dindops creates the runner.
 	Name string `yaml:"name"`
 	// URL is the GitLab instance URL ([[runners]] url).
 	URL string `yaml:"url"`
 	// TokenEnv names an environment variable of the dindops process holding
-	// the token. Exactly one of TokenEnv and TokenFile must be non-empty.
+	// a glrt- runner authentication token or a legacy registration token.
+	// Exactly one of TokenEnv, TokenFile, AccessTokenEnv and AccessTokenFile
+	// must be non-empty (state present).
 	TokenEnv string `yaml:"token_env"`
-	// TokenFile is a file on the controller holding the token, readable by
+	// TokenFile is a file on the controller holding that token, readable by
 	// its owner only (chmod 600).
 	TokenFile string `yaml:"token_file"`
+	// AccessTokenEnv names an environment variable holding a personal (or
+	// group, project) access token with the create_runner scope, used to
+	// create the runner with POST /api/v4/user/runners.
+	AccessTokenEnv string `yaml:"access_token_env"`
+	// AccessTokenFile is a file on the controller holding that access
+	// token, readable by its owner only.
+	AccessTokenFile string `yaml:"access_token_file"`
 	// State is present (default) or absent.
 	State string `yaml:"state"`
+	// ReplaceInvalidToken allows registering the runner anew when GitLab
+	// refuses the token in config.toml (403 to POST /api/v4/runners/verify).
+	// Off, such a token fails the plan.
+	ReplaceInvalidToken bool `yaml:"replace_invalid_token"`
+	// Unregister is how state: absent leaves GitLab: runner (default,
+	// DELETE /api/v4/runners), manager (DELETE /api/v4/runners/managers:
+	// only this host's runner manager) or none.
+	Unregister string `yaml:"unregister"`
 
 	// Concurrent is the global limit of jobs run at once (config.toml
 	// concurrent); 0 leaves it as it is.
@@ -121,10 +158,21 @@ type GitLabRunner struct {
 	// Docker is the [runners.docker] section.
 	Docker GitLabRunnerDocker `yaml:"docker"`
 
+	// RunnerType, GroupID, ProjectID and Description are sent to POST
+	// /api/v4/user/runners when dindops creates the runner with an access
+	// token. RunnerType is instance_type, group_type or project_type; it
+	// defaults to group_type when GroupID is set, project_type when
+	// ProjectID is, instance_type otherwise. Description defaults to Name.
+	RunnerType  string `yaml:"runner_type"`
+	GroupID     int    `yaml:"group_id"`
+	ProjectID   int    `yaml:"project_id"`
+	Description string `yaml:"description"`
+
 	// TagList, RunUntagged, Locked, AccessLevel, MaximumTimeout and Paused
-	// are sent to POST /api/v4/runners when registering with a legacy
-	// registration token. With a glrt- token they are set in GitLab's UI or
-	// by POST /api/v4/user/runners instead, and setting them is an error.
+	// are the runner's settings in GitLab, sent when dindops creates the
+	// runner (access token) or registers it (registration token). With a
+	// glrt- token they are set in GitLab's UI instead, and setting them is an
+	// error. GitLab keeps them: changing them later is done in GitLab.
 	TagList        []string `yaml:"tag_list"`
 	RunUntagged    *bool    `yaml:"run_untagged"`
 	Locked         *bool    `yaml:"locked"`
@@ -133,12 +181,36 @@ type GitLabRunner struct {
 	Paused         *bool    `yaml:"paused"`
 
 	token       string
+	kind        tokenKind
 	tokenSource string
 	// tokenErr says why token is empty; Plan returns it where the token is
 	// needed.
 	tokenErr error
 	client   *http.Client
 	now      func() time.Time
+}
+
+// tokenKind is what the given token is, which decides how the runner is
+// registered.
+type tokenKind int
+
+const (
+	noToken tokenKind = iota
+	runnerAuthToken
+	registrationToken
+	accessToken
+)
+
+func (k tokenKind) String() string {
+	switch k {
+	case runnerAuthToken:
+		return "runner authentication token"
+	case registrationToken:
+		return "legacy registration token"
+	case accessToken:
+		return "access token"
+	}
+	return "no token"
 }
 
 // GitLabRunnerDocker is the [runners.docker] section of a runner, with
@@ -239,8 +311,9 @@ func (g *GitLabRunner) executor() string {
 	return g.Executor
 }
 
-// legacyFields are the runner settings GitLab keeps server-side; only POST
-// /api/v4/runners (registration tokens) accepts them.
+// legacyFields are the runner settings GitLab keeps server-side: only the
+// calls that create a runner (POST /api/v4/user/runners, POST
+// /api/v4/runners) accept them.
 func (g *GitLabRunner) legacyFields() []string {
 	var set []string
 	if len(g.TagList) > 0 {
@@ -264,6 +337,55 @@ func (g *GitLabRunner) legacyFields() []string {
 	return set
 }
 
+// createFields are the options only POST /api/v4/user/runners takes.
+func (g *GitLabRunner) createFields() []string {
+	var set []string
+	if g.RunnerType != "" {
+		set = append(set, "runner_type")
+	}
+	if g.GroupID != 0 {
+		set = append(set, "group_id")
+	}
+	if g.ProjectID != 0 {
+		set = append(set, "project_id")
+	}
+	if g.Description != "" {
+		set = append(set, "description")
+	}
+	return set
+}
+
+// runnerType is the runner_type sent to POST /api/v4/user/runners.
+func (g *GitLabRunner) runnerType() string {
+	switch {
+	case g.RunnerType != "":
+		return g.RunnerType
+	case g.GroupID != 0:
+		return "group_type"
+	case g.ProjectID != 0:
+		return "project_type"
+	}
+	return "instance_type"
+}
+
+func (g *GitLabRunner) description() string {
+	if g.Description != "" {
+		return g.Description
+	}
+	return g.Name
+}
+
+func (g *GitLabRunner) unregister() string {
+	if g.Unregister == "" {
+		return "runner"
+	}
+	return g.Unregister
+}
+
+// usesAccessToken says the runner is created with an access token: one
+// runner in GitLab per host.
+func (g *GitLabRunner) usesAccessToken() bool { return g.AccessTokenEnv != "" || g.AccessTokenFile != "" }
+
 var envKeyRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*=`)
 
 // Validate implements Validator.
@@ -283,6 +405,11 @@ func (g *GitLabRunner) Validate() error {
 	if g.ConfigFile != "" && !strings.HasPrefix(g.ConfigFile, "/") {
 		return FieldErrorf("config_file", "%q is not an absolute path", g.ConfigFile)
 	}
+	switch g.unregister() {
+	case "runner", "manager", "none":
+	default:
+		return FieldErrorf("unregister", "%q is not runner (delete the runner in GitLab), manager (delete only this host's runner manager) or none", g.Unregister)
+	}
 	switch g.state() {
 	case "present":
 	case "absent":
@@ -290,11 +417,18 @@ func (g *GitLabRunner) Validate() error {
 	default:
 		return FieldErrorf("state", "%q is not present or absent", g.State)
 	}
-	switch {
-	case g.TokenEnv == "" && g.TokenFile == "":
-		return FieldErrorf("token_env", "set token_env (an environment variable of dindops holding the runner token) or token_file (a file on the controller holding it)")
-	case g.TokenEnv != "" && g.TokenFile != "":
-		return FieldErrorf("token_file", "token_file (%s) and token_env (%s) are both set: set only one of them and leave the other empty, as the shipped playbook does with token_env: \"{{ if .runner_token_file }}{{ else }}{{ .runner_token_env }}{{ end }}\"", g.TokenFile, g.TokenEnv)
+	var inputs []string
+	for _, in := range []struct{ name, v string }{{"token_env", g.TokenEnv}, {"token_file", g.TokenFile}, {"access_token_env", g.AccessTokenEnv}, {"access_token_file", g.AccessTokenFile}} {
+		if in.v != "" {
+			inputs = append(inputs, in.name)
+		}
+	}
+	switch len(inputs) {
+	case 0:
+		return FieldErrorf("token_env", "set token_env (an environment variable of dindops holding a glrt- runner authentication token or a registration token), token_file (a file on the controller holding it), or access_token_env / access_token_file (an access token with the create_runner scope, to create the runner)")
+	case 1:
+	default:
+		return FieldErrorf(inputs[1], "%s are all set: set only one of them and leave the others empty (the token input decides how the runner is registered), as the shipped playbook does with its templates", strings.Join(inputs, ", "))
 	}
 	if g.Concurrent < 0 {
 		return FieldErrorf("concurrent", "must be at least 1 (0 leaves config.toml's value)")
@@ -307,6 +441,27 @@ func (g *GitLabRunner) Validate() error {
 	}
 	if g.AccessLevel != "" && g.AccessLevel != "not_protected" && g.AccessLevel != "ref_protected" {
 		return FieldErrorf("access_level", "%q is not not_protected or ref_protected", g.AccessLevel)
+	}
+	if set := g.createFields(); len(set) > 0 && !g.usesAccessToken() {
+		return FieldErrorf(set[0], "%s are sent to POST /api/v4/user/runners, which dindops calls only to create the runner with an access token: set access_token_env or access_token_file, or remove them", strings.Join(set, ", "))
+	}
+	if g.usesAccessToken() {
+		switch rt := g.runnerType(); {
+		case rt != "instance_type" && rt != "group_type" && rt != "project_type":
+			return FieldErrorf("runner_type", "%q is not instance_type, group_type or project_type", g.RunnerType)
+		case g.GroupID < 0 || g.ProjectID < 0:
+			return FieldErrorf("group_id", "group_id and project_id are positive numbers")
+		case g.GroupID != 0 && g.ProjectID != 0:
+			return FieldErrorf("project_id", "set group_id (a group runner) or project_id (a project runner), not both")
+		case rt == "group_type" && g.GroupID == 0:
+			return FieldErrorf("group_id", "a group_type runner needs group_id: the group's numeric ID")
+		case rt == "project_type" && g.ProjectID == 0:
+			return FieldErrorf("project_id", "a project_type runner needs project_id: the project's numeric ID")
+		case rt == "instance_type" && (g.GroupID != 0 || g.ProjectID != 0):
+			return FieldErrorf("runner_type", "an instance_type runner has no group_id or project_id")
+		case rt == "group_type" && g.ProjectID != 0, rt == "project_type" && g.GroupID != 0:
+			return FieldErrorf("runner_type", "a %s runner takes %s only", rt, map[string]string{"group_type": "group_id", "project_type": "project_id"}[rt])
+		}
 	}
 	for _, e := range g.Environment {
 		if !envKeyRE.MatchString(e) {
@@ -335,12 +490,12 @@ func (g *GitLabRunner) Validate() error {
 // A token that is not there (the variable unset, the file missing, either
 // empty) is not an error yet: a host whose runner is already registered does
 // not need it, so Plan fails with the reason only on a host where the runner
-// must be registered or its token verified. A token that is there but
-// malformed, or kept in a file other users can read, fails here, before any
-// host is contacted.
+// must be registered or its token replaced. A token that is there but
+// malformed, of the wrong kind for its input, or kept in a file other users
+// can read, fails here, before any host is contacted.
 func (g *GitLabRunner) Prepare(c Controller) error {
 	g.client = c.HTTPClient
-	g.token, g.tokenSource, g.tokenErr = "", "", nil
+	g.token, g.kind, g.tokenSource, g.tokenErr = "", noToken, "", nil
 	if g.state() == "absent" {
 		return nil
 	}
@@ -351,44 +506,79 @@ func (g *GitLabRunner) Prepare(c Controller) error {
 	if readFile == nil {
 		readFile = os.ReadFile
 	}
+	where := tokenWhere
+	if g.usesAccessToken() {
+		where = accessTokenWhere
+	}
 	var raw, field string
 	switch {
-	case g.TokenEnv != "":
-		field = "token_env"
-		g.tokenSource = "environment variable " + g.TokenEnv
-		v, ok := lookupEnv(g.TokenEnv)
+	case g.TokenEnv != "" || g.AccessTokenEnv != "":
+		field, name := "token_env", g.TokenEnv
+		if g.AccessTokenEnv != "" {
+			field, name = "access_token_env", g.AccessTokenEnv
+		}
+		g.tokenSource = "environment variable " + name
+		v, ok := lookupEnv(name)
 		if !ok {
-			g.tokenErr = FieldErrorf(field, "environment variable %s is not set where dindops runs: export it with the runner's token (%s), or put the token in a file and use token_file (runner_token_file in the shipped playbook)", g.TokenEnv, tokenWhere)
+			hint := "or put the token in a file and use token_file (runner_token_file in the shipped playbook)"
+			if g.usesAccessToken() {
+				hint = "or put it in a file and use access_token_file (runner_access_token_file in the shipped playbook)"
+			}
+			g.tokenErr = FieldErrorf(field, "environment variable %s is not set where dindops runs: export it with the token (%s), %s", name, where, hint)
 			return nil
 		}
 		raw = v
-	case g.TokenFile != "":
-		field = "token_file"
-		g.tokenSource = "file " + g.TokenFile
-		if err := checkTokenFileMode(g.TokenFile); err != nil {
+	case g.TokenFile != "" || g.AccessTokenFile != "":
+		field, path := "token_file", g.TokenFile
+		if g.AccessTokenFile != "" {
+			field, path = "access_token_file", g.AccessTokenFile
+		}
+		g.tokenSource = "file " + path
+		if err := checkTokenFileMode(path); err != nil {
 			return &FieldError{Field: field, Err: err}
 		}
-		b, err := readFile(g.TokenFile)
+		b, err := readFile(path)
 		if err != nil {
 			g.tokenErr = FieldErrorf(field, "cannot read the token file on the controller: %v", err)
 			return nil
 		}
 		raw = string(b)
 	default:
-		return FieldErrorf("token_env", "set token_env or token_file")
+		return FieldErrorf("token_env", "set token_env, token_file, access_token_env or access_token_file")
+	}
+	field = "token_env"
+	switch {
+	case g.AccessTokenEnv != "":
+		field = "access_token_env"
+	case g.AccessTokenFile != "":
+		field = "access_token_file"
+	case g.TokenFile != "":
+		field = "token_file"
 	}
 	token := strings.TrimSpace(raw)
 	if token == "" {
-		g.tokenErr = FieldErrorf(field, "%s is empty: put the runner's token in it (%s)", g.tokenSource, tokenWhere)
+		g.tokenErr = FieldErrorf(field, "%s is empty: put the token in it (%s)", g.tokenSource, where)
 		return nil
 	}
 	if strings.ContainsAny(token, " \t\r\n\"'") {
 		return FieldErrorf(field, "the token in %s contains spaces, quotes or several lines; it should be one word such as glrt-…", g.tokenSource)
 	}
+	switch {
+	case g.usesAccessToken() && strings.HasPrefix(token, runnerAuthPrefix):
+		return FieldErrorf(field, "%s holds a glrt- runner authentication token, not an access token: give it with token_env or token_file (runner_token_env in the shipped playbook)", g.tokenSource)
+	case g.usesAccessToken():
+		g.kind = accessToken
+	case strings.HasPrefix(token, runnerAuthPrefix):
+		g.kind = runnerAuthToken
+	case strings.HasPrefix(token, accessTokenPrefix):
+		return FieldErrorf(field, "%s holds a personal access token (glpat-), not a runner token: give it with access_token_env or access_token_file (runner_access_token_env in the shipped playbook) to create the runner with it", g.tokenSource)
+	default:
+		g.kind = registrationToken
+	}
 	g.token = token
-	if g.isRunnerAuthToken() {
+	if g.kind == runnerAuthToken {
 		if set := g.legacyFields(); len(set) > 0 {
-			return FieldErrorf(set[0], "%s cannot be set with a glrt- runner authentication token: GitLab keeps them with the runner; set them in GitLab's UI (the runner's settings) or with POST /api/v4/user/runners, and remove them here (gitlab-runner 15.11 and later refuse them too)", strings.Join(set, ", "))
+			return FieldErrorf(set[0], "%s cannot be set with a glrt- runner authentication token: GitLab keeps them with the runner; set them in GitLab's UI (the runner's settings), or let dindops create the runner with an access token (access_token_env: POST /api/v4/user/runners), and remove them here (gitlab-runner 15.11 and later refuse them too)", strings.Join(set, ", "))
 		}
 	}
 	return nil
@@ -396,6 +586,13 @@ func (g *GitLabRunner) Prepare(c Controller) error {
 
 // tokenWhere says where a runner token comes from.
 const tokenWhere = "a glrt- runner authentication token from GitLab: Settings > CI/CD > Runners > New runner"
+
+// accessTokenWhere says where an access token comes from.
+const accessTokenWhere = "a personal access token with the create_runner scope: User settings > Access tokens"
+
+// accessTokenPrefix starts GitLab's personal access tokens (unless an
+// administrator changed the instance's prefix).
+const accessTokenPrefix = "glpat-"
 
 // checkTokenFileMode refuses a token file that other users can read or
 // change, as ssh refuses a private key with loose permissions. It looks at
@@ -423,12 +620,12 @@ func (g *GitLabRunner) needToken(what string) error {
 		return nil
 	}
 	if g.tokenErr != nil {
-		return fmt.Errorf("%s needs the runner token, which dindops could not read: %w", what, g.tokenErr)
+		return fmt.Errorf("%s needs the token, which dindops could not read: %w", what, g.tokenErr)
 	}
-	return fmt.Errorf("%s needs the runner token: the task's Prepare did not run (a dindops bug)", what)
+	return fmt.Errorf("%s needs the token: the task's Prepare did not run (a dindops bug)", what)
 }
 
-func (g *GitLabRunner) isRunnerAuthToken() bool { return strings.HasPrefix(g.token, runnerAuthPrefix) }
+func (g *GitLabRunner) isRunnerAuthToken() bool { return g.kind == runnerAuthToken }
 
 func (g *GitLabRunner) httpClient() *http.Client {
 	if g.client != nil {
@@ -456,6 +653,31 @@ type gitlabRunnerPayload struct {
 	// newToken says an Update also puts the given glrt- token in place of
 	// the one config.toml has.
 	newToken bool
+	// verifyCurrent says an Update verifies the token config.toml has (with
+	// the system ID it writes) before anything else.
+	verifyCurrent bool
+}
+
+// InvalidTokenError is a runner token in config.toml that GitLab refuses
+// (403 to POST /api/v4/runners/verify): the runner was deleted in GitLab,
+// or its token reset or revoked. dindops registers the runner anew only
+// when replace_invalid_token allows it. It never contains the token.
+type InvalidTokenError struct {
+	Runner     string
+	ConfigFile string
+	URL        string
+	// SameAsGiven says the glrt- token given to dindops is that very token,
+	// so replacing it with the given one cannot help.
+	SameAsGiven bool
+}
+
+func (e *InvalidTokenError) Error() string {
+	msg := fmt.Sprintf("runner %s: the token in %s is no longer valid for %s (403 Forbidden to POST /api/v4/runners/verify): the runner was deleted in GitLab, or its token was reset or revoked, and gitlab-runner cannot take jobs with it",
+		e.Runner, e.ConfigFile, e.URL)
+	if e.SameAsGiven {
+		return msg + "; the glrt- token given to dindops is the same one: create the runner again in GitLab (or reset its token there), give dindops the new glrt- token and set replace_invalid_token: true (runner_replace_invalid_token=true in the shipped playbook)"
+	}
+	return msg + "; dindops does not register it again on its own: to replace it with a new registration from the given token, set replace_invalid_token: true (-e runner_replace_invalid_token=true with the shipped playbook)"
 }
 
 // Plan implements Task.
@@ -463,7 +685,7 @@ func (g *GitLabRunner) Plan(ctx context.Context, h Host) ([]Change, error) {
 	path := g.configFile()
 	f, exists, err := ReadFileIfExists(ctx, h, path)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("reading %s: %w (dindops never takes a config.toml it cannot read for one without the runner)", path, err)
 	}
 	doc, err := parseTOMLDoc(path, f.Content)
 	if err != nil {
@@ -480,51 +702,63 @@ func (g *GitLabRunner) Plan(ctx context.Context, h Host) ([]Change, error) {
 	}
 
 	if g.state() == "absent" {
-		if idx < 0 {
-			return nil, nil
-		}
-		planned := doc.clone()
-		planned.removeRunner(idx)
-		token, _ := doc.runners()[idx]["token"].(string)
-		summary := fmt.Sprintf("remove runner %s from %s", g.Name, path)
-		if token != "" && !strings.HasPrefix(token, runnerAuthPrefix) {
-			summary = fmt.Sprintf("unregister runner %s from GitLab (DELETE /api/v4/runners) and remove it from %s", g.Name, path)
-		} else if token != "" {
-			warnings = append(warnings, fmt.Sprintf("runner %s stays in GitLab (its glrt- token may be shared by other hosts): delete it in GitLab's UI if nothing uses it", g.Name))
-		}
-		diff, err := maskedDiff(path, doc, planned)
-		if err != nil {
-			return nil, err
-		}
-		payload.action = Delete
-		return []Change{{Action: Delete, Resource: "runner", Target: g.Name, Summary: summary, Diff: diff, Warnings: warnings, Payload: payload}}, nil
+		return g.planAbsent(ctx, h, path, doc, idx, payload, warnings)
 	}
 
 	// A runner is registered once: with a token in its entry, it is only
 	// updated, unless the entry points at another GitLab, whose runner this
-	// is not.
+	// is not, or GitLab refuses the token and the user allows a new
+	// registration.
 	var curToken, curURL string
 	if idx >= 0 {
 		curToken, _ = doc.runners()[idx]["token"].(string)
 		curURL, _ = doc.runners()[idx]["url"].(string)
 	}
 	if curToken == "" || (curURL != "" && !sameGitLab(curURL, g.URL)) {
-		return g.planRegister(ctx, h, path, doc, idx, payload, warnings)
+		return g.planRegister(ctx, h, path, doc, idx, payload, warnings, "")
 	}
 
 	planned := doc.clone()
 	fields := g.applySettings(planned, idx)
+	sid, sidExists, err := readSystemID(ctx, h, pathDir(path))
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case !sidExists && strings.HasPrefix(curToken, runnerAuthPrefix):
+		// GitLab verifies a glrt- token only with a system ID, and a plan
+		// must not make one up in GitLab: Apply writes it, then verifies.
+		if sid, err = newSystemID(); err != nil {
+			return nil, err
+		}
+		payload.systemID, payload.writeSystemID, payload.verifyCurrent = sid, true, true
+		fields = append(fields, Field{Name: "system_id", New: sid + " (new " + systemIDPath(path) + ")"},
+			Field{Name: "request", New: fmt.Sprintf("POST %s/api/v4/runners/verify token=%s (from %s) system_id=%s", strings.TrimRight(g.URL, "/"), SensitiveValue, path, sid)})
+	default:
+		if _, err := g.verify(ctx, curToken, sid); err != nil {
+			var apiErr *GitLabAPIError
+			if !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusForbidden {
+				return nil, fmt.Errorf("runner %s: cannot check the token in %s with GitLab: %w", g.Name, path, err)
+			}
+			invalid := &InvalidTokenError{Runner: g.Name, ConfigFile: path, URL: strings.TrimRight(g.URL, "/"), SameAsGiven: g.isRunnerAuthToken() && g.token == curToken}
+			if !g.ReplaceInvalidToken || invalid.SameAsGiven {
+				return nil, invalid
+			}
+			return g.planRegister(ctx, h, path, doc, idx, payload, warnings, "its token in "+path+" is no longer valid (403 from GitLab): replace_invalid_token is set")
+		}
+	}
 	// A glrt- token is used as it is, so config.toml must hold the one given
-	// (it changes when the token is reset in GitLab). A registration token
-	// cannot be compared: config.toml holds the token GitLab issued for it.
-	if cur, _ := doc.runners()[idx]["token"].(string); g.isRunnerAuthToken() && cur != g.token {
+	// (a runner created anew in GitLab has a new one). A registration or an
+	// access token cannot be compared: config.toml holds the token GitLab
+	// issued for it.
+	if g.isRunnerAuthToken() && curToken != g.token {
 		sid, sidFields, err := g.planSystemID(ctx, h, path, payload)
 		if err != nil {
 			return nil, err
 		}
 		payload.newToken = true
 		fields = append(fields, Field{Name: "token", Old: SensitiveValue, New: SensitiveValue, Sensitive: true},
-			Field{Name: "token_source", New: g.tokenSource + " (" + g.tokenKind() + ", not the one in " + path + ")"},
+			Field{Name: "token_source", New: g.tokenSource + " (" + g.kind.String() + ", not the one in " + path + ")"},
 			Field{Name: "request", New: fmt.Sprintf("POST %s/api/v4/runners/verify token=%s system_id=%s", strings.TrimRight(g.URL, "/"), SensitiveValue, sid)})
 		fields = append(fields, sidFields...)
 	}
@@ -547,10 +781,62 @@ func (g *GitLabRunner) Plan(ctx context.Context, h Host) ([]Change, error) {
 		Fields:  fields, Diff: diff, Warnings: warnings, Payload: payload}}, nil
 }
 
-func (g *GitLabRunner) planRegister(ctx context.Context, h Host, path string, doc *tomlDoc, idx int, payload *gitlabRunnerPayload, warnings []string) ([]Change, error) {
+// planAbsent plans the decommission of the runner: unregistered from
+// GitLab as unregister says, its entry removed from config.toml.
+func (g *GitLabRunner) planAbsent(ctx context.Context, h Host, path string, doc *tomlDoc, idx int, payload *gitlabRunnerPayload, warnings []string) ([]Change, error) {
+	if idx < 0 {
+		return nil, nil
+	}
+	planned := doc.clone()
+	planned.removeRunner(idx)
+	r := doc.runners()[idx]
+	token, _ := r["token"].(string)
 	base := strings.TrimRight(g.URL, "/")
-	// Why it is registered: not in config.toml, in it without a token, or
-	// registered with another GitLab (its url changed).
+	if u, _ := r["url"].(string); u != "" {
+		base = strings.TrimRight(u, "/")
+	}
+	who := "runner " + g.Name
+	if id, ok := r["id"].(int64); ok && id > 0 {
+		who += fmt.Sprintf(" (id %d)", id)
+	}
+	summary := fmt.Sprintf("remove runner %s from %s", g.Name, path)
+	var fields []Field
+	switch {
+	case token == "":
+	case g.unregister() == "none":
+		warnings = append(warnings, fmt.Sprintf("%s stays in %s (unregister: none): delete it there if nothing uses it", who, base))
+	case g.unregister() == "manager":
+		sid, ok, err := readSystemID(ctx, h, pathDir(path))
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, fmt.Errorf("runner %s: unregister: manager deletes this host's runner manager, known by its system ID, but %s does not exist; use unregister: runner or none", g.Name, systemIDPath(path))
+		}
+		payload.systemID = sid
+		summary = fmt.Sprintf("unregister this host's runner manager (system ID %s) of %s from %s and remove the runner from %s", sid, who, base, path)
+		fields = append(fields, Field{Name: "request", New: fmt.Sprintf("DELETE %s/api/v4/runners/managers token=%s system_id=%s", base, SensitiveValue, sid)})
+	default:
+		summary = fmt.Sprintf("unregister %s from %s and remove it from %s", who, base, path)
+		fields = append(fields, Field{Name: "request", New: fmt.Sprintf("DELETE %s/api/v4/runners token=%s", base, SensitiveValue)})
+		if strings.HasPrefix(token, runnerAuthPrefix) && !g.usesAccessToken() {
+			warnings = append(warnings, fmt.Sprintf("%s is deleted in GitLab: other hosts registered with the same glrt- token lose it too; unregister: manager removes only this host (runner_unregister=manager in the shipped playbook)", who))
+		}
+	}
+	diff, err := maskedDiff(path, doc, planned)
+	if err != nil {
+		return nil, err
+	}
+	payload.action = Delete
+	return []Change{{Action: Delete, Resource: "runner", Target: g.Name, Summary: summary, Fields: fields, Diff: diff, Warnings: warnings, Payload: payload}}, nil
+}
+
+// planRegister plans a registration: why is reason, or derived from the
+// entry (missing, without a token, another GitLab's).
+func (g *GitLabRunner) planRegister(ctx context.Context, h Host, path string, doc *tomlDoc, idx int, payload *gitlabRunnerPayload, warnings []string, reason string) ([]Change, error) {
+	base := strings.TrimRight(g.URL, "/")
+	// Why it is registered: not in config.toml, in it without a token, its
+	// token refused, or registered with another GitLab (its url changed).
 	var oldURL string
 	var oldID any
 	var moved bool
@@ -560,7 +846,12 @@ func (g *GitLabRunner) planRegister(ctx context.Context, h Host, path string, do
 		r := doc.runners()[idx]
 		oldURL, _ = r["url"].(string)
 		oldID = r["id"]
-		if t, _ := r["token"].(string); t != "" {
+		switch t, _ := r["token"].(string); {
+		case reason != "":
+			moved = true
+			summary += " (" + reason + ")"
+			need = fmt.Sprintf("runner %s: %s: registering it again with %s", g.Name, reason, base)
+		case t != "":
 			moved = true
 			summary += fmt.Sprintf(" (its [[runners]] entry in %s is registered with %s: its token and url are replaced)", path, oldURL)
 			need = fmt.Sprintf("runner %s's url changed from %s to %s: registering it with %s", g.Name, oldURL, base, base)
@@ -569,7 +860,7 @@ func (g *GitLabRunner) planRegister(ctx context.Context, h Host, path string, do
 				regAt += fmt.Sprintf(" (id %d)", id)
 			}
 			warnings = append(warnings, fmt.Sprintf("%s stays registered with %s: dindops does not remove it from that GitLab; delete it there (Settings > CI/CD > Runners, or Admin > CI/CD > Runners) if nothing else uses it", regAt, oldURL))
-		} else {
+		default:
 			summary += fmt.Sprintf(" (its [[runners]] entry in %s has no token)", path)
 			need = fmt.Sprintf("runner %s has no token in %s: registering it with %s", g.Name, path, base)
 		}
@@ -611,26 +902,42 @@ func (g *GitLabRunner) planRegister(ctx context.Context, h Host, path string, do
 
 	fields := []Field{{Name: "name", New: g.Name}}
 	var request string
-	if g.isRunnerAuthToken() {
+	switch g.kind {
+	case runnerAuthToken, accessToken:
 		sid, sidFields, err := g.planSystemID(ctx, h, path, payload)
 		if err != nil {
 			return nil, err
 		}
 		fields = append(fields, sidFields...)
 		request = fmt.Sprintf("POST %s/api/v4/runners/verify token=%s system_id=%s", base, SensitiveValue, sid)
-	} else {
+		if g.kind == accessToken {
+			create := fmt.Sprintf("POST %s/api/v4/user/runners PRIVATE-TOKEN=%s runner_type=%s", base, SensitiveValue, g.runnerType())
+			switch {
+			case g.GroupID != 0:
+				create += fmt.Sprintf(" group_id=%d", g.GroupID)
+			case g.ProjectID != 0:
+				create += fmt.Sprintf(" project_id=%d", g.ProjectID)
+			}
+			create += " description=" + g.description()
+			if set := g.legacyFields(); len(set) > 0 {
+				create += " " + strings.Join(set, " ")
+			}
+			request = create + "; then " + request + " with the token it returns"
+			summary = strings.Replace(summary, "register runner", "create runner", 1)
+		}
+	default:
 		request = fmt.Sprintf("POST %s/api/v4/runners token=%s description=%s", base, SensitiveValue, g.Name)
 		if set := g.legacyFields(); len(set) > 0 {
 			request += " " + strings.Join(set, " ")
 		}
-		warnings = append(warnings, "the token is a legacy registration token (not glrt-): registration tokens are deprecated since GitLab 15.6 and disabled by default since 17.0; prefer a runner authentication token from a runner created in GitLab (Settings > CI/CD > Runners > New runner)")
+		warnings = append(warnings, "the token is a legacy registration token (not glrt-): registration tokens are deprecated since GitLab 15.6 and disabled by default since 17.0; prefer a runner authentication token from a runner created in GitLab (Settings > CI/CD > Runners > New runner), or an access token with the create_runner scope (access_token_env)")
 	}
 	tokenField := Field{Name: "token", New: SensitiveValue, Sensitive: true}
 	if moved {
 		tokenField.Old = SensitiveValue
 	}
 	fields = append(fields, tokenField,
-		Field{Name: "token_source", New: g.tokenSource + " (" + g.tokenKind() + ")"},
+		Field{Name: "token_source", New: g.tokenSource + " (" + g.kind.String() + ")"},
 		Field{Name: "request", New: request})
 
 	planned := doc.clone()
@@ -682,13 +989,6 @@ func (g *GitLabRunner) planSystemID(ctx context.Context, h Host, path string, pa
 	return sid, fields, nil
 }
 
-func (g *GitLabRunner) tokenKind() string {
-	if g.isRunnerAuthToken() {
-		return "runner authentication token"
-	}
-	return "legacy registration token"
-}
-
 // Apply implements Task.
 func (g *GitLabRunner) Apply(ctx context.Context, h Host, changes []Change) error {
 	for _, c := range changes {
@@ -721,7 +1021,7 @@ func (g *GitLabRunner) Apply(ctx context.Context, h Host, changes []Change) erro
 			}
 			err = g.applyUpdate(ctx, h, path, doc, idx, p)
 		case Delete:
-			err = g.applyDelete(ctx, h, path, doc, idx)
+			err = g.applyDelete(ctx, h, path, doc, idx, p)
 		default:
 			err = fmt.Errorf("gitlab_runner: unknown change %v", p.action)
 		}
@@ -744,16 +1044,32 @@ func (g *GitLabRunner) applyRegister(ctx context.Context, h Host, path string, d
 	}
 	var reg runnerTokenResponse
 	var err error
-	if g.isRunnerAuthToken() {
-		reg, err = g.verify(ctx, p.systemID)
-	} else {
+	switch g.kind {
+	case runnerAuthToken:
+		reg, err = g.verify(ctx, g.token, p.systemID)
+	case accessToken:
+		if reg, err = g.createRunner(ctx); err == nil {
+			// As gitlab-runner register does with a glrt- token: GitLab
+			// gets this host's runner manager.
+			var verified runnerTokenResponse
+			if verified, err = g.verify(ctx, reg.Token, p.systemID); err == nil {
+				verified.ID = max(verified.ID, reg.ID)
+				reg = verified
+			} else {
+				err = g.takeBack(ctx, reg, err)
+			}
+		}
+	default:
 		reg, err = g.register(ctx)
 	}
 	if err != nil {
 		return err
 	}
 	if err := g.keepSystemID(ctx, h, path, p); err != nil {
-		return err
+		if g.kind == runnerAuthToken {
+			return err
+		}
+		return g.takeBack(ctx, reg, err)
 	}
 	if idx < 0 {
 		idx = doc.addRunner(g.Name)
@@ -761,34 +1077,48 @@ func (g *GitLabRunner) applyRegister(ctx context.Context, h Host, path string, d
 	g.setToken(doc, idx, reg)
 	g.applySettings(doc, idx)
 	if err := g.write(ctx, h, path, doc, reg.Token); err != nil {
-		if g.isRunnerAuthToken() {
+		if g.kind == runnerAuthToken {
 			return err
 		}
-		// The runner now exists in GitLab but no host knows its token: take
-		// it back rather than leave an orphan behind.
-		if derr := g.deleteRunner(ctx, reg.Token); derr != nil {
-			return fmt.Errorf("%w; runner %s (id %d) was registered in GitLab but could not be deleted again: delete it in GitLab's UI (%v)", err, g.Name, reg.ID, derr)
-		}
-		return fmt.Errorf("%w; the runner registered in GitLab (id %d) was deleted again", err, reg.ID)
+		return g.takeBack(ctx, reg, err)
 	}
 	return nil
+}
+
+// takeBack deletes a runner that dindops created but could not keep the
+// token of, rather than leave an orphan in GitLab, and says so with err.
+func (g *GitLabRunner) takeBack(ctx context.Context, reg runnerTokenResponse, err error) error {
+	if derr := g.deleteRunner(ctx, reg.Token); derr != nil {
+		return fmt.Errorf("%w; runner %s (id %d) was created in GitLab but could not be deleted again: delete it in GitLab's UI (%v)", err, g.Name, reg.ID, derr)
+	}
+	return fmt.Errorf("%w; the runner created in GitLab (id %d) was deleted again", err, reg.ID)
 }
 
 func (g *GitLabRunner) applyUpdate(ctx context.Context, h Host, path string, doc *tomlDoc, idx int, p *gitlabRunnerPayload) error {
 	if idx < 0 {
 		return fmt.Errorf("runner %s is no longer in %s; plan again", g.Name, path)
 	}
-	token := ""
-	if p.newToken {
-		reg, err := g.verify(ctx, p.systemID)
-		if err != nil {
+	if p.verifyCurrent {
+		cur, _ := doc.runners()[idx]["token"].(string)
+		if _, err := g.verify(ctx, cur, p.systemID); err != nil {
+			var apiErr *GitLabAPIError
+			if errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusForbidden {
+				return &InvalidTokenError{Runner: g.Name, ConfigFile: path, URL: strings.TrimRight(g.URL, "/"), SameAsGiven: g.isRunnerAuthToken() && g.token == cur}
+			}
 			return err
 		}
-		if err := g.keepSystemID(ctx, h, path, p); err != nil {
+	}
+	token := ""
+	if p.newToken {
+		reg, err := g.verify(ctx, g.token, p.systemID)
+		if err != nil {
 			return err
 		}
 		g.setToken(doc, idx, reg)
 		token = reg.Token
+	}
+	if err := g.keepSystemID(ctx, h, path, p); err != nil {
+		return err
 	}
 	g.applySettings(doc, idx)
 	return g.write(ctx, h, path, doc, token)
@@ -814,18 +1144,25 @@ func (g *GitLabRunner) setToken(doc *tomlDoc, idx int, reg runnerTokenResponse) 
 	r["token_expires_at"] = reg.expiresAt()
 }
 
-func (g *GitLabRunner) applyDelete(ctx context.Context, h Host, path string, doc *tomlDoc, idx int) error {
+func (g *GitLabRunner) applyDelete(ctx context.Context, h Host, path string, doc *tomlDoc, idx int, p *gitlabRunnerPayload) error {
 	if idx < 0 {
 		return nil
 	}
 	token, _ := doc.runners()[idx]["token"].(string)
-	if token != "" && !strings.HasPrefix(token, runnerAuthPrefix) {
-		if err := g.deleteRunner(ctx, token); err != nil {
-			var apiErr *GitLabAPIError
-			// 403: GitLab no longer knows the token; the runner is gone.
-			if !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusForbidden {
-				return err
-			}
+	var err error
+	switch {
+	case token == "" || g.unregister() == "none":
+	case g.unregister() == "manager":
+		err = g.deleteRunnerManager(ctx, token, p.systemID)
+	default:
+		err = g.deleteRunner(ctx, token)
+	}
+	if err != nil {
+		var apiErr *GitLabAPIError
+		// 403: GitLab no longer knows the token, the runner is gone; 404:
+		// the runner manager is.
+		if !errors.As(err, &apiErr) || (apiErr.StatusCode != http.StatusForbidden && apiErr.StatusCode != http.StatusNotFound) {
+			return fmt.Errorf("runner %s: unregistering from GitLab failed, %s is left as it was: %w", g.Name, path, err)
 		}
 	}
 	doc.removeRunner(idx)

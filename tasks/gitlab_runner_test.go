@@ -161,6 +161,19 @@ func (f *gitlabFixture) assertNoSecrets(h *tasktest.Host, secrets ...string) {
 
 func ptr[T any](v T) *T { return &v }
 
+// onlyVerifies returns the first request to the fake GitLab that is not a
+// successful POST /api/v4/runners/verify, or nil: a registered runner's
+// plan and apply only check its token.
+func onlyVerifies(f *gitlabFixture) *fakegitlab.Request {
+	reqs := f.fake.Requests()
+	for i, r := range reqs {
+		if r.Method != "POST" || r.Path != "/api/v4/runners/verify" || r.Status != 200 {
+			return &reqs[i]
+		}
+	}
+	return nil
+}
+
 func decodeConfig(t *testing.T, h *tasktest.Host) map[string]any {
 	t.Helper()
 	f, ok := h.File(cfgPath)
@@ -314,7 +327,9 @@ func TestGitLabRunnerAuthenticationTokenVerifies(t *testing.T) {
 		t.Errorf("warnings %v", c.Warnings)
 	}
 
-	if n := f.fake.CountRequests("POST", "/api/v4/runners/verify"); n != 1 || f.fake.CountRequests("POST", "/api/v4/runners") != 0 {
+	// Once to register, once more by the plan after apply, which checks
+	// that the token in config.toml is still valid.
+	if n := f.fake.CountRequests("POST", "/api/v4/runners/verify"); n != 2 || f.fake.CountRequests("POST", "/api/v4/runners") != 0 {
 		t.Errorf("verify requests %d", n)
 	}
 	sid, ok := h.File(sysIDPath)
@@ -684,8 +699,8 @@ func TestGitLabRunnerUpdatesChangedSettings(t *testing.T) {
 	if ra["token"] != glrt || ra["id"] != rb["id"] || ra["token_obtained_at"] != rb["token_obtained_at"] {
 		t.Errorf("registration data changed: %v → %v", rb, ra)
 	}
-	if len(f.fake.Runners()) != 1 || f.fake.CountRequests("POST", "/api/v4/runners/verify") != 1 {
-		t.Errorf("the update talked to GitLab: %v", f.fake.Requests())
+	if len(f.fake.Runners()) != 1 || onlyVerifies(f) != nil {
+		t.Errorf("the update did more than check the token with GitLab: %v", f.fake.Requests())
 	}
 	f.assertNoSecrets(h, glrt)
 }
@@ -771,11 +786,24 @@ func TestGitLabRunnerAbsent(t *testing.T) {
 	if len(f.fake.Runners()) != 1 {
 		t.Fatal("not registered")
 	}
+	tok := runnersOf(t, decodeConfig(t, h))[1]["token"].(string)
 
-	g := f.mustPrepare(&tasks.GitLabRunner{ConfigFile: cfgPath, Name: "build-1", URL: f.srv.URL, State: "absent", TokenEnv: "UNSET"})
-	changes := tasktest.Converge(t, g, h)
-	if c := changes[0]; c.Action != tasks.Delete || !strings.Contains(c.Summary, "DELETE /api/v4/runners") || !strings.Contains(c.Diff, `-  name = "build-1"`) {
+	// No token input is needed to decommission.
+	absent := func(mod func(*tasks.GitLabRunner)) *tasks.GitLabRunner {
+		g := &tasks.GitLabRunner{ConfigFile: cfgPath, Name: "build-1", URL: f.srv.URL, State: "absent"}
+		if mod != nil {
+			mod(g)
+		}
+		return f.mustPrepare(g)
+	}
+	changes := tasktest.Converge(t, absent(nil), h)
+	f.record(changes)
+	c := changes[0]
+	if c.Action != tasks.Delete || c.Summary != "unregister runner build-1 (id 1) from "+f.srv.URL+" and remove it from "+cfgPath || !strings.Contains(c.Diff, `-  name = "build-1"`) {
 		t.Errorf("change %+v", c)
+	}
+	if len(c.Fields) != 1 || c.Fields[0].New != "DELETE "+f.srv.URL+"/api/v4/runners token=(sensitive value)" || len(c.Warnings) != 0 {
+		t.Errorf("fields %+v warnings %v", c.Fields, c.Warnings)
 	}
 	if len(f.fake.Runners()) != 0 || f.fake.CountRequests("DELETE", "/api/v4/runners") != 1 {
 		t.Errorf("runner not deleted in GitLab: %v", f.fake.Requests())
@@ -785,16 +813,65 @@ func TestGitLabRunnerAbsent(t *testing.T) {
 		t.Errorf("config.toml is not back to what it was:\n%s", file.Content)
 	}
 
-	// A glrt- runner is only removed from config.toml: other hosts may share it.
+	// A glrt- runner is deleted too, with a word for hosts that share it;
+	// unregister: manager removes only this host's runner manager, and
+	// none leaves GitLab alone.
 	_, glrt := f.fake.CreateRunner(fakegitlab.NewRunner{})
 	tasktest.Converge(t, f.mustPrepare(f.task(glrt, nil)), h)
-	changes = tasktest.Converge(t, g, h)
-	if len(changes[0].Warnings) == 0 || !strings.Contains(changes[0].Warnings[0], "stays in GitLab") {
-		t.Errorf("warnings %v", changes[0].Warnings)
+	if !f.verifies(glrt) { // another host's runner manager (system ID s_000000000000)
+		t.Fatal("glrt- token refused")
 	}
-	if len(f.fake.Runners()) != 1 || f.fake.CountRequests("DELETE", "/api/v4/runners") != 1 {
-		t.Errorf("glrt- runner deleted in GitLab")
+	sid, _ := h.File(sysIDPath)
+	changes = tasktest.Converge(t, absent(func(g *tasks.GitLabRunner) { g.Unregister = "manager" }), h)
+	f.record(changes)
+	if c := changes[0]; !strings.Contains(c.Summary, "unregister this host's runner manager (system ID "+string(sid.Content)+") of runner build-1 (id 2)") ||
+		c.Fields[0].New != "DELETE "+f.srv.URL+"/api/v4/runners/managers token=(sensitive value) system_id="+string(sid.Content) {
+		t.Errorf("change %+v", c)
 	}
+	if rs := f.fake.Runners(); len(rs) != 1 || strings.Join(rs[0].VerifiedSystemIDs, ",") != "s_000000000000" {
+		t.Errorf("the runner or its other manager is gone: %+v", rs)
+	}
+
+	tasktest.Converge(t, f.mustPrepare(f.task(glrt, nil)), h)
+	changes = tasktest.Converge(t, absent(nil), h)
+	if w := strings.Join(changes[0].Warnings, "\n"); !strings.Contains(w, "other hosts registered with the same glrt- token lose it too; unregister: manager removes only this host") {
+		t.Errorf("warnings %q", w)
+	}
+	if len(f.fake.Runners()) != 0 {
+		t.Errorf("glrt- runner not deleted in GitLab")
+	}
+
+	_, glrt2 := f.fake.CreateRunner(fakegitlab.NewRunner{})
+	tasktest.Converge(t, f.mustPrepare(f.task(glrt2, nil)), h)
+	deletes := f.fake.CountRequests("DELETE", "/api/v4/runners")
+	changes = tasktest.Converge(t, absent(func(g *tasks.GitLabRunner) { g.Unregister = "none" }), h)
+	if w := strings.Join(changes[0].Warnings, "\n"); changes[0].Summary != "remove runner build-1 from "+cfgPath || !strings.Contains(w, "stays in "+f.srv.URL+" (unregister: none)") {
+		t.Errorf("change %+v", changes[0])
+	}
+	if len(f.fake.Runners()) != 1 || f.fake.CountRequests("DELETE", "/api/v4/runners") != deletes {
+		t.Errorf("unregister: none touched GitLab")
+	}
+
+	// A runner GitLab no longer knows is gone already: removed from
+	// config.toml all the same. .runner_system_id stays.
+	_, glrt3 := f.fake.CreateRunner(fakegitlab.NewRunner{})
+	tasktest.Converge(t, f.mustPrepare(f.task(glrt3, nil)), h)
+	f.fake.DeleteRunner(f.fake.Runners()[1].ID)
+	tasktest.Converge(t, absent(nil), h)
+	if rs := runnersOf(t, decodeConfig(t, h)); len(rs) != 1 {
+		t.Errorf("runners left: %v", rs)
+	}
+	if after, ok := h.File(sysIDPath); !ok || string(after.Content) != string(sid.Content) {
+		t.Errorf(".runner_system_id not kept")
+	}
+	// unregister: manager without a system ID cannot say which manager.
+	h.RemoveFile(sysIDPath)
+	tasktest.Converge(t, f.mustPrepare(f.task(regToken, nil)), h)
+	_, err := f.plan(absent(func(g *tasks.GitLabRunner) { g.Unregister = "manager" }), h)
+	if err == nil || !strings.Contains(err.Error(), ".runner_system_id does not exist") {
+		t.Errorf("manager without a system ID: %v", err)
+	}
+	f.assertNoSecrets(h, regToken, tok, glrt, glrt2, glrt3)
 }
 
 func TestGitLabRunnerApplyRefusesAFileChangedSincePlan(t *testing.T) {
@@ -854,7 +931,15 @@ func TestGitLabRunnerValidate(t *testing.T) {
 		{func(g *tasks.GitLabRunner) { g.URL = "gitlab.example.com" }, "url", "not a GitLab URL"},
 		{func(g *tasks.GitLabRunner) { g.URL = "https://user:pw@gitlab.example.com" }, "url", "no user or password"},
 		{func(g *tasks.GitLabRunner) { g.TokenEnv = "" }, "token_env", "token_file"},
-		{func(g *tasks.GitLabRunner) { g.TokenFile = "/controller/token" }, "token_file", "token_file (/controller/token) and token_env (RUNNER_TOKEN) are both set: set only one"},
+		{func(g *tasks.GitLabRunner) { g.TokenFile = "/controller/token" }, "token_file", "token_env, token_file are all set: set only one"},
+		{func(g *tasks.GitLabRunner) { g.AccessTokenEnv = "PAT" }, "access_token_env", "token_env, access_token_env are all set"},
+		{func(g *tasks.GitLabRunner) { g.RunnerType = "group_type" }, "runner_type", "sent to POST /api/v4/user/runners"},
+		{func(g *tasks.GitLabRunner) { g.TokenEnv, g.AccessTokenEnv, g.RunnerType = "", "PAT", "group_type" }, "group_id", "needs group_id"},
+		{func(g *tasks.GitLabRunner) { g.TokenEnv, g.AccessTokenEnv, g.RunnerType = "", "PAT", "project_type" }, "project_id", "needs project_id"},
+		{func(g *tasks.GitLabRunner) { g.TokenEnv, g.AccessTokenEnv, g.GroupID, g.ProjectID = "", "PAT", 1, 2 }, "project_id", "not both"},
+		{func(g *tasks.GitLabRunner) { g.TokenEnv, g.AccessTokenEnv, g.RunnerType, g.GroupID = "", "PAT", "instance_type", 3 }, "runner_type", "no group_id or project_id"},
+		{func(g *tasks.GitLabRunner) { g.TokenEnv, g.AccessTokenEnv, g.RunnerType = "", "PAT", "shared" }, "runner_type", "not instance_type"},
+		{func(g *tasks.GitLabRunner) { g.Unregister = "all" }, "unregister", "runner (delete the runner in GitLab), manager"},
 		{func(g *tasks.GitLabRunner) { g.State = "gone" }, "state", "present or absent"},
 		{func(g *tasks.GitLabRunner) { g.Docker.Image = "" }, "docker.image", "default image"},
 		{func(g *tasks.GitLabRunner) { g.Docker.PullPolicy = []string{"sometimes"} }, "docker.pull_policy", "always"},
@@ -986,8 +1071,9 @@ func TestGitLabRunnerTokenIsNeededOnlyToRegister(t *testing.T) {
 	if r := runnersOf(t, decodeConfig(t, h))[0]; r["token"] != glrt {
 		t.Errorf("token lost: %v", r)
 	}
-	if n := len(f.fake.Requests()); n != requests {
-		t.Errorf("GitLab contacted: %v", f.fake.Requests())
+	// Only to check that the token in config.toml is still valid.
+	if reqs := f.fake.Requests()[requests:]; len(reqs) == 0 || onlyVerifies(f) != nil {
+		t.Errorf("GitLab contacted for more than checking the token: %v", reqs)
 	}
 
 	// A host without the runner cannot register it.
@@ -1039,7 +1125,8 @@ func TestGitLabRunnerChangedURLRegistersWithTheNewGitLab(t *testing.T) {
 			if w := strings.Join(c.Warnings, "\n"); !strings.Contains(w, warning) {
 				t.Errorf("warnings %q lack %q", w, warning)
 			}
-			if b.fake.CountRequests("POST", tc.call) != 1 {
+			// Registered once; the plan after apply checks the token again.
+			if n := b.fake.CountRequests("POST", tc.call); n != 1 && !(tc.call == "/api/v4/runners/verify" && n == 2) {
 				t.Errorf("GitLab B got %v", b.fake.Requests())
 			}
 			rs := runnersOf(t, decodeConfig(t, h))

@@ -1,0 +1,317 @@
+package tasks_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/dindops/dindops/fixtures/fakegitlab"
+	"github.com/dindops/dindops/tasks"
+	"github.com/dindops/dindops/tasks/tasktest"
+)
+
+const patToken = "glpat-createRunnerSECRET"
+
+// patTask is the gitlab_runner task creating its runner with the access
+// token in $PAT.
+func (f *gitlabFixture) patTask(pat string, mod func(*tasks.GitLabRunner)) *tasks.GitLabRunner {
+	g := f.task("", func(g *tasks.GitLabRunner) {
+		g.TokenEnv, g.AccessTokenEnv = "", "PAT"
+		if mod != nil {
+			mod(g)
+		}
+	})
+	delete(f.env, "RUNNER_TOKEN")
+	f.env["PAT"] = pat
+	return g
+}
+
+func fieldValue(c tasks.Change, name string) string {
+	for _, f := range c.Fields {
+		if f.Name == name {
+			o, n := f.Shown()
+			if n == "" {
+				return o
+			}
+			return n
+		}
+	}
+	return ""
+}
+
+// An access token with create_runner: dindops creates a runner of the
+// host's own with POST /api/v4/user/runners and the server-side settings,
+// verifies the glrt- token GitLab returns with the host's system ID, and
+// keeps that token in config.toml only. A re-run creates nothing.
+func TestGitLabRunnerAccessTokenCreatesTheRunner(t *testing.T) {
+	f := newGitLab(t, fakegitlab.Options{PersonalAccessTokens: []string{patToken}})
+	g := f.mustPrepare(f.patTask(patToken, func(g *tasks.GitLabRunner) {
+		g.GroupID = 42
+		g.Description = "build-1 (dind)"
+		g.TagList = []string{"docker", "dind"}
+		g.RunUntagged = ptr(false)
+		g.Locked = ptr(true)
+		g.MaximumTimeout = 3600
+	}))
+	h := tasktest.New()
+	changes := tasktest.Converge(t, g, h)
+	f.record(changes)
+	c := changes[0]
+	if c.Action != tasks.Create || c.Summary != "create runner build-1 with "+f.srv.URL || len(c.Warnings) != 0 {
+		t.Errorf("change %v %q %v", c.Action, c.Summary, c.Warnings)
+	}
+	req := fieldValue(c, "request")
+	for _, want := range []string{"POST " + f.srv.URL + "/api/v4/user/runners PRIVATE-TOKEN=(sensitive value) runner_type=group_type group_id=42 description=build-1 (dind) tag_list run_untagged locked maximum_timeout",
+		"then POST " + f.srv.URL + "/api/v4/runners/verify token=(sensitive value) system_id=s_"} {
+		if !strings.Contains(req, want) {
+			t.Errorf("request %q lacks %q", req, want)
+		}
+	}
+	if src := fieldValue(c, "token_source"); src != "environment variable PAT (access token)" {
+		t.Errorf("token_source %q", src)
+	}
+
+	rs := f.fake.Runners()
+	if len(rs) != 1 || f.fake.CountRequests("POST", "/api/v4/user/runners") != 1 {
+		t.Fatalf("runners %+v", rs)
+	}
+	r := rs[0]
+	sid, _ := h.File(sysIDPath)
+	if r.CreatedVia != fakegitlab.ViaUserRunnersAPI || r.RunnerType != "group_type" || r.Description != "build-1 (dind)" || r.RunUntagged || !r.Locked ||
+		r.MaximumTimeout != 3600 || strings.Join(r.TagList, ",") != "docker,dind" || strings.Join(r.VerifiedSystemIDs, ",") != string(sid.Content) {
+		t.Errorf("runner in GitLab: %+v", r)
+	}
+	entry := runnersOf(t, decodeConfig(t, h))[0]
+	tok, _ := entry["token"].(string)
+	if !strings.HasPrefix(tok, "glrt-") || !strings.HasPrefix(tok, strings.TrimSuffix(r.TokenPrefix, "…")) || entry["id"] != r.ID {
+		t.Errorf("entry %v", entry["id"])
+	}
+
+	// Re-runs: the token in config.toml is checked, nothing is created,
+	// and the access token is not needed any more.
+	for i := 0; i < 2; i++ {
+		if again, err := f.plan(f.mustPrepare(f.patTask("", nil)), h); err != nil || len(again) != 0 {
+			t.Fatalf("re-run: %+v %v", again, err)
+		}
+	}
+	if len(f.fake.Runners()) != 1 || f.fake.CountRequests("POST", "/api/v4/user/runners") != 1 {
+		t.Errorf("a re-run created a runner: %v", f.fake.Requests())
+	}
+	f.assertNoSecrets(h, patToken, tok)
+}
+
+// A refused access token writes nothing and leaves no runner behind;
+// GitLab's answer says what is missing.
+func TestGitLabRunnerRefusedAccessToken(t *testing.T) {
+	f := newGitLab(t, fakegitlab.Options{PersonalAccessTokens: []string{patToken}})
+	readOnly := f.fake.AddPersonalAccessToken("read_api")
+	for _, tc := range []struct {
+		pat    string
+		status int
+		want   string
+	}{
+		{"glpat-unknownSECRET", http.StatusUnauthorized, "access token rejected by " + f.srv.URL},
+		{readOnly, http.StatusForbidden, "needs the create_runner scope"},
+	} {
+		g := f.mustPrepare(f.patTask(tc.pat, nil))
+		h := tasktest.New()
+		changes, err := f.plan(g, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = f.apply(g, h, changes)
+		var apiErr *tasks.GitLabAPIError
+		if !errors.As(err, &apiErr) || apiErr.StatusCode != tc.status || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "nothing was written") {
+			t.Errorf("%d: %v", tc.status, err)
+		}
+		if _, ok := h.File(cfgPath); ok || f.fake.CountRequests("POST", "/api/v4/user/runners") == 0 {
+			t.Errorf("%d: config.toml written, or GitLab not asked", tc.status)
+		}
+		f.assertNoSecrets(h, tc.pat)
+	}
+	if len(f.fake.Runners()) != 0 {
+		t.Errorf("runners %+v", f.fake.Runners())
+	}
+
+	// Created, but config.toml cannot be written: the runner is deleted
+	// again rather than left without a host.
+	g := f.mustPrepare(f.patTask(patToken, nil))
+	h := tasktest.New()
+	changes, _ := f.plan(g, h)
+	if err := f.apply(g, failingWrites{h}, changes); err == nil || !strings.Contains(err.Error(), "deleted again") {
+		t.Errorf("write failure: %v", err)
+	}
+	if len(f.fake.Runners()) != 0 {
+		t.Errorf("orphan runner: %+v", f.fake.Runners())
+	}
+	f.assertNoSecrets(h, patToken)
+}
+
+// Each input holds its own kind of token; a mix-up is caught before any
+// host is contacted.
+func TestGitLabRunnerTokenKindMustMatchItsInput(t *testing.T) {
+	f := newGitLab(t, fakegitlab.Options{})
+	var fe *tasks.FieldError
+	if err := f.patTask("glrt-notAnAccessTokenSECRET", nil).Prepare(f.controller()); !errors.As(err, &fe) || fe.Field != "access_token_env" || !strings.Contains(err.Error(), "give it with token_env") {
+		t.Errorf("glrt- as access token: %v", err)
+	}
+	if err := f.task(patToken, nil).Prepare(f.controller()); !errors.As(err, &fe) || fe.Field != "token_env" || !strings.Contains(err.Error(), "access_token_env") {
+		t.Errorf("glpat- as runner token: %v", err)
+	}
+	// Server-side settings are fine with an access token.
+	if err := f.patTask(patToken, func(g *tasks.GitLabRunner) { g.TagList = []string{"x"} }).Prepare(f.controller()); err != nil {
+		t.Errorf("tags with an access token: %v", err)
+	}
+	f.assertNoSecrets(tasktest.New(), patToken, "glrt-notAnAccessTokenSECRET")
+}
+
+// A runner deleted in GitLab (or whose token was reset) is reported, never
+// silently registered again; replace_invalid_token allows a new
+// registration, exactly one.
+func TestGitLabRunnerInvalidTokenIsReportedAndReplacedOnlyWhenAllowed(t *testing.T) {
+	f := newGitLab(t, fakegitlab.Options{RegistrationTokens: []string{regToken}, AllowRegistrationTokens: true})
+	h := tasktest.New()
+	tasktest.Converge(t, f.mustPrepare(f.task(regToken, nil)), h)
+	before, _ := h.File(cfgPath)
+	old := runnersOf(t, decodeConfig(t, h))[0]["token"].(string)
+	f.fake.DeleteRunner(f.fake.Runners()[0].ID)
+
+	_, err := f.plan(f.mustPrepare(f.task(regToken, nil)), h)
+	var invalid *tasks.InvalidTokenError
+	if !errors.As(err, &invalid) || invalid.Runner != "build-1" || !strings.Contains(err.Error(), "no longer valid") || !strings.Contains(err.Error(), "replace_invalid_token: true") {
+		t.Fatalf("plan: %v", err)
+	}
+	if after, _ := h.File(cfgPath); string(after.Content) != string(before.Content) || f.fake.CountRequests("POST", "/api/v4/runners") != 1 {
+		t.Errorf("a refused token changed something")
+	}
+
+	g := f.mustPrepare(f.task(regToken, func(g *tasks.GitLabRunner) { g.ReplaceInvalidToken = true }))
+	changes := tasktest.Converge(t, g, h)
+	f.record(changes)
+	if c := changes[0]; c.Action != tasks.Create || !strings.Contains(c.Summary, "its token in "+cfgPath+" is no longer valid (403 from GitLab): replace_invalid_token is set") {
+		t.Errorf("change %v %q", c.Action, c.Summary)
+	}
+	rs := runnersOf(t, decodeConfig(t, h))
+	if len(f.fake.Runners()) != 1 || f.fake.CountRequests("POST", "/api/v4/runners") != 2 || len(rs) != 1 || rs[0]["token"] == old {
+		t.Errorf("runners in GitLab %+v, entries %d", f.fake.Runners(), len(rs))
+	}
+	// A re-run with the permission still given registers nothing more.
+	if again, err := f.plan(g, h); err != nil || len(again) != 0 || f.fake.CountRequests("POST", "/api/v4/runners") != 2 {
+		t.Errorf("re-run: %+v %v", again, err)
+	}
+	f.assertNoSecrets(h, regToken, old, rs[0]["token"].(string))
+}
+
+// A glrt- token reset in GitLab: giving the old one again cannot help, even
+// when replacing is allowed; the new one replaces it when allowed.
+func TestGitLabRunnerResetAuthenticationToken(t *testing.T) {
+	f := newGitLab(t, fakegitlab.Options{})
+	id, glrt := f.fake.CreateRunner(fakegitlab.NewRunner{})
+	h := tasktest.New()
+	tasktest.Converge(t, f.mustPrepare(f.task(glrt, nil)), h)
+	fresh := f.fake.ResetRunnerToken(id)
+
+	_, err := f.plan(f.mustPrepare(f.task(glrt, func(g *tasks.GitLabRunner) { g.ReplaceInvalidToken = true })), h)
+	var invalid *tasks.InvalidTokenError
+	if !errors.As(err, &invalid) || !invalid.SameAsGiven || !strings.Contains(err.Error(), "the same one") {
+		t.Fatalf("old token given again: %v", err)
+	}
+	if _, err := f.plan(f.mustPrepare(f.task(fresh, nil)), h); !errors.As(err, &invalid) {
+		t.Fatalf("new token without permission: %v", err)
+	}
+	tasktest.Converge(t, f.mustPrepare(f.task(fresh, func(g *tasks.GitLabRunner) { g.ReplaceInvalidToken = true })), h)
+	if r := runnersOf(t, decodeConfig(t, h))[0]; r["token"] != fresh || r["id"] != id {
+		t.Errorf("entry %v", r["id"])
+	}
+	if len(f.fake.Runners()) != 1 {
+		t.Errorf("runners %+v", f.fake.Runners())
+	}
+	f.assertNoSecrets(h, glrt, fresh)
+}
+
+// GitLab out of reach, or a config.toml that cannot be read: the plan
+// fails. Neither ever means "not registered".
+func TestGitLabRunnerNeverGuessesNotRegistered(t *testing.T) {
+	f := newGitLab(t, fakegitlab.Options{RegistrationTokens: []string{regToken}, AllowRegistrationTokens: true})
+	h := tasktest.New()
+	tasktest.Converge(t, f.mustPrepare(f.task(regToken, nil)), h)
+	registrations := f.fake.CountRequests("POST", "/api/v4/runners")
+
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, `{"message":"502 Bad Gateway"}`, http.StatusBadGateway)
+	}))
+	defer down.Close()
+	g := f.mustPrepare(f.task(regToken, func(g *tasks.GitLabRunner) { g.ReplaceInvalidToken = true }))
+	g.URL = f.srv.URL
+	f.srv.Config.Handler = down.Config.Handler
+	_, err := f.plan(g, h)
+	if err == nil || !strings.Contains(err.Error(), "cannot check the token in "+cfgPath+" with GitLab") || !strings.Contains(err.Error(), "502") {
+		t.Errorf("GitLab down: %v", err)
+	}
+	f.srv.Config.Handler = f.fake
+
+	_, err = g.Plan(context.Background(), unreadable{h})
+	if err == nil || !strings.Contains(err.Error(), "reading "+cfgPath) || !strings.Contains(err.Error(), "permission denied") {
+		t.Errorf("unreadable config.toml: %v", err)
+	}
+	if f.fake.CountRequests("POST", "/api/v4/runners") != registrations {
+		t.Errorf("registered again")
+	}
+}
+
+// unreadable is a host whose config.toml cannot be read.
+type unreadable struct{ *tasktest.Host }
+
+func (u unreadable) ReadFile(ctx context.Context, p string) (tasks.RemoteFile, error) {
+	if p == cfgPath {
+		return tasks.RemoteFile{}, &fs.PathError{Op: "open", Path: p, Err: fs.ErrPermission}
+	}
+	return u.Host.ReadFile(ctx, p)
+}
+
+// A glrt- token in config.toml without .runner_system_id (gitlab-runner
+// never started there): the plan cannot verify without a system ID, so
+// apply writes one and verifies then.
+func TestGitLabRunnerVerifiesWithANewSystemID(t *testing.T) {
+	f := newGitLab(t, fakegitlab.Options{})
+	_, glrt := f.fake.CreateRunner(fakegitlab.NewRunner{})
+	h := tasktest.New()
+	tasktest.Converge(t, f.mustPrepare(f.task(glrt, nil)), h)
+	h.RemoveFile(sysIDPath)
+	changes := tasktest.Converge(t, f.mustPrepare(f.task("", nil)), h)
+	if c := changes[0]; c.Action != tasks.Update || !strings.HasPrefix(tasks.FieldNames(c.Fields), "system_id, request") {
+		t.Errorf("change %+v", c)
+	}
+	sid, ok := h.File(sysIDPath)
+	if !ok || !strings.Contains(strings.Join(f.fake.Runners()[0].VerifiedSystemIDs, ","), string(sid.Content)) {
+		t.Errorf("system ID %q not written or not verified: %v", sid.Content, f.fake.Runners()[0].VerifiedSystemIDs)
+	}
+
+	// The same with a token GitLab refuses: apply reports it, writes nothing.
+	h.RemoveFile(sysIDPath)
+	f.fake.DeleteRunner(f.fake.Runners()[0].ID)
+	g := f.mustPrepare(f.task("", nil))
+	changes, err := f.plan(g, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var invalid *tasks.InvalidTokenError
+	if err := f.apply(g, h, changes); !errors.As(err, &invalid) {
+		t.Errorf("apply: %v", err)
+	}
+	if _, ok := h.File(sysIDPath); ok {
+		t.Errorf(".runner_system_id written for a refused token")
+	}
+	f.assertNoSecrets(h, glrt)
+}
+
+func ExampleInvalidTokenError() {
+	err := &tasks.InvalidTokenError{Runner: "build-1", ConfigFile: "/etc/gitlab-runner/config.toml", URL: "https://gitlab.example.com"}
+	fmt.Println(strings.SplitN(err.Error(), ";", 2)[0])
+	// Output: runner build-1: the token in /etc/gitlab-runner/config.toml is no longer valid for https://gitlab.example.com (403 Forbidden to POST /api/v4/runners/verify): the runner was deleted in GitLab, or its token was reset or revoked, and gitlab-runner cannot take jobs with it
+}
