@@ -384,7 +384,9 @@ func (g *GitLabRunner) unregister() string {
 
 // usesAccessToken says the runner is created with an access token: one
 // runner in GitLab per host.
-func (g *GitLabRunner) usesAccessToken() bool { return g.AccessTokenEnv != "" || g.AccessTokenFile != "" }
+func (g *GitLabRunner) usesAccessToken() bool {
+	return g.AccessTokenEnv != "" || g.AccessTokenFile != ""
+}
 
 var envKeyRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*=`)
 

@@ -937,7 +937,9 @@ func TestGitLabRunnerValidate(t *testing.T) {
 		{func(g *tasks.GitLabRunner) { g.TokenEnv, g.AccessTokenEnv, g.RunnerType = "", "PAT", "group_type" }, "group_id", "needs group_id"},
 		{func(g *tasks.GitLabRunner) { g.TokenEnv, g.AccessTokenEnv, g.RunnerType = "", "PAT", "project_type" }, "project_id", "needs project_id"},
 		{func(g *tasks.GitLabRunner) { g.TokenEnv, g.AccessTokenEnv, g.GroupID, g.ProjectID = "", "PAT", 1, 2 }, "project_id", "not both"},
-		{func(g *tasks.GitLabRunner) { g.TokenEnv, g.AccessTokenEnv, g.RunnerType, g.GroupID = "", "PAT", "instance_type", 3 }, "runner_type", "no group_id or project_id"},
+		{func(g *tasks.GitLabRunner) {
+			g.TokenEnv, g.AccessTokenEnv, g.RunnerType, g.GroupID = "", "PAT", "instance_type", 3
+		}, "runner_type", "no group_id or project_id"},
 		{func(g *tasks.GitLabRunner) { g.TokenEnv, g.AccessTokenEnv, g.RunnerType = "", "PAT", "shared" }, "runner_type", "not instance_type"},
 		{func(g *tasks.GitLabRunner) { g.Unregister = "all" }, "unregister", "runner (delete the runner in GitLab), manager"},
 		{func(g *tasks.GitLabRunner) { g.State = "gone" }, "state", "present or absent"},
