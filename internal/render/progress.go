@@ -270,7 +270,10 @@ func (l *Live) draw() {
 	}
 	done := counts[string(runner.OK)] + counts[string(runner.Changed)]
 	failed := counts[string(runner.Failed)] + counts[string(runner.Unreachable)]
-	head := fmt.Sprintf("PLAY %s", oneLine(l.play))
+	// A spinner frame per half second of the play: it moves even while
+	// no host does, so a stalled terminal shows.
+	frame := spinner[int(now.Sub(l.playStart)/(500*time.Millisecond))%len(spinner)]
+	head := fmt.Sprintf("%s PLAY %s", frame, oneLine(l.play))
 	if l.batches > 1 {
 		head += fmt.Sprintf(" · batch %d/%d", l.batch, l.batches)
 	}
@@ -340,6 +343,8 @@ func (l *Live) draw() {
 	}
 	l.drawn = len(lines)
 }
+
+var spinner = []string{"⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"}
 
 // cut shortens s to at most n runes, marking the cut with "…".
 func cut(s string, n int) string {

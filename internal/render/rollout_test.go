@@ -127,7 +127,7 @@ func TestLiveProgress(t *testing.T) {
 	i := strings.LastIndex(out, "\x1b[J")
 	// The last frame: erase the 3 lines drawn before, then the heading and
 	// a line per host, each cut to the terminal's width.
-	want := `PLAY deploy · batch 1/2 · 1 running · 0 done · 1 failed · …
+	want := `⠋ PLAY deploy · batch 1/2 · 1 running · 0 done · 1 failed …
   b1  running         10s  [1/2] docker config (0:09)
   b2  failed           2s  task "probe": exit status 1: ba…
 `
@@ -146,7 +146,7 @@ func TestLiveProgress(t *testing.T) {
 	// again after.
 	b.Reset()
 	l.Above(func() { b.WriteString("RESULT\n") })
-	if !strings.HasPrefix(b.String(), "\x1b[3A\r\x1b[JRESULT\nPLAY deploy") {
+	if !strings.HasPrefix(b.String(), "\x1b[3A\r\x1b[JRESULT\n⠋ PLAY deploy") {
 		t.Errorf("above: %q", b.String())
 	}
 	b.Reset()
