@@ -93,6 +93,27 @@ func (l *sessionLimiter) refused() (queued bool, limit int) {
 	return true, l.limit
 }
 
+// lower is called by the holder of a slot whose use the host turned down
+// (a handshake dropped before the login): the limit drops to the slots in
+// use but this one (at least 1), for the callers that come next.
+func (l *sessionLimiter) lower() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.limit = max(min(l.limit, l.inUse-1), 1)
+	return l.limit
+}
+
+// raise lifts the limit by one, up to ceiling, after a success.
+func (l *sessionLimiter) raise(ceiling int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.limit < ceiling {
+		l.limit++
+		close(l.freed)
+		l.freed = make(chan struct{})
+	}
+}
+
 // current returns the limit in force and the slots in use.
 func (l *sessionLimiter) current() (limit, inUse int) {
 	l.mu.Lock()

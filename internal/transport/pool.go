@@ -25,12 +25,14 @@ var ErrHandshakeDropped = errors.New("handshake dropped by server (possible MaxS
 const (
 	handshakeAttempts = 5
 	handshakeBackoff  = 250 * time.Millisecond // doubled at each attempt, with jitter
-	handshakeMaxWait  = 4 * time.Second
+	handshakeMaxWait  = 5 * time.Second
 )
 
 // Pool opens connections that share what should be shared between hosts:
 // one connection per bastion (jump host) for every host behind it, and a
-// per-endpoint limit on simultaneous handshakes. Use one Pool for a whole
+// per-endpoint limit on simultaneous handshakes (lowered when the server
+// drops handshakes, raised again one by one as they succeed). Use one Pool
+// for a whole
 // run; it is safe for concurrent use. A bastion connection is closed when
 // the last connection through it is closed.
 type Pool struct {
@@ -40,7 +42,7 @@ type Pool struct {
 	MaxHandshakes int
 
 	mu        sync.Mutex
-	endpoints map[string]chan struct{} // handshake semaphores
+	endpoints map[string]*sessionLimiter // handshakes in progress per endpoint
 	bastions  map[string]*sharedConn
 }
 
@@ -241,28 +243,23 @@ func (p *Pool) unref(key string, s *sharedConn) {
 	}
 }
 
-// handshakeSlot waits for a handshake slot towards endpoint.
-func (p *Pool) handshakeSlot(ctx context.Context, endpoint string) (func(), error) {
+// handshakes returns the limiter of the handshakes towards endpoint.
+func (p *Pool) handshakes(endpoint string) (*sessionLimiter, int) {
+	n := p.MaxHandshakes
+	if n <= 0 {
+		n = DefaultMaxHandshakes
+	}
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	if p.endpoints == nil {
-		p.endpoints = map[string]chan struct{}{}
+		p.endpoints = map[string]*sessionLimiter{}
 	}
-	sem := p.endpoints[endpoint]
-	if sem == nil {
-		n := p.MaxHandshakes
-		if n <= 0 {
-			n = DefaultMaxHandshakes
-		}
-		sem = make(chan struct{}, n)
-		p.endpoints[endpoint] = sem
+	l := p.endpoints[endpoint]
+	if l == nil {
+		l = newSessionLimiter(n)
+		p.endpoints[endpoint] = l
 	}
-	p.mu.Unlock()
-	select {
-	case sem <- struct{}{}:
-		return func() { <-sem }, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
+	return l, n
 }
 
 // connect opens one SSH connection to cfg's host, directly or through the
@@ -301,25 +298,29 @@ func (p *Pool) connect(ctx context.Context, cfg Config, via *Conn, viaKey string
 		HostKeyAlgorithms: algos,
 		Timeout:           cfg.ConnectTimeout,
 	}
-	endpoint := viaKey + ">" + c.addr
-	var dropped []error
+	limiter, ceiling := p.handshakes(viaKey + ">" + c.addr)
 	for attempt := 1; ; attempt++ {
-		release, err := p.handshakeSlot(ctx, endpoint)
-		if err != nil {
+		if err := limiter.acquire(ctx, false); err != nil {
 			return nil, fmt.Errorf("connect to %s: %w", c.name, err)
 		}
 		keyPassed.Store(false)
 		client, err := c.handshake(ctx, clientCfg, &keyPassed, ks)
-		release()
+		var drop *dropError
+		if errors.As(err, &drop) {
+			// Fewer at once from now on: the server said so.
+			limit := limiter.lower()
+			c.log.Debug("handshakes at once towards this address lowered", "addr", c.addr, "limit", limit)
+		} else if err == nil {
+			limiter.raise(ceiling)
+		}
+		limiter.release(false)
 		if err == nil {
 			c.client = client
 			break
 		}
-		var drop *dropError
-		if !errors.As(err, &drop) {
+		if drop == nil {
 			return nil, err
 		}
-		dropped = append(dropped, drop.err)
 		if attempt == handshakeAttempts {
 			return nil, &UnreachableError{Host: c.name, Op: "ssh handshake", Err: &droppedError{attempts: attempt, last: drop.err}}
 		}

@@ -46,6 +46,12 @@ func (b *lockedBuffer) String() string {
 // It skips the test when sshd or ssh-keygen is not installed.
 func startSSHD(t *testing.T) Config {
 	t.Helper()
+	return startSSHDWith(t, "")
+}
+
+// startSSHDWith is startSSHD with extra sshd_config lines.
+func startSSHDWith(t *testing.T, extra string) Config {
+	t.Helper()
 	if _, err := os.Stat(sshdPath); err != nil {
 		t.Skipf("skipping: OpenSSH sshd not found at %s (install openssh-server to run these tests)", sshdPath)
 	}
@@ -93,7 +99,8 @@ KbdInteractiveAuthentication no
 PermitRootLogin prohibit-password
 Subsystem sftp internal-sftp
 LogLevel VERBOSE
-`, port, hostKey, authorized)
+%s
+`, port, hostKey, authorized, extra)
 	os.WriteFile(cfgFile, []byte(conf), 0o600)
 
 	var logs lockedBuffer
@@ -259,4 +266,85 @@ func TestOpenSSH(t *testing.T) {
 			t.Errorf("Dial = %v, want an unknown-host *HostKeyError", err)
 		}
 	})
+}
+
+// MaxSessions (10 by default): more commands at once than the host allows
+// on one connection queue; with the default limit they never reach it, and
+// with a lower MaxSessions the refused ones wait and then run.
+func TestOpenSSHMaxSessions(t *testing.T) {
+	for _, tc := range []struct {
+		name, conf string
+	}{{"default", ""}, {"MaxSessions 3", "MaxSessions 3"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := dial(t, startSSHDWith(t, tc.conf))
+			h := c.Host(false)
+			var wg sync.WaitGroup
+			errs := make(chan error, 20)
+			for i := range 20 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					out, err := h.Run(t.Context(), tasks.Cmd{Args: []string{"sh", "-c", fmt.Sprintf("sleep 0.2; echo %d", i)}})
+					if err == nil && strings.TrimSpace(string(out.Stdout)) != fmt.Sprint(i) {
+						err = fmt.Errorf("command %d printed %q", i, out.Stdout)
+					}
+					errs <- err
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				if err != nil {
+					t.Error(err)
+				}
+			}
+			if c.lost() != nil {
+				t.Errorf("connection lost: %v", c.lost())
+			}
+		})
+	}
+}
+
+// MaxStartups: many logins at once to one sshd. The pool's per-endpoint
+// limit keeps them under the default 10:30:100; beyond a tighter
+// MaxStartups the dropped ones are retried with backoff.
+func TestOpenSSHMaxStartups(t *testing.T) {
+	for _, tc := range []struct {
+		name, conf string
+		pool       *Pool
+		n          int
+	}{
+		{"default", "", NewPool(), 30},
+		{"MaxStartups 2 and 6 handshakes at once", "MaxStartups 2", &Pool{MaxHandshakes: 6}, 12},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := startSSHDWith(t, tc.conf)
+			var logs syncBuffer
+			cfg.Logger = debugLogger(&logs)
+			var wg sync.WaitGroup
+			errs := make(chan error, tc.n)
+			for i := range tc.n {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					hcfg := cfg
+					hcfg.Name = fmt.Sprintf("alias-%d", i)
+					c, err := tc.pool.Dial(t.Context(), hcfg)
+					if err == nil {
+						_, err = c.Host(false).Run(t.Context(), tasks.Cmd{Args: []string{"true"}})
+						c.Close()
+					}
+					errs <- err
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				if err != nil {
+					t.Error(err)
+				}
+			}
+			t.Logf("retries: %d", strings.Count(logs.String(), "retrying"))
+		})
+	}
 }
