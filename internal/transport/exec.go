@@ -219,9 +219,9 @@ func (w *sudoWatch) signal() {
 
 // answer writes the password at sudo's first prompt and returns true once
 // the command started (its stdin may then be sent). It returns false, having
-// closed stdin, when sudo prompts again (the password was rejected: it is
-// never sent twice), when the session ends first, or when sudo neither
-// prompts nor starts the command within wait (the session is then closed).
+// closed the session, when sudo prompts again (the password was rejected:
+// it is never sent twice) or neither prompts nor starts the command within
+// wait, and when the session ends first.
 func (w *sudoWatch) answer(stdin io.WriteCloser, sess interface{ Close() error }, done <-chan struct{}, wait time.Duration) bool {
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
@@ -234,7 +234,10 @@ func (w *sudoWatch) answer(stdin io.WriteCloser, sess interface{ Close() error }
 		case started:
 			return true
 		case prompts > 1:
+			// Rejected. Under a pty, closing stdin is no end of input for
+			// sudo, which would wait for the next try: end the session.
 			_ = stdin.Close()
+			_ = sess.Close()
 			return false
 		case prompts == 1 && !sent:
 			sent = true
