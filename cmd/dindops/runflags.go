@@ -46,7 +46,7 @@ func (o *runOptions) register(cmd *cobra.Command) {
 	f.IntVarP(&o.forks, "forks", "f", 20, "how many hosts to work on at once (within a batch, when a play has a serial)")
 	f.StringArrayVarP(&o.tags, "tags", "t", nil, "only run tasks tagged with one of these (comma-separated, repeatable; tasks tagged always run too)")
 	f.StringArrayVar(&o.skipTags, "skip-tags", nil, "do not run tasks tagged with any of these (comma-separated, repeatable)")
-	f.StringVarP(&o.output, "output", "o", "text", "output format: text or json")
+	f.StringVarP(&o.output, "output", "o", "text", "output format: text, or json (JSON lines: one event per line as the run goes, the whole result last)")
 	f.BoolVar(&o.noColor, "no-color", false, "no colours in the output")
 	f.CountVarP(&o.verbose, "verbose", "v", "log more to stderr (-v: progress, -vv: every command)")
 	o.ssh.register(cmd)

@@ -215,3 +215,19 @@ func TestStreamIsJSONLines(t *testing.T) {
 		t.Error("a secret is in the stream")
 	}
 }
+
+// Logs written while the live view is on screen appear above it.
+func TestLiveWriterWritesAboveTheView(t *testing.T) {
+	var b bytes.Buffer
+	l := &render.Live{W: &b, Now: func() time.Time { return t0 }, Size: func() (int, int) { return 80, 24 }}
+	l.Event(runner.Event{Type: runner.EventPlayStart, Time: t0, Play: "p"})
+	l.Event(runner.Event{Type: runner.EventBatchStart, Time: t0, Batch: 1, Batches: 1, Hosts: []string{"a"}})
+	b.Reset()
+	if _, err := l.Writer().Write([]byte("12:00:00 INFO log line\n")); err != nil {
+		t.Fatal(err)
+	}
+	want := "\x1b[2A\r\x1b[J12:00:00 INFO log line\n⠋ PLAY p · 0 running · 0 done · 0 failed · 1 waiting · 0:00\n  a  waiting\n"
+	if b.String() != want {
+		t.Errorf("got  %q\nwant %q", b.String(), want)
+	}
+}
