@@ -1038,12 +1038,6 @@ func (g *GitLabRunner) applyRegister(ctx context.Context, h Host, path string, d
 	if g.token == "" {
 		return fmt.Errorf("gitlab_runner: no token was prepared (the task's Prepare did not run)")
 	}
-	dir := pathDir(path)
-	if !p.existed {
-		if _, err := Exec(ctx, h, "mkdir", "-p", "-m0700", dir); err != nil {
-			return err
-		}
-	}
 	var reg runnerTokenResponse
 	var err error
 	switch g.kind {
@@ -1066,6 +1060,16 @@ func (g *GitLabRunner) applyRegister(ctx context.Context, h Host, path string, d
 	}
 	if err != nil {
 		return err
+	}
+	// Nothing is written before GitLab has said yes, the directory
+	// included.
+	if !p.existed {
+		if _, err := Exec(ctx, h, "mkdir", "-p", "-m0700", pathDir(path)); err != nil {
+			if g.kind == runnerAuthToken {
+				return err
+			}
+			return g.takeBack(ctx, reg, err)
+		}
 	}
 	if err := g.keepSystemID(ctx, h, path, p); err != nil {
 		if g.kind == runnerAuthToken {

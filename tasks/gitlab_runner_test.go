@@ -429,6 +429,12 @@ func TestGitLabRunnerRefusedRegistrationToken(t *testing.T) {
 			if len(f.fake.Runners()) != 0 {
 				t.Errorf("a runner was created")
 			}
+			// On a host without config.toml, not even its directory is made.
+			fresh := tasktest.New()
+			changes, _ = f.plan(g, fresh)
+			if err := f.apply(g, fresh, changes); err == nil || fresh.Ran("mkdir") || len(fresh.Paths()) != 0 {
+				t.Errorf("refused on a fresh host: %v, commands %v, paths %v", err, fresh.Commands, fresh.Paths())
+			}
 			f.assertNoSecrets(h, wrongToken)
 		})
 	}
