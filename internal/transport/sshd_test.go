@@ -279,8 +279,8 @@ func TestOpenSSHMaxSessions(t *testing.T) {
 			c := dial(t, startSSHDWith(t, tc.conf))
 			h := c.Host(false)
 			var wg sync.WaitGroup
-			errs := make(chan error, 20)
-			for i := range 20 {
+			errs := make(chan error, 12)
+			for i := range 12 { // more than MaxSessions and than our limit of 8
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
@@ -331,7 +331,6 @@ func TestOpenSSHMaxStartups(t *testing.T) {
 					hcfg.Name = fmt.Sprintf("alias-%d", i)
 					c, err := tc.pool.Dial(t.Context(), hcfg)
 					if err == nil {
-						_, err = c.Host(false).Run(t.Context(), tasks.Cmd{Args: []string{"true"}})
 						c.Close()
 					}
 					errs <- err
