@@ -31,5 +31,13 @@ fleet-down:
 demo: build
 	$(FLEET)/demo.sh
 
+# dindops against Ansible (defaults and best settings) and the floor, on local
+# fleets (bench/, see docs/benchmarks.md): long, about an hour and a half.
+# Needs root; installs Ansible with apt. Writes docs/benchmarks.md and .png.
+# A quick look: make bench BENCH_FLAGS="-sizes 1,5 -reps 1 -docker-hosts 0 -no-doc"
+BENCH_FLAGS ?=
+bench: build
+	cd bench && $(GO) run ./cmd/bench -repo .. $(BENCH_FLAGS)
+
 clean:
 	rm -rf bin

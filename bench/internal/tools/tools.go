@@ -1,0 +1,302 @@
+// Package tools knows how to run each benchmarked tool for one phase of one
+// scenario, and how to tell from its output that the run did what it should
+// (changes on a first run, none on a no-op run): a benchmark of runs that
+// failed, or changed nothing, would measure nothing.
+package tools
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/dindops/dindops/bench/internal/inventory"
+)
+
+// Tool is one benchmarked tool (or tool setting).
+type Tool string
+
+// The tools, in the order the tables list them.
+const (
+	Dindops        Tool = "dindops"
+	AnsibleDefault Tool = "ansible-default" // forks 5, no pipelining, Ansible's own ssh_args
+	AnsibleBest    Tool = "ansible-best"    // forks N, pipelining, ControlPersist, no compression
+	Floor          Tool = "floor"           // bench/cmd/floor
+)
+
+// All lists every tool in table order.
+var All = []Tool{Dindops, AnsibleDefault, AnsibleBest, Floor}
+
+// IsAnsible is true for the Ansible settings.
+func (t Tool) IsAnsible() bool { return t == AnsibleDefault || t == AnsibleBest }
+
+// Phase is one kind of run.
+type Phase string
+
+// The phases, in the order they run on a freshly reset fleet.
+const (
+	Plan  Phase = "plan"  // dindops plan; ansible-playbook --check --diff (on the reset state)
+	First Phase = "first" // apply on the reset state: everything changes
+	Noop  Phase = "noop"  // apply again: nothing to change
+)
+
+// Phases lists every phase in run order.
+var Phases = []Phase{Plan, First, Noop}
+
+// Scenario is a pair of equivalent playbooks and how to reset the hosts to
+// the state before their first run.
+type Scenario struct {
+	Name string `json:"name"`
+	// Dindops is the dindops playbook; empty means the shipped one.
+	Dindops string `json:"dindops_playbook"`
+	Ansible string `json:"ansible_playbook"`
+	// Prepare is a shell script run once in every host container
+	// (untimed) before the first run on a fleet.
+	Prepare string `json:"-"`
+	// Reset is a shell script run in every host container (untimed)
+	// before the plan and first runs.
+	Reset string `json:"-"`
+	// Env is extra environment for both tools (e.g. the runner token).
+	Env []string `json:"-"`
+}
+
+// Kit is what the tools are run with.
+type Kit struct {
+	Dindops         string // bin/dindops
+	Floor           string // the built floor program
+	AnsiblePlaybook string // ansible-playbook
+}
+
+// Run is one prepared run.
+type Run struct {
+	Cmd *exec.Cmd
+	// Cleanup removes what the run needed (ControlPath directory).
+	Cleanup func()
+}
+
+// Command prepares tool's run of phase. dir holds the run's files; files
+// are the inventories of the fleet view; trips (floor only) the round
+// trips dindops needed per host in the same phase.
+func (k *Kit) Command(ctx context.Context, tool Tool, phase Phase, sc Scenario, files *inventory.Files, dir string, trips map[string]inventory.Trips) (*Run, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	n := len(files.Endpoints)
+	r := &Run{Cleanup: func() {}}
+	switch tool {
+	case Dindops:
+		verb := "apply"
+		if phase == Plan {
+			verb = "plan"
+		}
+		args := []string{verb, "-i", files.Dindops, "-v", "-o", "json", "--forks", strconv.Itoa(n)}
+		if sc.Dindops != "" {
+			args = append(args, sc.Dindops)
+		}
+		r.Cmd = exec.CommandContext(ctx, k.Dindops, args...)
+		r.Cmd.Env = append(os.Environ(), sc.Env...)
+	case AnsibleDefault, AnsibleBest:
+		cfg, err := WriteAnsibleConfig(files.Dir, tool, n)
+		if err != nil {
+			return nil, err
+		}
+		args := []string{"-i", files.Ansible}
+		if phase == Plan {
+			args = append(args, "--check", "--diff")
+		}
+		args = append(args, sc.Ansible)
+		// A fresh ControlPath directory per run: no run reuses another's
+		// master connections (they are stopped after each run, see
+		// package measure). Short, for the socket path limit.
+		cp, err := os.MkdirTemp("", "bcp")
+		if err != nil {
+			return nil, err
+		}
+		r.Cleanup = func() { os.RemoveAll(cp) }
+		r.Cmd = exec.CommandContext(ctx, k.AnsiblePlaybook, args...)
+		r.Cmd.Env = append(os.Environ(), sc.Env...)
+		r.Cmd.Env = append(r.Cmd.Env, "ANSIBLE_CONFIG="+cfg, "ANSIBLE_SSH_CONTROL_PATH_DIR="+cp,
+			"ANSIBLE_NOCOLOR=1", "ANSIBLE_FORCE_COLOR=0")
+	case Floor:
+		targets := filepath.Join(dir, "floor-targets.json")
+		if err := files.WriteFloor(targets, trips); err != nil {
+			return nil, err
+		}
+		r.Cmd = exec.CommandContext(ctx, k.Floor, "-targets", targets)
+	default:
+		return nil, fmt.Errorf("unknown tool %q", tool)
+	}
+	return r, nil
+}
+
+// AnsibleConfig is the ansible.cfg of a setting for n hosts. Both settings
+// turn fact gathering off (the playbooks say gather_facts: false too) and
+// keep host key checking on (against the fleet's known_hosts, from the
+// inventory).
+func AnsibleConfig(tool Tool, n int) string {
+	common := "[defaults]\ngathering = explicit\nretry_files_enabled = False\n"
+	if tool == AnsibleDefault {
+		return "# Ansible at its defaults: forks 5, no pipelining, ssh_args\n" +
+			"# \"-C -o ControlMaster=auto -o ControlPersist=60s\", interpreter discovery.\n" +
+			common + "interpreter_python = auto_silent\n"
+	}
+	return "# Ansible at its best here: one fork per host, pipelining (one ssh\n" +
+		"# command per module instead of several), ControlPersist master\n" +
+		"# connections, no compression (loopback), no interpreter discovery.\n" +
+		common + fmt.Sprintf("forks = %d\n", n) + "interpreter_python = /usr/bin/python3\n" +
+		"\n[ssh_connection]\npipelining = True\nssh_args = -o ControlMaster=auto -o ControlPersist=60s\n"
+}
+
+// WriteAnsibleConfig writes AnsibleConfig into dir and returns its path.
+func WriteAnsibleConfig(dir string, tool Tool, n int) (string, error) {
+	p := filepath.Join(dir, string(tool)+".cfg")
+	return p, os.WriteFile(p, []byte(AnsibleConfig(tool, n)), 0o600)
+}
+
+// Outcome is what a run reported.
+type Outcome struct {
+	// Changed counts changed (or, in plan/check mode, to-change) task
+	// results over all hosts.
+	Changed int
+	// Trips are dindops's round trips per host (from -v).
+	Trips map[string]inventory.Trips
+}
+
+// Check reads a finished run's output and says whether the run did its
+// job: exit 0, every host reached and nothing failed, changes where the
+// phase expects them and none on a no-op run.
+func Check(tool Tool, phase Phase, hosts, exitCode int, stdout, stderr []byte) (Outcome, error) {
+	var o Outcome
+	if exitCode != 0 {
+		return o, fmt.Errorf("%s exited %d: %s", tool, exitCode, lastLines(stderr, stdout, 5))
+	}
+	switch {
+	case tool == Dindops:
+		res, err := dindopsResult(stdout)
+		if err != nil {
+			return o, err
+		}
+		if len(res.Recap) != hosts {
+			return o, fmt.Errorf("dindops recap has %d hosts, want %d", len(res.Recap), hosts)
+		}
+		for _, h := range res.Recap {
+			if h.Failed+h.Unreachable > 0 {
+				return o, fmt.Errorf("dindops: %s failed or unreachable: %s", h.Host, lastLines(stderr, nil, 5))
+			}
+			o.Changed += h.Changed
+		}
+		trips, err := ParseTrips(stderr)
+		if err != nil {
+			return o, err
+		}
+		if len(trips) != hosts {
+			return o, fmt.Errorf("dindops -v logged round trips for %d hosts, want %d", len(trips), hosts)
+		}
+		o.Trips = trips
+	case tool.IsAnsible():
+		recap := ansibleRecap.FindAllSubmatch(stdout, -1)
+		if len(recap) != hosts {
+			return o, fmt.Errorf("ansible-playbook PLAY RECAP has %d hosts, want %d: %s", len(recap), hosts, lastLines(stdout, nil, 5))
+		}
+		for _, m := range recap {
+			changed, _ := strconv.Atoi(string(m[2]))
+			unreachable, _ := strconv.Atoi(string(m[3]))
+			failed, _ := strconv.Atoi(string(m[4]))
+			if failed+unreachable > 0 {
+				return o, fmt.Errorf("ansible: %s failed or unreachable", m[1])
+			}
+			o.Changed += changed
+		}
+	case tool == Floor:
+		return o, nil
+	}
+	switch phase {
+	case Plan, First:
+		if o.Changed == 0 {
+			return o, fmt.Errorf("%s %s run changed nothing: the hosts were not reset", tool, phase)
+		}
+	case Noop:
+		if o.Changed != 0 {
+			return o, fmt.Errorf("%s no-op run changed %d task results: not idempotent", tool, o.Changed)
+		}
+	}
+	return o, nil
+}
+
+// dindopsRecap is the part of dindops's JSON result the checks need.
+type dindopsRecap struct {
+	Recap []struct {
+		Host        string `json:"host"`
+		Changed     int    `json:"changed"`
+		Failed      int    `json:"failed"`
+		Unreachable int    `json:"unreachable"`
+	} `json:"recap"`
+}
+
+// dindopsResult reads the result of `dindops -o json`: one JSON document,
+// or JSON lines (events) whose last line with a recap is the result.
+func dindopsResult(stdout []byte) (dindopsRecap, error) {
+	var res dindopsRecap
+	if json.Unmarshal(stdout, &res) == nil && res.Recap != nil {
+		return res, nil
+	}
+	lines := bytes.Split(bytes.TrimSpace(stdout), []byte("\n"))
+	for i := len(lines) - 1; i >= 0; i-- {
+		res = dindopsRecap{}
+		if json.Unmarshal(lines[i], &res) == nil && res.Recap != nil {
+			return res, nil
+		}
+	}
+	return res, fmt.Errorf("dindops -o json printed no result with a recap: %s", lastLines(stdout, nil, 2))
+}
+
+var (
+	ansibleRecap = regexp.MustCompile(`(?m)^(\S+)\s+:\s+ok=\d+\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)`)
+	tripsLine    = regexp.MustCompile(`round trips.*\bhost=(\S+).*\bcommands=(\d+).*\bsftp=(\d+)`)
+)
+
+// ParseTrips reads dindops -v's per-host "round trips" log lines
+// (commands=N sftp=M).
+func ParseTrips(stderr []byte) (map[string]inventory.Trips, error) {
+	trips := map[string]inventory.Trips{}
+	sc := bufio.NewScanner(bytes.NewReader(stderr))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		m := tripsLine.FindStringSubmatch(sc.Text())
+		if m == nil {
+			continue
+		}
+		c, _ := strconv.Atoi(m[2])
+		s, _ := strconv.Atoi(m[3])
+		// The counts are per connection, cumulative: the last line wins.
+		trips[m[1]] = inventory.Trips{Commands: c, SFTP: s}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	if len(trips) == 0 {
+		return nil, fmt.Errorf("dindops -v printed no \"round trips\" lines (commands=N sftp=M)")
+	}
+	return trips, nil
+}
+
+// lastLines is the last n non-empty lines of the first non-empty output.
+func lastLines(a, b []byte, n int) string {
+	out := a
+	if len(bytes.TrimSpace(out)) == 0 {
+		out = b
+	}
+	lines := slices.DeleteFunc(strings.Split(string(out), "\n"), func(s string) bool { return strings.TrimSpace(s) == "" })
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, " | ")
+}
