@@ -155,4 +155,3 @@ func TestResolveJumpChain(t *testing.T) {
 		t.Errorf("loop: %v", err)
 	}
 }
-
