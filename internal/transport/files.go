@@ -49,6 +49,15 @@ func (h *host) ReadFile(ctx context.Context, p string) (tasks.RemoteFile, error)
 	if err != nil {
 		return fail(err)
 	}
+	return h.readResult(p, out)
+}
+
+// readResult turns the output of readScript for p into a file or an error
+// (see ReadFile).
+func (h *host) readResult(p string, out tasks.Output) (tasks.RemoteFile, error) {
+	fail := func(err error) (tasks.RemoteFile, error) {
+		return tasks.RemoteFile{}, &fs.PathError{Op: "read", Path: p, Err: err}
+	}
 	errText := out.Stderr
 	if len(errText) == 0 {
 		errText = out.Stdout

@@ -1041,3 +1041,45 @@ func TestLockIsExclusive(t *testing.T) {
 	}
 	release2()
 }
+
+// A batch of probes is one remote command, whatever it reads and runs.
+func TestProbeIsOneRoundTrip(t *testing.T) {
+	s := newServer(t, serverOpts{})
+	c := dial(t, s.config())
+	dir := t.TempDir()
+	file := filepath.Join(dir, "daemon.json")
+	if err := os.WriteFile(file, []byte("{\"a\": 1}\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	before := c.Stats().Commands
+	res, err := tasks.RunProbes(t.Context(), c.Host(false),
+		tasks.ReadProbe(file),
+		tasks.ReadProbe(filepath.Join(dir, "missing")),
+		tasks.RunProbe("sh", "-c", "printf '\\377\\376 out'; echo err >&2; exit 3"),
+		tasks.RunProbe("test", "-d", dir),
+		tasks.RunProbe("cat"), // stdin is closed: EOF, not a hang
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := c.Stats().Commands - before; n != 1 {
+		t.Errorf("%d remote commands for 5 probes, want 1", n)
+	}
+	if !res[0].Exists || string(res[0].File.Content) != "{\"a\": 1}\n" || res[0].File.Mode != 0o640 {
+		t.Errorf("file probe = %+v", res[0])
+	}
+	if res[1].Exists || res[1].Err != nil {
+		t.Errorf("missing file probe = %+v", res[1])
+	}
+	if o := res[2].Output; o.ExitCode != 3 || string(o.Stdout) != "\xff\xfe out" || string(o.Stderr) != "err\n" {
+		t.Errorf("command probe = %+v", o)
+	}
+	if res[3].Output.ExitCode != 0 || res[4].Output.ExitCode != 0 {
+		t.Errorf("test -d / cat probes = %+v %+v", res[3], res[4])
+	}
+	// A directory read as a file is that probe's error, not the batch's.
+	res, err = tasks.RunProbes(t.Context(), c.Host(false), tasks.ReadProbe(dir), tasks.RunProbe("true"))
+	if err == nil || res[0].Err == nil || res[1].Err != nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("directory probe: err %v, results %+v", err, res)
+	}
+}
