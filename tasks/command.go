@@ -74,32 +74,35 @@ func (c *Command) Plan(ctx context.Context, h Host) ([]Change, error) {
 		_, err := ExecCmd(ctx, h, c.cmd())
 		return nil, err
 	}
+	// The guards, all in one round trip.
+	var probes []Probe
 	if c.Creates != "" {
-		out, err := h.Run(ctx, Cmd{Args: []string{"test", "-e", c.Creates}})
-		if err != nil {
-			return nil, err
-		}
-		if out.ExitCode == 0 {
-			return nil, Skip("creates: %s exists", c.Creates)
-		}
+		probes = append(probes, RunProbe("test", "-e", c.Creates))
 	}
 	if c.Removes != "" {
-		out, err := h.Run(ctx, Cmd{Args: []string{"test", "-e", c.Removes}})
-		if err != nil {
-			return nil, err
-		}
-		if out.ExitCode != 0 {
-			return nil, Skip("removes: %s does not exist", c.Removes)
-		}
+		probes = append(probes, RunProbe("test", "-e", c.Removes))
 	}
 	if len(c.Unless) > 0 {
-		out, err := h.Run(ctx, Cmd{Args: c.Unless})
-		if err != nil {
-			return nil, err
+		probes = append(probes, RunProbe(c.Unless...))
+	}
+	res, err := RunProbes(ctx, h, probes...)
+	if err != nil {
+		return nil, err
+	}
+	if c.Creates != "" {
+		if res[0].Output.ExitCode == 0 {
+			return nil, Skip("creates: %s exists", c.Creates)
 		}
-		if out.ExitCode == 0 {
-			return nil, Skip("unless: %s exited 0", ShellJoin(c.Unless))
+		res = res[1:]
+	}
+	if c.Removes != "" {
+		if res[0].Output.ExitCode != 0 {
+			return nil, Skip("removes: %s does not exist", c.Removes)
 		}
+		res = res[1:]
+	}
+	if len(c.Unless) > 0 && res[0].Output.ExitCode == 0 {
+		return nil, Skip("unless: %s exited 0", ShellJoin(c.Unless))
 	}
 	// The status column says "will change" (plan) or "changed" (apply);
 	// the summary says what is known of the effect, true in both modes.

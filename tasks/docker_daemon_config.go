@@ -98,10 +98,12 @@ var daemonBoolKeys = map[string]bool{
 // Plan implements Task.
 func (d *DockerDaemonConfig) Plan(ctx context.Context, h Host) ([]Change, error) {
 	p := d.path()
-	cur, exists, err := ReadFileIfExists(ctx, h, p)
+	// One round trip on a converged host: the file and the running driver.
+	res, err := RunProbes(ctx, h, ReadProbe(p), RunProbe(dockerInfoDriver()...))
 	if err != nil {
 		return nil, err
 	}
+	cur, exists := res[0].File, res[0].Exists
 	doc := &jsonObject{indent: "  "}
 	if exists && len(bytes.TrimSpace(cur.Content)) > 0 {
 		doc, err = parseJSONObject(cur.Content)
@@ -142,7 +144,7 @@ func (d *DockerDaemonConfig) Plan(ctx context.Context, h Host) ([]Change, error)
 	running := ""
 	if sd, ok := d.Settings["storage-driver"].(string); ok {
 		var w []string
-		running, w, err = d.checkStorageDriver(ctx, h, sd)
+		running, w, err = d.checkStorageDriver(res[1].Output, sd)
 		if err != nil {
 			return nil, err
 		}
@@ -215,11 +217,7 @@ func dockerdValidates(ctx context.Context, h Host) (bool, []string, error) {
 // returns the running driver when it is another one (empty when it is the
 // wanted one or docker does not answer), with a warning, or an error when
 // the change would hide images and containers without consent.
-func (d *DockerDaemonConfig) checkStorageDriver(ctx context.Context, h Host, want string) (string, []string, error) {
-	out, err := h.Run(ctx, Cmd{Args: []string{"docker", "info", "--format", "{{json .Driver}} {{.Images}} {{.Containers}}"}})
-	if err != nil {
-		return "", nil, err
-	}
+func (d *DockerDaemonConfig) checkStorageDriver(out Output, want string) (string, []string, error) {
 	if out.ExitCode != 0 {
 		// Docker is not running or not installed: nothing is hidden by the
 		// change, and the next start reads the file.
@@ -244,6 +242,12 @@ func (d *DockerDaemonConfig) checkStorageDriver(ctx context.Context, h Host, wan
 		return "", nil, fmt.Errorf("%s; set allow_storage_driver_change: true to go ahead", msg)
 	}
 	return driver, []string{msg}, nil
+}
+
+// dockerInfoDriver asks docker for its storage driver and how many images and
+// containers it holds (https://docs.docker.com/reference/cli/docker/system/info/).
+func dockerInfoDriver() []string {
+	return []string{"docker", "info", "--format", "{{json .Driver}} {{.Images}} {{.Containers}}"}
 }
 
 // Apply implements Task.

@@ -120,10 +120,13 @@ func (f *File) Plan(ctx context.Context, h Host) ([]Change, error) {
 	if f.State == "directory" {
 		return f.planDirectory(ctx, h)
 	}
-	cur, exists, err := ReadFileIfExists(ctx, h, f.Path)
+	// One round trip: the file, and whether its directory exists.
+	dir := path.Dir(f.Path)
+	res, err := RunProbes(ctx, h, ReadProbe(f.Path), RunProbe("test", "-d", dir))
 	if err != nil {
 		return nil, err
 	}
+	cur, exists := res[0].File, res[0].Exists
 	if f.State == "absent" {
 		if !exists {
 			return nil, nil
@@ -132,8 +135,8 @@ func (f *File) Plan(ctx context.Context, h Host) ([]Change, error) {
 	}
 	want := []byte(f.Content)
 	if !exists {
-		if err := parentExists(ctx, h, f.Path); err != nil {
-			return nil, err
+		if res[1].Output.ExitCode != 0 {
+			return nil, fmt.Errorf("parent directory %s does not exist: add a task before this one with file: {path: %s, state: directory}", dir, dir)
 		}
 		summary, p := f.newPerms(0o644)
 		return []Change{{Action: Create, Resource: "file", Target: f.Path, Summary: summary, Diff: f.diff(nil, want), Payload: p}}, nil
@@ -154,19 +157,6 @@ func (f *File) Plan(ctx context.Context, h Host) ([]Change, error) {
 		c.Summary = FieldNames(fields)
 	}
 	return []Change{c}, nil
-}
-
-// parentExists fails, with what to do, when p's directory is missing.
-func parentExists(ctx context.Context, h Host, p string) error {
-	dir := path.Dir(p)
-	out, err := h.Run(ctx, Cmd{Args: []string{"test", "-d", dir}})
-	if err != nil {
-		return err
-	}
-	if out.ExitCode != 0 {
-		return fmt.Errorf("parent directory %s does not exist: add a task before this one with file: {path: %s, state: directory}", dir, dir)
-	}
-	return nil
 }
 
 // planDirectory plans state: directory.

@@ -68,18 +68,27 @@ func (k *KernelModule) persistPath() string {
 	return "/etc/modules-load.d/" + k.Name + ".conf"
 }
 
-// Plan implements Task.
+// Plan implements Task. It reads everything it needs in one probe batch:
+// /sys/module/NAME, /proc/filesystems, the persistence file, whether
+// /etc/modules-load.d exists, and what modprobe --dry-run says.
 func (k *KernelModule) Plan(ctx context.Context, h Host) ([]Change, error) {
-	var changes []Change
-	loaded, err := k.loaded(ctx, h)
+	p := k.persistPath()
+	probes := []Probe{
+		RunProbe("test", "-d", "/sys/module/"+k.Name),
+		ReadProbe("/proc/filesystems"),
+		RunProbe("modprobe", "--dry-run", k.Name),
+		RunProbe("test", "-d", "/etc/modules-load.d"),
+	}
+	if p != "" {
+		probes = append(probes, ReadProbe(p))
+	}
+	res, err := RunProbes(ctx, h, probes...)
 	if err != nil {
 		return nil, err
 	}
-	if !loaded {
-		out, err := h.Run(ctx, Cmd{Args: []string{"modprobe", "--dry-run", k.Name}})
-		if err != nil {
-			return nil, err
-		}
+	var changes []Change
+	if !k.loaded(res[0], res[1]) {
+		out := res[2].Output
 		if out.ExitCode != 0 {
 			msg := strings.TrimSpace(string(out.Stderr))
 			if out.ExitCode == 127 {
@@ -89,14 +98,10 @@ func (k *KernelModule) Plan(ctx context.Context, h Host) ([]Change, error) {
 		}
 		changes = append(changes, Change{Action: Create, Resource: "kernel_module", Target: k.Name, Summary: "load with modprobe", Payload: moduleLoad{}})
 	}
-	p := k.persistPath()
 	if p == "" {
 		return changes, nil
 	}
-	cur, exists, err := ReadFileIfExists(ctx, h, p)
-	if err != nil {
-		return nil, err
-	}
+	cur, exists := res[4].File, res[4].Exists
 	var want []byte
 	if k.Persist == "modules" {
 		want = withOneModuleLine(cur.Content, k.Name)
@@ -113,39 +118,27 @@ func (k *KernelModule) Plan(ctx context.Context, h Host) ([]Change, error) {
 		Diff: UnifiedDiff(p, cur.Content, want), Payload: modulePersist{path: p, content: want}}
 	if !exists {
 		c.Action = Create
-		if k.Persist != "modules" {
-			dirOut, err := h.Run(ctx, Cmd{Args: []string{"test", "-d", "/etc/modules-load.d"}})
-			if err != nil {
-				return nil, err
-			}
-			if dirOut.ExitCode != 0 {
-				c.Payload = modulePersist{path: p, content: want, mkdir: "/etc/modules-load.d"}
-				c.Summary += " (creates /etc/modules-load.d)"
-			}
+		if k.Persist != "modules" && res[3].Output.ExitCode != 0 {
+			c.Payload = modulePersist{path: p, content: want, mkdir: "/etc/modules-load.d"}
+			c.Summary += " (creates /etc/modules-load.d)"
 		}
 	}
 	return append(changes, c), nil
 }
 
-func (k *KernelModule) loaded(ctx context.Context, h Host) (bool, error) {
-	out, err := h.Run(ctx, Cmd{Args: []string{"test", "-d", "/sys/module/" + k.Name}})
-	if err != nil {
-		return false, err
+// loaded reports whether the module is available, from the probes of
+// /sys/module/NAME and /proc/filesystems.
+func (k *KernelModule) loaded(sysModule, filesystems ProbeResult) bool {
+	if sysModule.Output.ExitCode == 0 {
+		return true
 	}
-	if out.ExitCode == 0 {
-		return true, nil
-	}
-	fsList, err := h.ReadFile(ctx, "/proc/filesystems")
-	if err != nil {
-		return false, fmt.Errorf("read /proc/filesystems: %w", err)
-	}
-	for _, line := range strings.Split(string(fsList.Content), "\n") {
+	for _, line := range strings.Split(string(filesystems.File.Content), "\n") {
 		f := strings.Fields(line)
 		if len(f) > 0 && f[len(f)-1] == k.Name {
-			return true, nil
+			return true
 		}
 	}
-	return false, nil
+	return false
 }
 
 // Apply implements Task.

@@ -62,8 +62,10 @@ func TestKernelModuleBuiltinFilesystemCountsAsLoaded(t *testing.T) {
 	if err != nil || len(changes) != 0 {
 		t.Fatalf("plan = %+v, %v; want nothing to do", changes, err)
 	}
-	if h.Ran("modprobe") {
-		t.Error("modprobe ran although the module is available")
+	for _, c := range h.Commands {
+		if c[0] == "modprobe" && c[1] != "--dry-run" {
+			t.Errorf("%v ran although the module is available (only a dry run may)", c)
+		}
 	}
 }
 
