@@ -48,7 +48,7 @@ func (o *runOptions) register(cmd *cobra.Command) {
 	f.StringArrayVar(&o.skipTags, "skip-tags", nil, "do not run tasks tagged with any of these (comma-separated, repeatable)")
 	f.StringVarP(&o.output, "output", "o", "text", "output format: text, or json (JSON lines: one event per line as the run goes, the whole result last)")
 	f.BoolVar(&o.noColor, "no-color", false, "no colours in the output")
-	f.CountVarP(&o.verbose, "verbose", "v", "log more to stderr (-v: progress, -vv: every command)")
+	f.CountVarP(&o.verbose, "verbose", "v", "log more to stderr (-v: connections and what is applied, -vv: every command)")
 	o.ssh.register(cmd)
 	_ = cmd.MarkFlagRequired("inventory")
 	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))

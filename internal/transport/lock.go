@@ -30,6 +30,19 @@ func (e *LockedError) Error() string {
 	return fmt.Sprintf("%s: another dindops run is changing this host (it holds the lock on %s); wait for it to finish and run again", e.Host, e.Path)
 }
 
+// lockScript runs under flock -o (only flock itself holds the lock): it
+// says "locked", then holds the lock until its input ends (release, or
+// sshd closing the session). Meanwhile it writes a byte every 5 s: a
+// client that vanished (host down, network cut, then the network back)
+// never closes the session itself, and sshd only notices when it sends
+// something, so without this a dead run's lock would last until TCP's
+// keepalive, two hours later, and every apply in between would fail.
+const lockScript = `echo locked
+(while sleep 5; do echo . || exit; done) &
+cat >/dev/null
+kill $! 2>/dev/null
+exit 0`
+
 // Lock takes an exclusive lock on the host for as long as a run changes it,
 // so that two dindops runs (two pipelines, two people) never change one host
 // at once: two applies would each register the runner, and GitLab would keep
@@ -57,7 +70,7 @@ func (c *Conn) Lock(ctx context.Context) (release func(), err error) {
 		freeSlot()
 		return nil, fmt.Errorf("%s: lock: %w", c.name, err)
 	}
-	line := tasks.ShellJoin([]string{"flock", "-n", "-E", fmt.Sprint(lockedExit), c.cfg.LockPath, "sh", "-c", "echo locked; exec cat >/dev/null"})
+	line := tasks.ShellJoin([]string{"flock", "-n", "-o", "-E", fmt.Sprint(lockedExit), c.cfg.LockPath, "sh", "-c", lockScript})
 	c.log.Debug("lock", "path", c.cfg.LockPath)
 	if err := sess.Start(line); err != nil {
 		sess.Close()
