@@ -315,3 +315,22 @@ func ExampleInvalidTokenError() {
 	fmt.Println(strings.SplitN(err.Error(), ";", 2)[0])
 	// Output: runner build-1: the token in /etc/gitlab-runner/config.toml is no longer valid for https://gitlab.example.com (403 Forbidden to POST /api/v4/runners/verify): the runner was deleted in GitLab, or its token was reset or revoked, and gitlab-runner cannot take jobs with it
 }
+
+// The host's only runner decommissioned: config.toml keeps its global
+// settings and has no [[runners]] left.
+func TestGitLabRunnerAbsentLastRunner(t *testing.T) {
+	f := newGitLab(t, fakegitlab.Options{RegistrationTokens: []string{regToken}, AllowRegistrationTokens: true})
+	h := tasktest.New()
+	tasktest.Converge(t, f.mustPrepare(f.task(regToken, nil)), h)
+	g := f.mustPrepare(&tasks.GitLabRunner{ConfigFile: cfgPath, Name: "build-1", URL: f.srv.URL, State: "absent"})
+	changes := tasktest.Converge(t, g, h)
+	if !strings.Contains(changes[0].Diff, "-[[runners]]") {
+		t.Errorf("diff:\n%s", changes[0].Diff)
+	}
+	if file, _ := h.File(cfgPath); string(file.Content) != "concurrent = 4\n" {
+		t.Errorf("config.toml:\n%s", file.Content)
+	}
+	if len(f.fake.Runners()) != 0 {
+		t.Errorf("runner left in GitLab")
+	}
+}

@@ -184,8 +184,14 @@ func (d *tomlDoc) addRunner(name string) int {
 
 // removeRunner deletes entry i and renumbers the order of those after it.
 func (d *tomlDoc) removeRunner(i int) {
-	rs := d.runners()
-	d.root["runners"] = slices.Delete(slices.Clone(rs), i, i+1)
+	rs := slices.Delete(slices.Clone(d.runners()), i, i+1)
+	d.root["runners"] = rs
+	if len(rs) == 0 {
+		// No [[runners]] left: no key either (an empty array would be
+		// written as "runners = []").
+		delete(d.root, "runners")
+		d.order[""] = slices.DeleteFunc(slices.Clone(d.order[""]), func(k string) bool { return k == "runners" })
+	}
 	renamed := map[string][]string{}
 	for p, keys := range d.order {
 		j, rest, ok := runnerIndex(p)
