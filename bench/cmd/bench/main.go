@@ -46,7 +46,7 @@ type options struct {
 	repo, work, doc, png, render, note    string
 	sizes, latencySizes, toolList, phases string
 	reps, dockerHosts                     int
-	latency                               time.Duration
+	latency, runTimeout                   time.Duration
 	engine, dockerLatency, keepFleets     bool
 	noDoc                                 bool
 	busyLoad                              float64
@@ -67,6 +67,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.dockerLatency, "docker-latency", false, "also run the main job through the delay proxies")
 	fs.StringVar(&o.toolList, "tools", "dindops,ansible-default,ansible-best,floor", "tools to run")
 	fs.StringVar(&o.phases, "phases", "plan,first,noop", "phases to run, in this order after each reset")
+	fs.DurationVar(&o.runTimeout, "run-timeout", 30*time.Minute, "longest a single run may take")
 	fs.BoolVar(&o.keepFleets, "keep-fleets", false, "leave the fleets running at the end")
 	fs.StringVar(&o.doc, "doc", "", "Markdown file to write (default REPO/docs/benchmarks.md)")
 	fs.StringVar(&o.png, "png", "", "plot to write (default next to -doc, .png)")
@@ -151,8 +152,8 @@ func bench(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		Machine:    machine.Describe(ctx, kit.Dindops),
 		Note:       o.note,
 		AnsibleConfigs: map[string]string{
-			string(tools.AnsibleDefault): tools.AnsibleConfig(tools.AnsibleDefault, 0),
-			string(tools.AnsibleBest):    strings.Replace(tools.AnsibleConfig(tools.AnsibleBest, 0), "forks = 0", "forks = N", 1),
+			string(tools.AnsibleDefault): tools.AnsibleConfig(tools.AnsibleDefault, "N"),
+			string(tools.AnsibleBest):    tools.AnsibleConfig(tools.AnsibleBest, "N"),
 		},
 	}
 	res.Machine.LoadStart = load0
@@ -234,7 +235,7 @@ func (o options) config() (suite.Config, error) {
 	cfg := suite.Config{
 		Repo: o.repo, Work: o.work, Sizes: sizes, Reps: o.reps,
 		Latency: o.latency, LatencySizes: lat, DockerHosts: o.dockerHosts, DockerLatency: o.dockerLatency,
-		EngineFleet: "bench", DockerFleet: "bench-docker", KeepFleets: o.keepFleets,
+		EngineFleet: "bench", DockerFleet: "bench-docker", KeepFleets: o.keepFleets, RunTimeout: o.runTimeout,
 	}
 	for _, t := range strings.Split(o.toolList, ",") {
 		if !slices.Contains(tools.All, tools.Tool(t)) {

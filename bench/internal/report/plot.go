@@ -80,6 +80,12 @@ func PlotPNG(w io.Writer, sums []results.Summary, tools []string) error {
 				p.Legend.Add(label, l, pts)
 			}
 		}
+		// Room above the lines for the legend (top left).
+		if _, ok := p.Y.Scale.(plot.LogScale); ok {
+			p.Y.Max *= 12
+		} else {
+			p.Y.Max *= 1.8
+		}
 		row = append(row, p)
 	}
 	const panelW, panelH = 11 * vg.Centimeter, 10 * vg.Centimeter

@@ -46,6 +46,9 @@ type Config struct {
 	EngineFleet, DockerFleet string
 	// KeepFleets leaves the fleets running at the end.
 	KeepFleets bool
+	// RunTimeout bounds each run: a tool that hangs fails the benchmark
+	// instead of stalling it.
+	RunTimeout time.Duration
 }
 
 // Suite runs a Config.
@@ -225,11 +228,17 @@ func (s *Suite) one(ctx context.Context, sc tools.Scenario, files *inventory.Fil
 			return nil
 		}
 	}
+	if s.cfg.RunTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.cfg.RunTimeout)
+		defer cancel()
+	}
 	run, err := s.kit.Command(ctx, tool, phase, sc, files, dir, trips)
 	if err != nil {
 		return err
 	}
 	defer run.Cleanup()
+	s.noteCommand(files.Dir, dir, key, run.Cmd.Args, run.Cmd.Env)
 	var stdout, stderr bytes.Buffer
 	run.Cmd.Stdout, run.Cmd.Stderr = &stdout, &stderr
 	sample, err := s.meter.Run(ctx, run.Cmd)
@@ -252,7 +261,6 @@ func (s *Suite) one(ctx context.Context, sc tools.Scenario, files *inventory.Fil
 		r.SFTP = max(r.SFTP, t.SFTP)
 	}
 	s.res.Runs = append(s.res.Runs, r)
-	s.noteCommand(files.Dir, key, run.Cmd.Args, run.Cmd.Env)
 	s.logf("    %-6s %-15s rep %d: %6.2fs  cpu %6.2fs  rss %4.0f MiB  changed %d%s", key.Phase, key.Tool, rep,
 		sample.Wall.Seconds(), sample.CPU().Seconds(), float64(sample.MaxRSS)/(1<<20), out.Changed, tripsNote(r))
 	return s.res.Save(s.ResultsPath())
@@ -273,9 +281,10 @@ func tripsNote(r results.Run) string {
 }
 
 // noteCommand records a tool's command line for the report, in a general
-// form: the inventory directory as bench/.work/SCENARIO-N-NET, N for the
-// number of hosts, a fresh temporary ControlPath directory.
-func (s *Suite) noteCommand(filesDir string, key results.Key, args, env []string) {
+// form: the inventory directory as bench/.work/SCENARIO-N-NET, the run's
+// directory as runs/PHASE-TOOL-REP, N for the number of hosts, a fresh
+// temporary ControlPath directory.
+func (s *Suite) noteCommand(filesDir, runDir string, key results.Key, args, env []string) {
 	var pre []string
 	for _, e := range env {
 		switch k, _, _ := strings.Cut(e, "="); k {
@@ -288,6 +297,7 @@ func (s *Suite) noteCommand(filesDir string, key results.Key, args, env []string
 		}
 	}
 	line := strings.Join(append(pre, args...), " ")
+	line = strings.ReplaceAll(line, runDir, filepath.Join(filesDir, "runs", "PHASE-"+key.Tool+"-REP"))
 	line = strings.ReplaceAll(line, filesDir, filepath.Join(s.cfg.Work, key.Scenario+"-N-NET"))
 	line = strings.ReplaceAll(line, s.cfg.Work, "bench/.work")
 	line = strings.ReplaceAll(line, s.cfg.Repo+"/", "")

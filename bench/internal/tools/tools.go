@@ -137,11 +137,11 @@ func (k *Kit) Command(ctx context.Context, tool Tool, phase Phase, sc Scenario, 
 	return r, nil
 }
 
-// AnsibleConfig is the ansible.cfg of a setting for n hosts. Both settings
-// turn fact gathering off (the playbooks say gather_facts: false too) and
-// keep host key checking on (against the fleet's known_hosts, from the
-// inventory).
-func AnsibleConfig(tool Tool, n int) string {
+// AnsibleConfig is the ansible.cfg of a setting; forks is the number of
+// hosts (or "N" for the docs). Both settings turn fact gathering off (the
+// playbooks say gather_facts: false too) and keep host key checking on
+// (against the fleet's known_hosts, from the inventory).
+func AnsibleConfig(tool Tool, forks string) string {
 	common := "[defaults]\ngathering = explicit\nretry_files_enabled = False\n"
 	if tool == AnsibleDefault {
 		return "# Ansible at its defaults: forks 5, no pipelining, ssh_args\n" +
@@ -151,14 +151,14 @@ func AnsibleConfig(tool Tool, n int) string {
 	return "# Ansible at its best here: one fork per host, pipelining (one ssh\n" +
 		"# command per module instead of several), ControlPersist master\n" +
 		"# connections, no compression (loopback), no interpreter discovery.\n" +
-		common + fmt.Sprintf("forks = %d\n", n) + "interpreter_python = /usr/bin/python3\n" +
+		common + "forks = " + forks + "\n" + "interpreter_python = /usr/bin/python3\n" +
 		"\n[ssh_connection]\npipelining = True\nssh_args = -o ControlMaster=auto -o ControlPersist=60s\n"
 }
 
 // WriteAnsibleConfig writes AnsibleConfig into dir and returns its path.
 func WriteAnsibleConfig(dir string, tool Tool, n int) (string, error) {
 	p := filepath.Join(dir, string(tool)+".cfg")
-	return p, os.WriteFile(p, []byte(AnsibleConfig(tool, n)), 0o600)
+	return p, os.WriteFile(p, []byte(AnsibleConfig(tool, strconv.Itoa(n))), 0o600)
 }
 
 // Outcome is what a run reported.

@@ -74,13 +74,13 @@ bench-2                    : ok=3    changed=1    unreachable=0    failed=0    s
 }
 
 func TestAnsibleConfig(t *testing.T) {
-	best := AnsibleConfig(AnsibleBest, 50)
+	best := AnsibleConfig(AnsibleBest, "50")
 	for _, want := range []string{"forks = 50", "pipelining = True", "ControlPersist", "gathering = explicit"} {
 		if !strings.Contains(best, want) {
 			t.Errorf("best config lacks %q:\n%s", want, best)
 		}
 	}
-	def := AnsibleConfig(AnsibleDefault, 50)
+	def := AnsibleConfig(AnsibleDefault, "50")
 	for _, unwanted := range []string{"forks", "pipelining", "ssh_args"} {
 		if strings.Contains(def, unwanted+" =") {
 			t.Errorf("default config sets %q:\n%s", unwanted, def)
