@@ -658,6 +658,20 @@ type gitlabRunnerPayload struct {
 	// verifyCurrent says an Update verifies the token config.toml has (with
 	// the system ID it writes) before anything else.
 	verifyCurrent bool
+	// sidFile is .runner_system_id as plan read it, in the same round trip
+	// as config.toml (sidExists false when there is none).
+	sidFile   RemoteFile
+	sidExists bool
+}
+
+// currentSystemID is the system ID in .runner_system_id as plan read it;
+// false when the file does not exist; an error when it holds something
+// else than a system ID.
+func (p *gitlabRunnerPayload) currentSystemID(configFile string) (string, bool, error) {
+	if !p.sidExists {
+		return "", false, nil
+	}
+	return parseSystemID(systemIDPath(configFile), p.sidFile.Content)
 }
 
 // InvalidTokenError is a runner token in config.toml that GitLab refuses
@@ -685,10 +699,18 @@ func (e *InvalidTokenError) Error() string {
 // Plan implements Task.
 func (g *GitLabRunner) Plan(ctx context.Context, h Host) ([]Change, error) {
 	path := g.configFile()
-	f, exists, err := ReadFileIfExists(ctx, h, path)
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w (dindops never takes a config.toml it cannot read for one without the runner)", path, err)
+	// config.toml and .runner_system_id in one round trip.
+	res, err := RunProbes(ctx, h, ReadProbe(path), ReadProbe(systemIDPath(path)))
+	if len(res) != 2 {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
 	}
+	if res[0].Err != nil {
+		return nil, fmt.Errorf("reading %s: %w (dindops never takes a config.toml it cannot read for one without the runner)", path, res[0].Err)
+	}
+	if res[1].Err != nil {
+		return nil, fmt.Errorf("reading %s: %w", systemIDPath(path), res[1].Err)
+	}
+	f, exists := res[0].File, res[0].Exists
 	doc, err := parseTOMLDoc(path, f.Content)
 	if err != nil {
 		return nil, err
@@ -697,7 +719,7 @@ func (g *GitLabRunner) Plan(ctx context.Context, h Host) ([]Change, error) {
 	if err != nil {
 		return nil, err
 	}
-	payload := &gitlabRunnerPayload{orig: f.Content, existed: exists}
+	payload := &gitlabRunnerPayload{orig: f.Content, existed: exists, sidFile: res[1].File, sidExists: res[1].Exists}
 	var warnings []string
 	if exists && !doc.keepsLayout(f.Content) {
 		warnings = append(warnings, fmt.Sprintf("%s will be rewritten in gitlab-runner's own layout: its comments and formatting are not kept", path))
@@ -722,7 +744,7 @@ func (g *GitLabRunner) Plan(ctx context.Context, h Host) ([]Change, error) {
 
 	planned := doc.clone()
 	fields := g.applySettings(planned, idx)
-	sid, sidExists, err := readSystemID(ctx, h, pathDir(path))
+	sid, sidExists, err := payload.currentSystemID(path)
 	if err != nil {
 		return nil, err
 	}
@@ -808,7 +830,7 @@ func (g *GitLabRunner) planAbsent(ctx context.Context, h Host, path string, doc 
 	case g.unregister() == "none":
 		warnings = append(warnings, fmt.Sprintf("%s stays in %s (unregister: none): delete it there if nothing uses it", who, base))
 	case g.unregister() == "manager":
-		sid, ok, err := readSystemID(ctx, h, pathDir(path))
+		sid, ok, err := payload.currentSystemID(path)
 		if err != nil {
 			return nil, err
 		}
@@ -891,11 +913,9 @@ func (g *GitLabRunner) planRegister(ctx context.Context, h Host, path string, do
 	// there and the runner not in config.toml, config.toml may have been
 	// lost with the runner's registration in it.
 	if idx < 0 && len(others) == 0 {
-		if sf, ok, err := ReadFileIfExists(ctx, h, systemIDPath(path)); err != nil {
-			return nil, err
-		} else if ok {
+		if payload.sidExists {
 			id := ""
-			if sid := strings.TrimSpace(string(sf.Content)); systemIDRE.MatchString(sid) {
+			if sid := strings.TrimSpace(string(payload.sidFile.Content)); systemIDRE.MatchString(sid) {
 				id = " (system ID " + sid + ")"
 			}
 			warnings = append(warnings, fmt.Sprintf("%s exists%s: this host had a runner before, but %s has no entry for %s; if it was registered with another token than this one and config.toml was lost, that registration remains in GitLab: delete it there (Settings > CI/CD > Runners)", systemIDPath(path), id, path, g.Name))
@@ -975,7 +995,7 @@ func sameGitLab(a, b string) bool {
 // planSystemID picks the system_id sent with a glrt- token: the one in
 // .runner_system_id, or a new one Apply writes there.
 func (g *GitLabRunner) planSystemID(ctx context.Context, h Host, path string, payload *gitlabRunnerPayload) (string, []Field, error) {
-	sid, exists, err := readSystemID(ctx, h, pathDir(path))
+	sid, exists, err := payload.currentSystemID(path)
 	if err != nil {
 		return "", nil, err
 	}
@@ -1333,14 +1353,11 @@ func displayValue(key string, v any) string {
 // config.toml.
 func systemIDPath(configFile string) string { return pathDir(configFile) + "/.runner_system_id" }
 
-func readSystemID(ctx context.Context, h Host, dir string) (string, bool, error) {
-	f, exists, err := ReadFileIfExists(ctx, h, dir+"/.runner_system_id")
-	if err != nil || !exists {
-		return "", false, err
-	}
-	id := strings.TrimSpace(string(f.Content))
+// parseSystemID checks the content of .runner_system_id (at path).
+func parseSystemID(path string, content []byte) (string, bool, error) {
+	id := strings.TrimSpace(string(content))
 	if !systemIDRE.MatchString(id) {
-		return "", false, fmt.Errorf("%s/.runner_system_id holds %q, not a gitlab-runner system ID (s_ or r_ and 12 letters or digits); remove it and gitlab-runner makes a new one", dir, id)
+		return "", false, fmt.Errorf("%s holds %q, not a gitlab-runner system ID (s_ or r_ and 12 letters or digits); remove it and gitlab-runner makes a new one", path, id)
 	}
 	return id, true, nil
 }

@@ -334,3 +334,14 @@ func TestGitLabRunnerAbsentLastRunner(t *testing.T) {
 		t.Errorf("runner left in GitLab")
 	}
 }
+
+// Probe fails the read of config.toml in a batch as ReadFile does.
+func (u unreadable) Probe(ctx context.Context, probes []tasks.Probe) ([]tasks.ProbeResult, error) {
+	res, err := u.Host.Probe(ctx, probes)
+	for i, p := range probes {
+		if err == nil && p.Path == cfgPath {
+			res[i] = tasks.ProbeResult{Err: &fs.PathError{Op: "open", Path: p.Path, Err: fs.ErrPermission}}
+		}
+	}
+	return res, err
+}

@@ -117,14 +117,13 @@ type servicePayload struct {
 
 // Plan implements Task.
 func (s *Service) Plan(ctx context.Context, h Host) ([]Change, error) {
-	systemd, err := hasSystemd(ctx, h)
+	f, err := s.probe(ctx, h)
 	if err != nil {
 		return nil, err
 	}
-	if s.State == "started" || s.State == "restarted" || (s.Enabled != nil && *s.Enabled) {
-		if err := s.checkExists(ctx, h, systemd); err != nil {
-			return nil, err
-		}
+	systemd := f.systemd
+	if f.missing != nil {
+		return nil, f.missing
 	}
 	var changes []Change
 	add := func(a Action, op serviceOp, summary string) *Change {
@@ -138,10 +137,7 @@ func (s *Service) Plan(ctx context.Context, h Host) ([]Change, error) {
 			return nil, err
 		}
 	case "started", "stopped":
-		running, err := s.running(ctx, h, systemd)
-		if err != nil {
-			return nil, err
-		}
+		running := f.running
 		if s.State == "started" && !running {
 			add(Update, opStart, "start")
 		}
@@ -153,10 +149,7 @@ func (s *Service) Plan(ctx context.Context, h Host) ([]Change, error) {
 		}
 	}
 	if s.Enabled != nil {
-		enabled, err := s.enabled(ctx, h, systemd)
-		if err != nil {
-			return nil, err
-		}
+		enabled := f.enabled
 		if *s.Enabled && !enabled {
 			add(Update, opEnable, "enable at boot")
 		}
@@ -217,34 +210,93 @@ func (s *Service) planConsequences(ctx context.Context, h Host, systemd bool, c 
 	return nil
 }
 
-func hasSystemd(ctx context.Context, h Host) (bool, error) {
-	// sd_booted(3): systemd is the init system iff this directory exists.
-	out, err := h.Run(ctx, Cmd{Args: []string{"test", "-d", "/run/systemd/system"}})
-	if err != nil {
-		return false, err
-	}
-	return out.ExitCode == 0, nil
+// serviceFacts is what a plan knows of the service on the host.
+type serviceFacts struct {
+	systemd bool
+	// missing is set when the service must exist (to be started, restarted
+	// or enabled) and the host has no such service.
+	missing error
+	running bool
+	enabled bool
 }
 
-// checkExists fails when the host has no such service: systemd knows no
-// unit of that name (LoadState not-found), or, without systemd, service(8)
-// finds no init script (Debian's prints "NAME: unrecognized service" and
-// exits 1).
-func (s *Service) checkExists(ctx context.Context, h Host, systemd bool) error {
-	if systemd {
-		out, err := h.Run(ctx, Cmd{Args: []string{"systemctl", "show", "-p", "LoadState", "--value", s.Name}})
-		if err != nil {
-			return err
-		}
-		if state := strings.TrimSpace(string(out.Stdout)); out.ExitCode == 0 && state == "not-found" {
-			return fmt.Errorf("service %s does not exist on this host: systemd has no unit %s (LoadState %s); install it first, or check the name", s.Name, s.unit(), state)
-		}
-		return nil
+// probe reads the facts a plan needs in one round trip: whether systemd
+// is the init system, and the service's state both as systemd and as
+// service(8) and the rc.d links see it (only the one that applies is
+// used; the other is a harmless read).
+func (s *Service) probe(ctx context.Context, h Host) (serviceFacts, error) {
+	needExists := s.State == "started" || s.State == "restarted" || (s.Enabled != nil && *s.Enabled)
+	needRunning := s.State == "started" || s.State == "stopped"
+	needEnabled := s.Enabled != nil
+	// sd_booted(3): systemd is the init system iff this directory exists.
+	probes := []Probe{RunProbe("test", "-d", "/run/systemd/system")}
+	idx := map[string]int{}
+	add := func(key string, args ...string) {
+		idx[key] = len(probes)
+		probes = append(probes, RunProbe(args...))
 	}
-	out, err := h.Run(ctx, Cmd{Args: []string{"service", s.Name, "status"}})
+	if needExists {
+		add("systemd-exists", "systemctl", "show", "-p", "LoadState", "--value", s.Name)
+	}
+	if needExists || needRunning {
+		add("sysv-status", s.sysvStatusArgs()...)
+	}
+	if needRunning {
+		add("systemd-running", s.systemdActiveArgs()...)
+	}
+	if needEnabled {
+		add("systemd-enabled", "systemctl", "is-enabled", "--quiet", s.Name)
+		add("sysv-enabled", s.sysvEnabledArgs()...)
+	}
+	res, err := RunProbes(ctx, h, probes...)
 	if err != nil {
-		return err
+		return serviceFacts{}, err
 	}
+	f := serviceFacts{systemd: res[0].Output.ExitCode == 0}
+	out := func(key string) Output { return res[idx[key]].Output }
+	if f.systemd {
+		if needExists {
+			f.missing = s.systemdMissing(out("systemd-exists"))
+		}
+		if needRunning {
+			if f.running, err = runningFrom(s.systemdActiveArgs(), out("systemd-running")); err != nil {
+				return f, err
+			}
+		}
+		if needEnabled {
+			f.enabled = out("systemd-enabled").ExitCode == 0
+		}
+		return f, nil
+	}
+	if needExists {
+		f.missing = s.sysvMissing(out("sysv-status"))
+	}
+	if needRunning {
+		if f.running, err = runningFrom(s.sysvStatusArgs(), out("sysv-status")); err != nil {
+			return f, err
+		}
+	}
+	if needEnabled {
+		if f.enabled, err = sysvEnabledFrom(s.sysvEnabledArgs(), out("sysv-enabled")); err != nil {
+			return f, err
+		}
+	}
+	return f, nil
+}
+
+// systemdMissing is the error for a service systemd has no unit for
+// (LoadState not-found), nil otherwise.
+func (s *Service) systemdMissing(out Output) error {
+	if state := strings.TrimSpace(string(out.Stdout)); out.ExitCode == 0 && state == "not-found" {
+		return fmt.Errorf("service %s does not exist on this host: systemd has no unit %s (LoadState %s); install it first, or check the name", s.Name, s.unit(), state)
+	}
+	return nil
+}
+
+// sysvMissing is the error for a service service(8) finds no init script
+// for (Debian's prints "NAME: unrecognized service" and exits 1), or for a
+// host without service(8); nil otherwise.
+func (s *Service) sysvMissing(out Output) error {
 	if out.ExitCode == 127 {
 		return fmt.Errorf("service is not installed on this host")
 	}
@@ -252,6 +304,32 @@ func (s *Service) checkExists(ctx context.Context, h Host, systemd bool) error {
 		return fmt.Errorf("service %s does not exist on this host: %q (there is no /etc/init.d/%s); install it first, or check the name", s.Name, msg, s.Name)
 	}
 	return nil
+}
+
+func (s *Service) sysvStatusArgs() []string { return []string{"service", s.Name, "status"} }
+func (s *Service) systemdActiveArgs() []string {
+	return []string{"systemctl", "is-active", "--quiet", s.Name}
+}
+
+// sysvEnabledArgs finds the start links of the multi-user runlevels: a
+// SysV service is enabled when one exists.
+func (s *Service) sysvEnabledArgs() []string {
+	return []string{"find", "/etc/rc2.d", "/etc/rc3.d", "/etc/rc4.d", "/etc/rc5.d", "-maxdepth", "1", "-name", "S[0-9][0-9]" + s.Name}
+}
+
+// runningFrom reads a status command's answer: exit 0 is running.
+func runningFrom(args []string, out Output) (bool, error) {
+	if out.ExitCode == 127 {
+		return false, fmt.Errorf("%s is not installed on this host", args[0])
+	}
+	return out.ExitCode == 0, nil
+}
+
+func sysvEnabledFrom(args []string, out Output) (bool, error) {
+	if out.ExitCode != 0 {
+		return false, &ExitError{Cmd: ShellJoin(args), ExitCode: out.ExitCode, Stdout: out.Stdout, Stderr: out.Stderr}
+	}
+	return strings.TrimSpace(string(out.Stdout)) != "", nil
 }
 
 // unit is the service's systemd unit name.
@@ -302,34 +380,15 @@ func (s *Service) withLog(ctx context.Context, h Host, systemd bool, err error) 
 }
 
 func (s *Service) running(ctx context.Context, h Host, systemd bool) (bool, error) {
-	args := []string{"service", s.Name, "status"}
+	args := s.sysvStatusArgs()
 	if systemd {
-		args = []string{"systemctl", "is-active", "--quiet", s.Name}
+		args = s.systemdActiveArgs()
 	}
 	out, err := h.Run(ctx, Cmd{Args: args})
 	if err != nil {
 		return false, err
 	}
-	if out.ExitCode == 127 {
-		return false, fmt.Errorf("%s is not installed on this host", args[0])
-	}
-	return out.ExitCode == 0, nil
-}
-
-func (s *Service) enabled(ctx context.Context, h Host, systemd bool) (bool, error) {
-	if systemd {
-		out, err := h.Run(ctx, Cmd{Args: []string{"systemctl", "is-enabled", "--quiet", s.Name}})
-		if err != nil {
-			return false, err
-		}
-		return out.ExitCode == 0, nil
-	}
-	// SysV: enabled when a start link exists for a multi-user runlevel.
-	out, err := Exec(ctx, h, "find", "/etc/rc2.d", "/etc/rc3.d", "/etc/rc4.d", "/etc/rc5.d", "-maxdepth", "1", "-name", "S[0-9][0-9]"+s.Name)
-	if err != nil {
-		return false, err
-	}
-	return strings.TrimSpace(string(out)) != "", nil
+	return runningFrom(args, out)
 }
 
 // Apply implements Task.

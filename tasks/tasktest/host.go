@@ -4,6 +4,7 @@ package tasktest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"path"
@@ -33,6 +34,49 @@ type Host struct {
 	Commands [][]string
 	// Writes records every path written, in order.
 	Writes []string
+
+	// roundTrips counts the calls a real host would answer over the
+	// network: each Run, ReadFile and WriteFile, and each Probe batch once.
+	roundTrips int
+}
+
+// RoundTrips returns how many round trips the host has answered (each Run,
+// ReadFile, WriteFile, and each Probe batch as one) and starts counting
+// anew.
+func (h *Host) RoundTrips() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := h.roundTrips
+	h.roundTrips = 0
+	return n
+}
+
+// Probe implements tasks.Prober as the SSH transport does: the whole batch
+// is one round trip.
+func (h *Host) Probe(ctx context.Context, probes []tasks.Probe) ([]tasks.ProbeResult, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	h.mu.Lock()
+	h.roundTrips++
+	h.mu.Unlock()
+	results := make([]tasks.ProbeResult, len(probes))
+	for i, pr := range probes {
+		r := &results[i]
+		if pr.Path == "" {
+			r.Output, r.Err = h.run(ctx, tasks.Cmd{Args: pr.Args})
+			continue
+		}
+		f, err := h.read(pr.Path)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+		case err != nil:
+			r.Err = err
+		default:
+			r.File, r.Exists = f, true
+		}
+	}
+	return results, nil
 }
 
 // New returns an empty host with "/" and the usual programs "test", "true",
@@ -138,6 +182,13 @@ func (h *Host) Ran(prefix ...string) bool {
 
 // Run implements tasks.Host.
 func (h *Host) Run(ctx context.Context, c tasks.Cmd) (tasks.Output, error) {
+	h.mu.Lock()
+	h.roundTrips++
+	h.mu.Unlock()
+	return h.run(ctx, c)
+}
+
+func (h *Host) run(ctx context.Context, c tasks.Cmd) (tasks.Output, error) {
 	if err := ctx.Err(); err != nil {
 		return tasks.Output{}, err
 	}
@@ -160,6 +211,13 @@ func (h *Host) ReadFile(ctx context.Context, p string) (tasks.RemoteFile, error)
 		return tasks.RemoteFile{}, err
 	}
 	h.mu.Lock()
+	h.roundTrips++
+	h.mu.Unlock()
+	return h.read(p)
+}
+
+func (h *Host) read(p string) (tasks.RemoteFile, error) {
+	h.mu.Lock()
 	defer h.mu.Unlock()
 	f, ok := h.files[p]
 	if !ok {
@@ -176,6 +234,7 @@ func (h *Host) WriteFile(ctx context.Context, p string, content []byte, o tasks.
 		return err
 	}
 	h.mu.Lock()
+	h.roundTrips++
 	if h.frozen {
 		h.mu.Unlock()
 		return fmt.Errorf("write %s on a frozen host (during plan?)", p)
@@ -205,7 +264,7 @@ func (h *Host) WriteFile(ctx context.Context, p string, content []byte, o tasks.
 		for i, a := range o.Validate {
 			args[i] = strings.ReplaceAll(a, "%s", tmp)
 		}
-		out, err := h.Run(ctx, tasks.Cmd{Args: args})
+		out, err := h.run(ctx, tasks.Cmd{Args: args})
 		if err == nil && out.ExitCode != 0 {
 			err = &tasks.ExitError{Cmd: tasks.ShellJoin(args), ExitCode: out.ExitCode, Stderr: out.Stderr}
 		}
@@ -349,7 +408,9 @@ func chProgram(h *Host, args []string, _ []byte) tasks.Output {
 
 // Converge is the idempotency check every task kind passes: on h, a plan
 // (on the frozen host, so it cannot change anything) reports changes, apply
-// makes them, and a second plan reports none (or skips: a guard now holds). It returns the first plan's
+// makes them, and a second plan reports none (or skips: a guard now holds)
+// in at most one round trip (a no-op run costs one remote command or read
+// per task: tasks.RunProbes batches them). It returns the first plan's
 // changes for further assertions.
 func Converge(t testing.TB, task tasks.Task, h *Host) []tasks.Change {
 	t.Helper()
@@ -368,7 +429,11 @@ func Converge(t testing.TB, task tasks.Task, h *Host) []tasks.Change {
 	}
 	h.Freeze()
 	defer h.Thaw()
+	h.RoundTrips()
 	again, err := task.Plan(ctx, h)
+	if n := h.RoundTrips(); n > 1 {
+		t.Errorf("plan on the converged host took %d round trips, want at most 1 (batch the reads with tasks.RunProbes)", n)
+	}
 	if _, skipped := tasks.IsSkip(err); err != nil && !skipped {
 		t.Fatalf("plan after apply: %v", err)
 	}
