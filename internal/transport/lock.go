@@ -37,8 +37,11 @@ func (e *LockedError) Error() string {
 // never closes the session itself, and sshd only notices when it sends
 // something, so without this a dead run's lock would last until TCP's
 // keepalive, two hours later, and every apply in between would fail.
+// sleep gets no handle on the session's output: sshd ends a session only
+// when every process holding its output has let go, so a sleep left
+// running after release would hold the session (and the run) up to 5 s.
 const lockScript = `echo locked
-(while sleep 5; do echo . || exit; done) &
+(while sleep 5 >/dev/null 2>&1; do echo . || exit; done) &
 cat >/dev/null
 kill $! 2>/dev/null
 exit 0`
@@ -126,6 +129,7 @@ func (c *Conn) Lock(ctx context.Context) (release func(), err error) {
 		select {
 		case <-done:
 		case <-time.After(5 * time.Second):
+			c.log.Warn("the lock's session did not end within 5s of its release; closing it")
 		}
 		sess.Close()
 		freeSlot()

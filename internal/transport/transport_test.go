@@ -1,6 +1,8 @@
 package transport
 
 import (
+	"github.com/charmbracelet/log"
+
 	"bytes"
 	"context"
 	"crypto/ed25519"
@@ -1019,6 +1021,8 @@ func TestLockIsExclusive(t *testing.T) {
 	s := newServer(t, serverOpts{})
 	cfg := s.config()
 	cfg.LockPath = filepath.Join(t.TempDir(), "dindops.lock")
+	var logs syncBuffer
+	cfg.Logger = log.New(&logs)
 	first, second := dial(t, cfg), dial(t, cfg)
 	release, err := first.Lock(t.Context())
 	if err != nil {
@@ -1040,6 +1044,9 @@ func TestLockIsExclusive(t *testing.T) {
 		t.Fatalf("lock after release: %v", err)
 	}
 	release2()
+	if strings.Contains(logs.String(), "did not end") {
+		t.Errorf("release waited for the lock's session to time out:\n%s", logs.String())
+	}
 }
 
 // A batch of probes is one remote command, whatever it reads and runs.
