@@ -5,13 +5,17 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 FLEET   := fixtures/fleet
 
-.PHONY: build test test-unit test-fleet fleet-up fleet-down demo bench clean
+.PHONY: build deps test test-unit test-fleet fleet-up fleet-down demo bench clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/dindops
 
-# All tests: the fast unit tests, then the fleet tests on a fresh local fleet.
-test: test-unit test-fleet
+# All tests: what they need installed (Debian packages, as root), the fast
+# unit tests, then the fleet tests on a local fleet.
+test: deps test-unit test-fleet
+
+deps:
+	$(FLEET)/up.sh --packages-only
 
 test-unit:
 	$(GO) vet ./...
