@@ -21,6 +21,11 @@ func askOnTerminal(prompt string) (string, error) {
 	if !term.IsTerminal(int(tty.Fd())) {
 		return "", errors.New("no terminal to ask for the password on")
 	}
+	restore, err := echoOff(int(tty.Fd()))
+	if err != nil {
+		return "", fmt.Errorf("turning the terminal's echo off: %w", err)
+	}
+	defer restore()
 	fmt.Fprint(tty, prompt)
 	b, err := term.ReadPassword(int(tty.Fd()))
 	fmt.Fprintln(tty)
