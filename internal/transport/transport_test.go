@@ -1084,6 +1084,19 @@ func TestProbeIsOneRoundTrip(t *testing.T) {
 	if res[3].Output.ExitCode != 0 || res[4].Output.ExitCode != 0 {
 		t.Errorf("test -d / cat probes = %+v %+v", res[3], res[4])
 	}
+	// A single probe is that one command, as Run or ReadFile would run it.
+	before = c.Stats().Commands
+	res, err = tasks.RunProbes(t.Context(), c.Host(false), tasks.ReadProbe(file))
+	if err != nil || !res[0].Exists || string(res[0].File.Content) != "{\"a\": 1}\n" {
+		t.Errorf("single file probe: %v %+v", err, res)
+	}
+	res, err = tasks.RunProbes(t.Context(), c.Host(false), tasks.RunProbe("sh", "-c", "echo out; exit 4"))
+	if err != nil || res[0].Output.ExitCode != 4 || string(res[0].Output.Stdout) != "out\n" {
+		t.Errorf("single command probe: %v %+v", err, res)
+	}
+	if n := c.Stats().Commands - before; n != 2 {
+		t.Errorf("%d remote commands for 2 single probes, want 2", n)
+	}
 	// A directory read as a file is that probe's error, not the batch's.
 	res, err = tasks.RunProbes(t.Context(), c.Host(false), tasks.ReadProbe(dir), tasks.RunProbe("true"))
 	if err == nil || res[0].Err == nil || res[1].Err != nil || !strings.Contains(err.Error(), "not a regular file") {
