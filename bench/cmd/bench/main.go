@@ -48,7 +48,7 @@ type options struct {
 	reps, dockerHosts                     int
 	latency, runTimeout                   time.Duration
 	engine, dockerLatency, keepFleets     bool
-	noDoc                                 bool
+	noDoc, appendRuns                     bool
 	busyLoad                              float64
 }
 
@@ -72,6 +72,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.doc, "doc", "", "Markdown file to write (default REPO/docs/benchmarks.md)")
 	fs.StringVar(&o.png, "png", "", "plot to write (default next to -doc, .png)")
 	fs.BoolVar(&o.noDoc, "no-doc", false, "print the table only; write no docs")
+	fs.BoolVar(&o.appendRuns, "append", false, "add this invocation's runs to the saved results.json (a benchmark run in parts: one table from all of them)")
 	fs.StringVar(&o.render, "render", "", "run nothing: print and write the docs from this results.json")
 	fs.StringVar(&o.note, "note", "", "a line to print above the results in the docs")
 	fs.Float64Var(&o.busyLoad, "busy-load", 1.5, "a 1-minute load average at the start above this marks the numbers preliminary")
@@ -157,6 +158,19 @@ func bench(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		},
 	}
 	res.Machine.LoadStart = load0
+	if o.appendRuns {
+		// The earlier parts' runs, machine and start stay; this part's
+		// command line is added to theirs.
+		prev, err := results.Load(filepath.Join(o.work, "results.json"))
+		if err != nil {
+			return fmt.Errorf("-append: %w", err)
+		}
+		prev.Invocation += "\n" + res.Invocation
+		if o.note != "" {
+			prev.Note = o.note
+		}
+		res = prev
+	}
 	s := suite.New(cfg, kit, meter, res, stderr)
 	runErr := s.Run(ctx)
 	res.Finished = time.Now()
