@@ -16,6 +16,18 @@ type Probe struct {
 	Args []string
 }
 
+// FileResult is the ProbeResult of reading a file with the given outcome of
+// ReadFile: a missing file is Exists == false, not an error.
+func FileResult(f RemoteFile, err error) ProbeResult {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return ProbeResult{}
+	case err != nil:
+		return ProbeResult{Err: err}
+	}
+	return ProbeResult{File: f, Exists: true}
+}
+
 // ReadProbe returns a Probe that reads the file at path.
 func ReadProbe(path string) Probe { return Probe{Path: path} }
 
@@ -60,14 +72,7 @@ func RunProbes(ctx context.Context, h Host, probes ...Probe) ([]ProbeResult, err
 		results = make([]ProbeResult, len(probes))
 		for i, pr := range probes {
 			if pr.Path != "" {
-				f, err := h.ReadFile(ctx, pr.Path)
-				switch {
-				case errors.Is(err, fs.ErrNotExist):
-				case err != nil:
-					results[i].Err = err
-				default:
-					results[i].File, results[i].Exists = f, true
-				}
+				results[i] = FileResult(h.ReadFile(ctx, pr.Path))
 				continue
 			}
 			out, err := h.Run(ctx, Cmd{Args: pr.Args})

@@ -99,14 +99,7 @@ func (h *host) Probe(ctx context.Context, probes []tasks.Probe) ([]tasks.ProbeRe
 		if probes[i].Path == "" {
 			r.Output = o
 		} else {
-			f, err := h.readResult(probes[i].Path, o)
-			switch {
-			case errors.Is(err, fs.ErrNotExist):
-			case err != nil:
-				r.Err = err
-			default:
-				r.File, r.Exists = f, true
-			}
+			r = tasks.FileResult(h.readResult(probes[i].Path, o))
 		}
 		results = append(results, r)
 	}
@@ -142,14 +135,7 @@ func (h *host) probeEach(ctx context.Context, probes []tasks.Probe) []tasks.Prob
 			r.Output, r.Err = h.Run(ctx, tasks.Cmd{Args: pr.Args})
 			continue
 		}
-		f, err := h.ReadFile(ctx, pr.Path)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-		case err != nil:
-			r.Err = err
-		default:
-			r.File, r.Exists = f, true
-		}
+		*r = tasks.FileResult(h.ReadFile(ctx, pr.Path))
 	}
 	return results
 }

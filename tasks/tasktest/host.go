@@ -4,7 +4,6 @@ package tasktest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io/fs"
 	"path"
@@ -67,14 +66,7 @@ func (h *Host) Probe(ctx context.Context, probes []tasks.Probe) ([]tasks.ProbeRe
 			r.Output, r.Err = h.run(ctx, tasks.Cmd{Args: pr.Args})
 			continue
 		}
-		f, err := h.read(pr.Path)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-		case err != nil:
-			r.Err = err
-		default:
-			r.File, r.Exists = f, true
-		}
+		*r = tasks.FileResult(h.read(pr.Path))
 	}
 	return results, nil
 }
