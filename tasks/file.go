@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"path"
@@ -120,13 +121,14 @@ func (f *File) Plan(ctx context.Context, h Host) ([]Change, error) {
 	if f.State == "directory" {
 		return f.planDirectory(ctx, h)
 	}
-	// One round trip: the file, and whether its directory exists.
-	dir := path.Dir(f.Path)
-	res, err := RunProbes(ctx, h, ReadProbe(f.Path), RunProbe("test", "-d", dir))
-	if err != nil {
+	// One round trip, a single read that also says whether the directory
+	// of a missing file exists (ErrNoParentDir).
+	cur, err := h.ReadFile(ctx, f.Path)
+	exists := err == nil
+	noDir := errors.Is(err, ErrNoParentDir)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
-	cur, exists := res[0].File, res[0].Exists
 	if f.State == "absent" {
 		if !exists {
 			return nil, nil
@@ -135,7 +137,8 @@ func (f *File) Plan(ctx context.Context, h Host) ([]Change, error) {
 	}
 	want := []byte(f.Content)
 	if !exists {
-		if res[1].Output.ExitCode != 0 {
+		if noDir {
+			dir := path.Dir(f.Path)
 			return nil, fmt.Errorf("parent directory %s does not exist: add a task before this one with file: {path: %s, state: directory}", dir, dir)
 		}
 		summary, p := f.newPerms(0o644)

@@ -176,6 +176,19 @@ func TestFileMissingParentFailsAtPlan(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "parent directory /etc/motd.d does not exist") || !strings.Contains(err.Error(), "state: directory") {
 		t.Fatalf("err = %v", err)
 	}
+	if n := h.RoundTrips(); n != 1 {
+		t.Errorf("plan took %d round trips; the read answers whether the directory exists", n)
+	}
+	// The same on a real file system (tasktest.LocalHost).
+	dir := t.TempDir()
+	_, err = (&tasks.File{Path: dir + "/motd.d/dindops", Content: "x"}).Plan(context.Background(), &tasktest.LocalHost{})
+	if err == nil || !strings.Contains(err.Error(), "parent directory "+dir+"/motd.d does not exist") {
+		t.Errorf("local: err = %v", err)
+	}
+	changes, err := (&tasks.File{Path: dir + "/dindops", Content: "x"}).Plan(context.Background(), &tasktest.LocalHost{})
+	if err != nil || len(changes) != 1 || changes[0].Action != tasks.Create {
+		t.Errorf("local, directory exists: %+v, %v; want a create", changes, err)
+	}
 }
 
 func TestFileDirectory(t *testing.T) {

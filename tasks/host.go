@@ -25,7 +25,9 @@ type Host interface {
 	// else (connection lost, context cancelled, the command could not start).
 	Run(ctx context.Context, cmd Cmd) (Output, error)
 	// ReadFile returns the content and metadata of a regular file. A missing
-	// file gives an error that matches fs.ErrNotExist.
+	// file gives an error that matches fs.ErrNotExist, and also
+	// ErrNoParentDir when its directory is missing too (one round trip
+	// answers both, so a task that creates the file needs no second one).
 	ReadFile(ctx context.Context, path string) (RemoteFile, error)
 	// WriteFile replaces path atomically: the content goes to a temporary file
 	// in the same directory, gets its owner, group and mode, is checked by
@@ -135,6 +137,11 @@ func ExecCmd(ctx context.Context, h Host, c Cmd) ([]byte, error) {
 	}
 	return out.Stdout, nil
 }
+
+// ErrNoParentDir is the error Host.ReadFile returns (wrapped in an
+// *fs.PathError) for a missing file whose parent directory is missing too.
+// It matches fs.ErrNotExist as well.
+var ErrNoParentDir = fmt.Errorf("parent directory does not exist: %w", fs.ErrNotExist)
 
 // ReadFileIfExists is ReadFile where a missing file is not an error:
 // it returns exists == false instead.

@@ -20,10 +20,11 @@ import (
 // readScript prints "RAWMODE UID GID USER GROUP" of the file "$1" (symlinks
 // followed) and, when it is a regular file, its content. The path is only
 // ever "$1": it is never part of the script's text. Exit 10: missing;
-// 11: stat failed; 12: not a regular file.
+// 13: missing, and so is its parent directory (the shell's own test, no
+// process started); 11: stat failed; 12: not a regular file.
 const readScript = `export LC_ALL=C
 h=$(stat -L -c '%f %u %g %U %G' -- "$1" 2>&1) || {
-	case $h in *"No such file or directory"*) exit 10;; esac
+	case $h in *"No such file or directory"*) d=${1%/*}; [ -d "${d:-/}" ] || exit 13; exit 10;; esac
 	printf '%s\n' "$h" >&2
 	exit 11
 }
@@ -66,6 +67,8 @@ func (h *host) readResult(p string, out tasks.Output) (tasks.RemoteFile, error) 
 	case 0, 12:
 	case 10:
 		return fail(fs.ErrNotExist)
+	case 13:
+		return fail(tasks.ErrNoParentDir)
 	default:
 		return fail(commandFailure(out.ExitCode, errText))
 	}

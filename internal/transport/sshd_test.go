@@ -200,8 +200,11 @@ func TestOpenSSH(t *testing.T) {
 		if err != nil || string(f.Content) != "s\n" || f.Mode != 0o600 || f.Owner != name || f.Group != group {
 			t.Errorf("ReadFile = %+v, %v", f, err)
 		}
-		if _, err := h.ReadFile(ctx, filepath.Join(dir, "missing")); !errors.Is(err, fs.ErrNotExist) {
+		if _, err := h.ReadFile(ctx, filepath.Join(dir, "missing")); !errors.Is(err, fs.ErrNotExist) || errors.Is(err, tasks.ErrNoParentDir) {
 			t.Errorf("missing: %v", err)
+		}
+		if _, err := h.ReadFile(ctx, filepath.Join(dir, "nodir", "missing")); !errors.Is(err, tasks.ErrNoParentDir) {
+			t.Errorf("missing, in a missing directory: %v", err)
 		}
 		if f, err := h.ReadFile(ctx, "/proc/self/status"); err != nil || !bytes.Contains(f.Content, []byte("Name:")) {
 			t.Errorf("/proc/self/status: %q %v", f.Content, err)

@@ -422,8 +422,12 @@ func TestReadFile(t *testing.T) {
 	}
 
 	_, err = h.ReadFile(t.Context(), filepath.Join(dir, "missing"))
-	if !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("missing file: err = %v, want fs.ErrNotExist", err)
+	if !errors.Is(err, fs.ErrNotExist) || errors.Is(err, tasks.ErrNoParentDir) {
+		t.Errorf("missing file: err = %v, want fs.ErrNotExist (its directory exists)", err)
+	}
+	_, err = h.ReadFile(t.Context(), filepath.Join(dir, "no-such-dir", "missing"))
+	if !errors.Is(err, tasks.ErrNoParentDir) || !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("missing file in a missing directory: err = %v, want tasks.ErrNoParentDir (and fs.ErrNotExist)", err)
 	}
 	_, err = h.ReadFile(t.Context(), dir)
 	if err == nil || errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "not a regular file: directory") {

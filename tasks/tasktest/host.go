@@ -213,6 +213,9 @@ func (h *Host) read(p string) (tasks.RemoteFile, error) {
 	defer h.mu.Unlock()
 	f, ok := h.files[p]
 	if !ok {
+		if !h.dirs[path.Dir(p)] {
+			return tasks.RemoteFile{}, &fs.PathError{Op: "read", Path: p, Err: tasks.ErrNoParentDir}
+		}
 		return tasks.RemoteFile{}, &fs.PathError{Op: "read", Path: p, Err: fs.ErrNotExist}
 	}
 	f.Content = append([]byte(nil), f.Content...)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"os/user"
@@ -64,6 +65,11 @@ func (l *LocalHost) ReadFile(ctx context.Context, p string) (tasks.RemoteFile, e
 		return tasks.RemoteFile{}, err
 	}
 	b, err := os.ReadFile(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		if st, derr := os.Stat(filepath.Dir(p)); derr != nil || !st.IsDir() {
+			return tasks.RemoteFile{}, &fs.PathError{Op: "read", Path: p, Err: tasks.ErrNoParentDir}
+		}
+	}
 	if err != nil {
 		return tasks.RemoteFile{}, err
 	}
