@@ -59,7 +59,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.repo, "repo", "..", "the dindops checkout (holds bin/dindops, fixtures/fleet, docs)")
 	fs.StringVar(&o.work, "work", "", "scratch directory (default REPO/bench/.work)")
 	fs.BoolVar(&o.engine, "engine", true, "run the engine benchmark (false: only the main job)")
-	fs.StringVar(&o.sizes, "sizes", "", "engine benchmark fleet sizes (default 1,10,50, and 100 when the machine has 4 GiB of memory to spare)")
+	fs.StringVar(&o.sizes, "sizes", "", "engine benchmark fleet sizes (default 1,10,50, and 100 when the machine has at least 8 GiB of memory)")
 	fs.IntVar(&o.reps, "reps", 3, "runs of each tool in each phase")
 	fs.DurationVar(&o.latency, "latency", 25*time.Millisecond, "delay added in each direction by the proxies (0: no latency variant)")
 	fs.StringVar(&o.latencySizes, "latency-sizes", "10,50", "engine fleet sizes also run through the delay proxies")
