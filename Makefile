@@ -36,7 +36,8 @@ demo: build
 	$(FLEET)/demo.sh
 
 # dindops against Ansible (defaults and best settings) and the floor, on local
-# fleets (bench/, see docs/benchmarks.md): long, about an hour and a half.
+# fleets (bench/, see docs/benchmarks.md): long, about 6 hours on 2 cores with no
+# flags (-sizes, -tools and -append run it in parts; see docs/benchmarks.md).
 # Needs root; installs Ansible with apt. Writes docs/benchmarks.md and .png.
 # A quick look: make bench BENCH_FLAGS="-sizes 1,5 -reps 1 -docker-hosts 0 -no-doc"
 BENCH_FLAGS ?=
