@@ -11,8 +11,11 @@ const resetEngine = `rm -f /etc/dindops-bench.json /etc/dindops-bench.conf /var/
 
 // resetDocker undoes the main job on a host: the containers, the network,
 // dind's storage volume, the runner's config directory, the module's
-// boot-time file, and daemon.json as the fleet made it (saved on the first
-// reset of a fresh host, where neither tool has run yet). docker keeps
+// boot-time file and its directory when the fleet had none (both tools
+// create it), and daemon.json as the fleet made it (what the fleet made is
+// recorded on the first reset of a fresh host, where neither tool has run
+// yet; without that, a tool's first run would depend on which ran before
+// it). docker keeps
 // running: with or without the storage-driver key it runs overlay2. The
 // images stay pulled: a pull costs both tools the same and would dwarf the
 // rest.
@@ -21,9 +24,13 @@ docker rm -f gitlab-runner gitlab-dind >/dev/null 2>&1 || true
 docker network rm gitlab-runner-net >/dev/null 2>&1 || true
 docker volume rm -f gitlab-dind-storage >/dev/null
 rm -rf /srv/gitlab-runner
+if [ ! -e /var/lib/dindops-bench/daemon.json ]; then
+  mkdir -p /var/lib/dindops-bench
+  [ -d /etc/modules-load.d ] || touch /var/lib/dindops-bench/no-modules-load.d
+  cp -p /etc/docker/daemon.json /var/lib/dindops-bench/daemon.json
+fi
 rm -f /etc/modules-load.d/overlay.conf /etc/modprobe.d/overlay.conf
-mkdir -p /var/lib/dindops-bench
-[ -e /var/lib/dindops-bench/daemon.json ] || cp -p /etc/docker/daemon.json /var/lib/dindops-bench/daemon.json
+[ ! -e /var/lib/dindops-bench/no-modules-load.d ] || rmdir /etc/modules-load.d 2>/dev/null || true
 cp -p /var/lib/dindops-bench/daemon.json /etc/docker/daemon.json
 `
 
