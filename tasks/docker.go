@@ -1,17 +1,20 @@
 package tasks
 
-// What docker_network and docker_container share: running `docker ... inspect`
-// and telling "not found" from a real failure, the names docker accepts,
-// image references, and rendering maps and lists for plans.
+// What docker_network and docker_container share: the names docker accepts,
+// image references and pulls, and rendering maps and lists for plans.
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"regexp"
 	"sort"
 	"strings"
+
+	"github.com/moby/moby/api/types/registry"
+	"github.com/moby/moby/client"
 )
 
 // dockerNameRE is the rule docker applies to container and volume names
@@ -22,78 +25,6 @@ var dockerNameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
 // imageRefRE is a loose image reference: [host[:port]/]path[:tag][@digest].
 // Docker checks the details; this keeps whitespace and flags out of argv.
 var imageRefRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._/:@-]*$`)
-
-// inspectResult is one `docker ... inspect` run: the objects found, in the
-// order their names were given, and the names docker said do not exist.
-type inspectResult struct {
-	found   map[string]json.RawMessage
-	missing map[string]bool
-}
-
-// dockerInspect runs args, a docker inspect command whose last arguments are
-// names, and maps docker's JSON array back onto the names. Docker prints the
-// objects it found in argument order and one "not found" line per missing
-// name on stderr, exiting 1; any other failure (daemon down, permission
-// denied) is returned as the command's *ExitError.
-func dockerInspect(ctx context.Context, h Host, args []string, names []string) (inspectResult, error) {
-	c := Cmd{Args: args}
-	out, err := h.Run(ctx, c)
-	if err != nil {
-		return inspectResult{}, err
-	}
-	res := inspectResult{found: map[string]json.RawMessage{}, missing: map[string]bool{}}
-	if out.ExitCode != 0 {
-		for _, line := range strings.Split(string(out.Stderr), "\n") {
-			if strings.TrimSpace(line) == "" {
-				continue
-			}
-			name, ok := notFoundName(line, names)
-			if !ok {
-				return inspectResult{}, &ExitError{Cmd: c.String(), ExitCode: out.ExitCode, Stdout: out.Stdout, Stderr: out.Stderr}
-			}
-			res.missing[name] = true
-		}
-		if len(res.missing) == 0 {
-			return inspectResult{}, &ExitError{Cmd: c.String(), ExitCode: out.ExitCode, Stdout: out.Stdout, Stderr: out.Stderr}
-		}
-	}
-	var objs []json.RawMessage
-	if err := json.Unmarshal(out.Stdout, &objs); err != nil {
-		return inspectResult{}, fmt.Errorf("%s: reading its JSON output: %w", c, err)
-	}
-	var present []string
-	for _, n := range names {
-		if !res.missing[n] {
-			present = append(present, n)
-		}
-	}
-	if len(objs) != len(present) {
-		return inspectResult{}, fmt.Errorf("%s: docker returned %d object(s) for %d name(s) it did not report missing", c, len(objs), len(present))
-	}
-	for i, n := range present {
-		res.found[n] = objs[i]
-	}
-	return res, nil
-}
-
-// notFoundName reports which of names a stderr line of a docker inspect
-// command says is missing. Docker 20.10's CLI writes "Error: No such
-// container: x" (image, network, object); newer CLIs pass the daemon's words
-// on: "Error response from daemon: No such container: x", "... no such
-// image: x: No such image: x", "... network x not found".
-func notFoundName(line string, names []string) (string, bool) {
-	l := strings.ToLower(strings.TrimSpace(line))
-	for _, n := range names {
-		ln := strings.ToLower(n)
-		if strings.Contains(l, "no such ") && strings.HasSuffix(l, ": "+ln) {
-			return n, true
-		}
-		if strings.HasSuffix(l, "network "+ln+" not found") {
-			return n, true
-		}
-	}
-	return "", false
-}
 
 // normalizeImageRef returns ref as docker displays it, so references that
 // name the same image compare equal: "docker.io/library/docker:27-dind",
@@ -123,17 +54,6 @@ func normalizeImageRef(ref string) string {
 	return name
 }
 
-// inspectableRef is ref with ":latest" added when it has neither tag nor
-// digest. Such a reference always contains ':' or '@', which no container
-// name may, so `docker inspect NAME REF` can never mistake one for the other.
-func inspectableRef(ref string) string {
-	name, _, hasDigest := strings.Cut(ref, "@")
-	if hasDigest || strings.LastIndex(name, ":") > strings.LastIndex(name, "/") {
-		return ref
-	}
-	return ref + ":latest"
-}
-
 // shortID shortens "sha256:0123456789abcdef..." to "sha256:0123456789ab".
 func shortID(id string) string {
 	hex := strings.TrimPrefix(id, "sha256:")
@@ -153,15 +73,6 @@ func kvLines(m map[string]string) string {
 		lines = append(lines, k+"="+m[k])
 	}
 	return strings.Join(lines, "\n")
-}
-
-// kvArgs renders a map as sorted flag=key=value arguments.
-func kvArgs(flag string, m map[string]string) []string {
-	var args []string
-	for _, k := range sortedKeys(m) {
-		args = append(args, flag+"="+k+"="+m[k])
-	}
-	return args
 }
 
 func sortedKeys[V any](m map[string]V) []string {
@@ -219,36 +130,84 @@ func appearedError(kind, name string, now []Change) error {
 	return fmt.Errorf("%s %s was created by something else after the plan (%s); run plan again", kind, name, what)
 }
 
-// dockerError is a failed docker command with all of docker's stderr lines in
-// its message: docker often puts the reason first and a generic line such as
-// "Error: failed to start containers: x" last, which is all *ExitError keeps.
-type dockerError struct {
-	msg string
-	err error
+// pullImage pulls ref (POST /images/create), with the credentials the
+// host's docker CLI would use for its registry: those stored inline in
+// ${DOCKER_CONFIG:-$HOME/.docker}/config.json of the user docker runs as
+// (the become user), read on the host and sent only in the request's
+// X-Registry-Auth header, never in a command line or a log. Credential
+// helpers (credsStore, credHelpers) are not run: a registry that only has
+// one is pulled from anonymously. The pull's own failure (such as "manifest
+// unknown") is its error.
+func pullImage(ctx context.Context, h Host, api DockerEngine, ref string) error {
+	auth, err := registryAuth(ctx, h, ref)
+	if err != nil {
+		return err
+	}
+	resp, err := api.ImagePull(ctx, ref, client.ImagePullOptions{RegistryAuth: auth})
+	if err != nil {
+		return dockerErr("pull "+ref, err)
+	}
+	defer resp.Close()
+	if err := resp.Wait(ctx); err != nil {
+		return dockerErr("pull "+ref, err)
+	}
+	return nil
 }
 
-func (e *dockerError) Error() string { return e.msg }
-func (e *dockerError) Unwrap() error { return e.err }
+// dockerConfigScript prints the docker CLI's configuration file, or nothing
+// when there is none (https://docs.docker.com/reference/cli/docker/#configuration-files).
+const dockerConfigScript = `f="${DOCKER_CONFIG:-$HOME/.docker}/config.json"; [ -r "$f" ] && cat -- "$f"; exit 0`
 
-// dockerFailure wraps err from a docker command with what was being done and
-// every line docker wrote on stderr.
-func dockerFailure(what string, err error) error {
-	var ee *ExitError
-	if !errors.As(err, &ee) {
-		return fmt.Errorf("%s: %w", what, err)
+// registryAuth returns the encoded X-Registry-Auth value for ref's registry
+// from the host's docker configuration, or "" when it has none.
+func registryAuth(ctx context.Context, h Host, ref string) (string, error) {
+	out, err := h.Run(ctx, Cmd{Args: []string{"sh", "-c", dockerConfigScript}})
+	if err != nil {
+		return "", err
 	}
-	var lines []string
-	for _, l := range strings.Split(string(ee.Stderr), "\n") {
-		if l = strings.TrimSpace(l); l != "" {
-			lines = append(lines, l)
+	if out.ExitCode != 0 || len(bytes.TrimSpace(out.Stdout)) == 0 {
+		return "", nil
+	}
+	var cfg struct {
+		Auths map[string]registry.AuthConfig `json:"auths"`
+	}
+	if err := json.Unmarshal(out.Stdout, &cfg); err != nil {
+		// The docker CLI would refuse it too; say where, not what it holds.
+		return "", fmt.Errorf("the docker configuration file on the host (${DOCKER_CONFIG:-$HOME/.docker}/config.json) is not valid JSON, so its registry credentials cannot be used for the pull of %s", ref)
+	}
+	for _, key := range registryKeys(ref) {
+		a, ok := cfg.Auths[key]
+		if !ok || (a.Auth == "" && a.Username == "" && a.IdentityToken == "") {
+			continue
+		}
+		if a.Auth != "" && a.Username == "" {
+			dec, err := base64.StdEncoding.DecodeString(a.Auth)
+			if user, pass, ok := strings.Cut(string(dec), ":"); err == nil && ok {
+				a.Username, a.Password = user, pass
+			}
+		}
+		a.Auth, a.ServerAddress = "", key
+		b, err := json.Marshal(a)
+		if err != nil {
+			return "", err
+		}
+		return base64.URLEncoding.EncodeToString(b), nil
+	}
+	return "", nil
+}
+
+// registryKeys are the keys under which the docker CLI stores the
+// credentials of ref's registry, most specific first: Docker Hub's is
+// "https://index.docker.io/v1/".
+func registryKeys(ref string) []string {
+	domain := "docker.io"
+	if i := strings.Index(ref, "/"); i > 0 {
+		if d := ref[:i]; strings.ContainsAny(d, ".:") || d == "localhost" {
+			domain = d
 		}
 	}
-	if len(lines) == 0 {
-		return fmt.Errorf("%s: %w", what, err)
+	if domain == "docker.io" || domain == "index.docker.io" || domain == "registry-1.docker.io" {
+		return []string{"https://index.docker.io/v1/", "index.docker.io", "docker.io", "registry-1.docker.io"}
 	}
-	msg := strings.Join(lines, "; ")
-	if len(msg) > 600 {
-		msg = msg[:600] + "…"
-	}
-	return &dockerError{msg: fmt.Sprintf("%s: %s (exit status %d)", what, msg, ee.ExitCode), err: err}
+	return []string{domain, "https://" + domain, "http://" + domain}
 }

@@ -2,14 +2,20 @@ package tasks
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"path"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
+
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/image"
+	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/client"
 )
 
 // DockerContainer keeps one container with the given spec running: it is
@@ -72,68 +78,6 @@ type DockerContainer struct {
 	// runner's own task. See Drain. Drained containers other than this one
 	// are started again after a recreation and stay stopped after a removal.
 	Drain *Drain `yaml:"drain"`
-}
-
-// containerJSON is the part of `docker inspect` of a container read here.
-type containerJSON struct {
-	ID    string `json:"Id"`
-	Name  string `json:"Name"`
-	Image string `json:"Image"`
-	State *struct {
-		Status     string `json:"Status"`
-		Running    bool   `json:"Running"`
-		Paused     bool   `json:"Paused"`
-		Restarting bool   `json:"Restarting"`
-		OOMKilled  bool   `json:"OOMKilled"`
-		Dead       bool   `json:"Dead"`
-		ExitCode   int    `json:"ExitCode"`
-		Error      string `json:"Error"`
-	} `json:"State"`
-	RestartCount int `json:"RestartCount"`
-	Config       struct {
-		Image       string            `json:"Image"`
-		Env         []string          `json:"Env"`
-		Cmd         []string          `json:"Cmd"`
-		Entrypoint  []string          `json:"Entrypoint"`
-		Labels      map[string]string `json:"Labels"`
-		StopTimeout *int              `json:"StopTimeout"`
-		StopSignal  string            `json:"StopSignal"`
-	} `json:"Config"`
-	HostConfig struct {
-		Binds         []string `json:"Binds"`
-		RestartPolicy struct {
-			Name string `json:"Name"`
-		} `json:"RestartPolicy"`
-		Privileged  bool     `json:"Privileged"`
-		CapAdd      []string `json:"CapAdd"`
-		CapDrop     []string `json:"CapDrop"`
-		SecurityOpt []string `json:"SecurityOpt"`
-	} `json:"HostConfig"`
-	Mounts []struct {
-		Type        string `json:"Type"`
-		Name        string `json:"Name"`
-		Source      string `json:"Source"`
-		Destination string `json:"Destination"`
-		RW          bool   `json:"RW"`
-	} `json:"Mounts"`
-	NetworkSettings struct {
-		Networks map[string]json.RawMessage `json:"Networks"`
-	} `json:"NetworkSettings"`
-}
-
-// imageJSON is the part of `docker inspect` of an image read here.
-type imageJSON struct {
-	ID     string          `json:"Id"`
-	RootFS json.RawMessage `json:"RootFS"`
-	State  json.RawMessage `json:"State"`
-	Config struct {
-		Env        []string            `json:"Env"`
-		Cmd        []string            `json:"Cmd"`
-		Entrypoint []string            `json:"Entrypoint"`
-		Labels     map[string]string   `json:"Labels"`
-		Volumes    map[string]struct{} `json:"Volumes"`
-		StopSignal string              `json:"StopSignal"`
-	} `json:"Config"`
 }
 
 // containerOp is a container change's payload: what Apply does.
@@ -452,7 +396,7 @@ func (c *DockerContainer) Plan(ctx context.Context, h Host) ([]Change, error) {
 			op.pull = false
 		case !cur.State.Running:
 			ch.Action, ch.Summary, op.op = Update, "start", "start"
-			ch.Fields = []Field{{Name: "state", Old: cur.State.Status, New: "running"}}
+			ch.Fields = []Field{{Name: "state", Old: string(cur.State.Status), New: "running"}}
 			ch.Warnings = exitWarning(c.Name, cur)
 			op.pull = false
 		default:
@@ -472,7 +416,7 @@ func (c *DockerContainer) Plan(ctx context.Context, h Host) ([]Change, error) {
 // planDrain adds the drain that comes before recreating or removing cur,
 // when it runs: the summary says which containers it stops and whether they
 // come back.
-func (c *DockerContainer) planDrain(ctx context.Context, h Host, cur *containerJSON, ch *Change, op *containerOp) error {
+func (c *DockerContainer) planDrain(ctx context.Context, h Host, cur *container.InspectResponse, ch *Change, op *containerOp) error {
 	if c.Drain == nil || !cur.State.Running {
 		return nil
 	}
@@ -502,7 +446,7 @@ func (c *DockerContainer) planDrain(ctx context.Context, h Host, cur *containerJ
 // brokenContainerError is the plan's failure for a container whose spec
 // matches the task but which does not stay up: docker keeps restarting it
 // (state restarting), or it is dead (docker failed to remove it).
-func brokenContainerError(name string, cur *containerJSON) error {
+func brokenContainerError(name string, cur *container.InspectResponse) error {
 	st := cur.State
 	if st.Dead {
 		return fmt.Errorf("container %s is dead (docker could not remove or stop it); remove it with `docker rm -f %s` and run again", name, name)
@@ -521,7 +465,7 @@ func brokenContainerError(name string, cur *containerJSON) error {
 // exitWarning notes, for a stopped container about to be started, that its
 // process failed the last time it ran: a docker stop ends it with 0 or 143
 // (SIGTERM), anything else is the process's own failure.
-func exitWarning(name string, cur *containerJSON) []string {
+func exitWarning(name string, cur *container.InspectResponse) []string {
 	st := cur.State
 	switch {
 	case st.OOMKilled:
@@ -539,7 +483,7 @@ func exitWarning(name string, cur *containerJSON) []string {
 // labels that the named image does not explain: those that came with its own
 // image change with the image, they are not drift of env or labels. It is nil
 // otherwise, and when docker no longer has the image.
-func (c *DockerContainer) oldImage(ctx context.Context, h Host, cur *containerJSON, img *imageJSON) (*imageJSON, error) {
+func (c *DockerContainer) oldImage(ctx context.Context, h Host, cur *container.InspectResponse, img *image.InspectResponse) (*image.InspectResponse, error) {
 	if img == nil || img.ID == cur.Image || cur.Image == "" {
 		return nil, nil
 	}
@@ -557,62 +501,97 @@ func (c *DockerContainer) oldImage(ctx context.Context, h Host, cur *containerJS
 	if !unexplained(envMap(cur.Config.Env), c.Env, envMap(img.Config.Env)) && !unexplained(cur.Config.Labels, c.Labels, img.Config.Labels) {
 		return nil, nil
 	}
-	res, err := dockerInspect(ctx, h, []string{"docker", "image", "inspect", cur.Image}, []string{cur.Image})
+	api, err := Docker(ctx, h)
 	if err != nil {
 		return nil, err
 	}
-	raw, ok := res.found[cur.Image]
-	if !ok {
+	res, err := api.ImageInspect(ctx, cur.Image)
+	switch {
+	case DockerNotFound(err):
 		return nil, nil
+	case err != nil:
+		return nil, dockerErr("inspect image "+shortID(cur.Image), err)
 	}
-	var ij imageJSON
-	if err := json.Unmarshal(raw, &ij); err != nil {
-		return nil, fmt.Errorf("docker image inspect %s: %w", cur.Image, err)
-	}
-	return &ij, nil
+	return withImageConfig(&res.InspectResponse), nil
 }
 
 // inspect returns the container (nil when there is none by that name) and
-// the image the reference names on the host (nil when it is not there).
-func (c *DockerContainer) inspect(ctx context.Context, h Host) (*containerJSON, *imageJSON, error) {
-	names := []string{c.Name}
-	ref := ""
-	if c.Image != "" {
-		ref = inspectableRef(c.Image)
-		names = append(names, ref)
-	}
-	res, err := dockerInspect(ctx, h, append([]string{"docker", "inspect"}, names...), names)
+// the image the reference names on the host (nil when it is not there): two
+// Engine API requests, GET /containers/{name}/json and GET
+// /images/{ref}/json, sent at once so they cost one round trip.
+func (c *DockerContainer) inspect(ctx context.Context, h Host) (*container.InspectResponse, *image.InspectResponse, error) {
+	api, err := Docker(ctx, h)
 	if err != nil {
 		return nil, nil, err
 	}
-	var cur *containerJSON
-	if raw, ok := res.found[c.Name]; ok {
-		var cj containerJSON
-		if err := json.Unmarshal(raw, &cj); err != nil {
-			return nil, nil, fmt.Errorf("docker inspect %s: %w", c.Name, err)
-		}
-		// A name may also resolve to an image, a network, or a container
-		// whose ID starts with it: only a container of that name counts.
-		if cj.State != nil && cj.Name == "/"+c.Name {
-			cur = &cj
-		}
+	var img *image.InspectResponse
+	var imgErr error
+	var wg sync.WaitGroup
+	if c.Image != "" {
+		wg.Go(func() {
+			res, err := api.ImageInspect(ctx, c.Image)
+			switch {
+			case DockerNotFound(err):
+			case err != nil:
+				imgErr = dockerErr("inspect image "+c.Image, err)
+			default:
+				img = withImageConfig(&res.InspectResponse)
+			}
+		})
 	}
-	var img *imageJSON
-	if raw, ok := res.found[ref]; ok && ref != "" {
-		var ij imageJSON
-		if err := json.Unmarshal(raw, &ij); err != nil {
-			return nil, nil, fmt.Errorf("docker inspect %s: %w", ref, err)
-		}
-		if ij.RootFS != nil && ij.State == nil {
-			img = &ij
-		}
+	cur, err := inspectContainer(ctx, api, c.Name)
+	wg.Wait()
+	if err != nil {
+		return nil, nil, err
+	}
+	if imgErr != nil {
+		return nil, nil, imgErr
 	}
 	return cur, img, nil
 }
 
+// inspectContainer returns the container named name, or nil when there is
+// none. Its Config, HostConfig, State and NetworkSettings are never nil.
+func inspectContainer(ctx context.Context, api DockerEngine, name string) (*container.InspectResponse, error) {
+	res, err := api.ContainerInspect(ctx, name, client.ContainerInspectOptions{})
+	switch {
+	case DockerNotFound(err):
+		return nil, nil
+	case err != nil:
+		return nil, dockerErr("inspect container "+name, err)
+	}
+	cur := res.Container
+	// docker also resolves ID prefixes: only a container of that name counts.
+	if cur.Name != "/"+name {
+		return nil, nil
+	}
+	if cur.Config == nil {
+		cur.Config = &container.Config{}
+	}
+	if cur.HostConfig == nil {
+		cur.HostConfig = &container.HostConfig{}
+	}
+	if cur.State == nil {
+		cur.State = &container.State{}
+	}
+	if cur.NetworkSettings == nil {
+		cur.NetworkSettings = &container.NetworkSettings{}
+	}
+	return &cur, nil
+}
+
+// withImageConfig makes sure img.Config is not nil (an image without a
+// configuration has none of the defaults it would give).
+func withImageConfig(img *image.InspectResponse) *image.InspectResponse {
+	if img.Config == nil {
+		img.Config = &dockerspec.DockerOCIImageConfig{}
+	}
+	return img
+}
+
 // anonWarning warns that recreating or removing cur removes its anonymous
 // volumes (docker rm -v), including those its image declares.
-func anonWarning(cur *containerJSON) []string {
+func anonWarning(cur *container.InspectResponse) []string {
 	var anon []string
 	for _, m := range cur.Mounts {
 		if m.Type == "volume" && isAnonVolume(m.Name) {
@@ -692,7 +671,7 @@ func (c *DockerContainer) volumes() []string {
 // image c.Image names on the host now, or nil when it is not there; oldImg is
 // the image the container runs when that is another one and oldImage looked
 // it up, or nil.
-func (c *DockerContainer) diff(cur *containerJSON, img, oldImg *imageJSON) []Field {
+func (c *DockerContainer) diff(cur *container.InspectResponse, img, oldImg *image.InspectResponse) []Field {
 	var fs []Field
 	cmp := func(name, old, new string) {
 		if old != new {
@@ -749,7 +728,7 @@ func (c *DockerContainer) diff(cur *containerJSON, img, oldImg *imageJSON) []Fie
 	cmp("labels", labelsOld, labelsNew)
 	cmp("networks", strings.Join(sortedKeys(cur.NetworkSettings.Networks), ", "), strings.Join(c.networks(), ", "))
 
-	restart := cur.HostConfig.RestartPolicy.Name
+	restart := string(cur.HostConfig.RestartPolicy.Name)
 	if restart == "" {
 		restart = "no"
 	}
@@ -877,7 +856,7 @@ func mapDiff(have, want, image, oldImage map[string]string, imageKnown bool) (ol
 
 // currentVolumes is the container's volumes in canonical -v form: its Binds,
 // then mounts Binds do not cover (anonymous volumes as "/path").
-func currentVolumes(cur *containerJSON) []string {
+func currentVolumes(cur *container.InspectResponse) []string {
 	var out []string
 	covered := map[string]bool{}
 	for _, b := range cur.HostConfig.Binds {
@@ -912,14 +891,18 @@ func currentVolumes(cur *containerJSON) []string {
 
 // Apply implements Task.
 func (c *DockerContainer) Apply(ctx context.Context, h Host, changes []Change) error {
+	api, err := Docker(ctx, h)
+	if err != nil {
+		return err
+	}
 	for _, ch := range changes {
 		op, ok := ch.Payload.(containerOp)
 		if !ok {
 			return fmt.Errorf("docker_container: change %q has no payload of this task", ch.Summary)
 		}
 		if op.pull {
-			if _, err := Exec(ctx, h, "docker", "pull", c.Image); err != nil {
-				return dockerFailure("pull "+c.Image, err)
+			if err := pullImage(ctx, h, api, c.Image); err != nil {
+				return err
 			}
 		}
 		var drained []string
@@ -932,78 +915,87 @@ func (c *DockerContainer) Apply(ctx context.Context, h Host, changes []Change) e
 		var err error
 		switch op.op {
 		case "create":
-			err = c.createAndStart(ctx, h)
+			err = c.createAndStart(ctx, h, api)
 		case "recreate":
-			if _, err = Exec(ctx, h, "docker", "rm", "-f", "-v", c.Name); err == nil {
-				err = c.createAndStart(ctx, h)
+			if err = removeContainer(ctx, api, c.Name); err == nil {
+				err = c.createAndStart(ctx, h, api)
 			}
 			if err == nil {
 				err = startAgain(ctx, h, drained)
 			}
 		case "start":
-			_, err = Exec(ctx, h, "docker", "start", c.Name)
+			_, err = api.ContainerStart(ctx, c.Name, client.ContainerStartOptions{})
 		case "unpause":
-			_, err = Exec(ctx, h, "docker", "unpause", c.Name)
+			_, err = api.ContainerUnpause(ctx, c.Name, client.ContainerUnpauseOptions{})
 		case "remove":
-			_, err = Exec(ctx, h, "docker", "rm", "-f", "-v", c.Name)
+			err = removeContainer(ctx, api, c.Name)
 		default:
 			err = fmt.Errorf("unknown operation %q", op.op)
 		}
 		if err != nil {
-			return dockerFailure(op.op+" container "+c.Name, err)
+			return dockerErr(op.op+" container "+c.Name, err)
 		}
 	}
 	return nil
 }
 
-// createArgs is the docker create command for c, and the env file it reads
-// from stdin.
-func (c *DockerContainer) createArgs() (args []string, stdin []byte) {
-	args = []string{"docker", "create", "--name=" + c.Name}
+// removeContainer removes a container, running or not, with its anonymous
+// volumes (DELETE /containers/{name}?force=1&v=1, as docker rm -f -v).
+func removeContainer(ctx context.Context, api DockerEngine, name string) error {
+	_, err := api.ContainerRemove(ctx, name, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
+	return err
+}
+
+// createOptions is the POST /containers/create request for c, with what
+// `docker create` would send for the same flags
+// (https://docs.docker.com/reference/api/engine/version/v1.41/#tag/Container/operation/ContainerCreate):
+// "-v /path" is an anonymous volume in Config.Volumes, the other volumes are
+// HostConfig.Binds; the first network is the network mode and its endpoint,
+// the others are connected before the start (API 1.41 takes one endpoint at
+// create).
+func (c *DockerContainer) createOptions() client.ContainerCreateOptions {
+	cfg := &container.Config{Image: c.Image, Cmd: c.Command, Labels: c.Labels, StopTimeout: c.StopTimeout}
 	if len(c.Entrypoint) > 0 {
-		args = append(args, "--entrypoint="+c.Entrypoint[0])
+		cfg.Entrypoint = c.Entrypoint
 	}
-	if len(c.Env) > 0 {
-		args = append(args, "--env-file=/dev/stdin")
-		stdin = []byte(kvLines(c.Env) + "\n")
-	}
-	if len(c.Networks) > 0 {
-		args = append(args, "--network="+c.Networks[0])
-	}
-	args = append(args, "--restart="+c.restart())
-	if c.Privileged {
-		args = append(args, "--privileged")
-	}
-	for _, s := range c.CapAdd {
-		args = append(args, "--cap-add="+s)
-	}
-	for _, s := range c.CapDrop {
-		args = append(args, "--cap-drop="+s)
-	}
-	for _, s := range c.SecurityOpt {
-		args = append(args, "--security-opt="+s)
-	}
-	for _, s := range c.Volumes {
-		args = append(args, "--volume="+s)
-	}
-	args = append(args, kvArgs("--label", c.Labels)...)
-	if c.StopTimeout != nil {
-		args = append(args, "--stop-timeout="+strconv.Itoa(*c.StopTimeout))
+	for _, k := range sortedKeys(c.Env) {
+		cfg.Env = append(cfg.Env, k+"="+c.Env[k])
 	}
 	if c.StopSignal != "" {
-		args = append(args, "--stop-signal="+normSignal(c.StopSignal))
+		cfg.StopSignal = normSignal(c.StopSignal)
 	}
-	args = append(args, c.Image)
-	return append(args, c.Command...), stdin
+	hc := &container.HostConfig{
+		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyMode(c.restart())},
+		Privileged:    c.Privileged,
+		CapAdd:        c.CapAdd,
+		CapDrop:       c.CapDrop,
+		SecurityOpt:   c.securityOpts(),
+	}
+	for _, s := range c.Volumes {
+		v, _ := parseVolume(s)
+		if v.Source == "" {
+			if cfg.Volumes == nil {
+				cfg.Volumes = map[string]struct{}{}
+			}
+			cfg.Volumes[v.Target] = struct{}{}
+			continue
+		}
+		hc.Binds = append(hc.Binds, v.String())
+	}
+	var nc *network.NetworkingConfig
+	if len(c.Networks) > 0 {
+		hc.NetworkMode = container.NetworkMode(c.Networks[0])
+		nc = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{c.Networks[0]: {}}}
+	}
+	return client.ContainerCreateOptions{Name: c.Name, Config: cfg, HostConfig: hc, NetworkingConfig: nc}
 }
 
 // createAndStart creates the container, connects its other networks while it
 // is not running yet, and starts it: the process starts with every network
 // in place, and a failure to create (a name taken since the plan) is told
 // apart from a failure to start.
-func (c *DockerContainer) createAndStart(ctx context.Context, h Host) error {
-	args, stdin := c.createArgs()
-	if _, err := ExecCmd(ctx, h, Cmd{Args: args, Stdin: stdin, SensitiveStdin: true}); err != nil {
+func (c *DockerContainer) createAndStart(ctx context.Context, h Host, api DockerEngine) error {
+	if _, err := api.ContainerCreate(ctx, c.createOptions()); err != nil {
 		// Made by something else since the plan? Never surface docker's raw
 		// "name already in use" (C13): say what the plan would be now.
 		now, perr := c.Plan(ctx, h)
@@ -1016,10 +1008,10 @@ func (c *DockerContainer) createAndStart(ctx context.Context, h Host) error {
 		return appearedError("container", c.Name, now)
 	}
 	for _, n := range c.Networks[min(1, len(c.Networks)):] {
-		if _, err := Exec(ctx, h, "docker", "network", "connect", n, c.Name); err != nil {
-			return err
+		if _, err := api.NetworkConnect(ctx, n, client.NetworkConnectOptions{Container: c.Name}); err != nil {
+			return fmt.Errorf("connect to network %s: %w", n, err)
 		}
 	}
-	_, err := Exec(ctx, h, "docker", "start", c.Name)
+	_, err := api.ContainerStart(ctx, c.Name, client.ContainerStartOptions{})
 	return err
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"path"
@@ -12,6 +13,10 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+
+	"github.com/moby/moby/api/types/system"
+	"github.com/moby/moby/client"
 )
 
 // DockerDaemonConfig merges settings into docker's daemon configuration file
@@ -98,12 +103,22 @@ var daemonBoolKeys = map[string]bool{
 // Plan implements Task.
 func (d *DockerDaemonConfig) Plan(ctx context.Context, h Host) ([]Change, error) {
 	p := d.path()
-	// One round trip on a converged host: the file and the running driver.
-	res, err := RunProbes(ctx, h, ReadProbe(p), RunProbe(dockerInfoDriver()...))
+	// One round trip on a converged host: the file and, at the same time,
+	// the running driver from the Engine API.
+	var info *system.Info
+	var infoErr error
+	var wg sync.WaitGroup
+	if _, ok := d.Settings["storage-driver"].(string); ok {
+		wg.Go(func() { info, infoErr = runningDaemon(ctx, h) })
+	}
+	cur, exists, err := ReadFileIfExists(ctx, h, p)
+	wg.Wait()
 	if err != nil {
 		return nil, err
 	}
-	cur, exists := res[0].File, res[0].Exists
+	if infoErr != nil {
+		return nil, infoErr
+	}
 	doc := &jsonObject{indent: "  "}
 	if exists && len(bytes.TrimSpace(cur.Content)) > 0 {
 		doc, err = parseJSONObject(cur.Content)
@@ -144,7 +159,7 @@ func (d *DockerDaemonConfig) Plan(ctx context.Context, h Host) ([]Change, error)
 	running := ""
 	if sd, ok := d.Settings["storage-driver"].(string); ok {
 		var w []string
-		running, w, err = d.checkStorageDriver(res[1].Output, sd)
+		running, w, err = d.checkStorageDriver(info, sd)
 		if err != nil {
 			return nil, err
 		}
@@ -217,20 +232,13 @@ func dockerdValidates(ctx context.Context, h Host) (bool, []string, error) {
 // returns the running driver when it is another one (empty when it is the
 // wanted one or docker does not answer), with a warning, or an error when
 // the change would hide images and containers without consent.
-func (d *DockerDaemonConfig) checkStorageDriver(out Output, want string) (string, []string, error) {
-	if out.ExitCode != 0 {
+func (d *DockerDaemonConfig) checkStorageDriver(info *system.Info, want string) (string, []string, error) {
+	if info == nil {
 		// Docker is not running or not installed: nothing is hidden by the
 		// change, and the next start reads the file.
 		return "", nil, nil
 	}
-	var driver string
-	var images, containers int
-	f := strings.Fields(string(out.Stdout))
-	if len(f) != 3 || json.Unmarshal([]byte(f[0]), &driver) != nil {
-		return "", nil, fmt.Errorf("unexpected output of docker info: %q", out.Stdout)
-	}
-	fmt.Sscan(f[1], &images)
-	fmt.Sscan(f[2], &containers)
+	driver, images, containers := info.Driver, info.Images, info.Containers
 	if driver == want {
 		return "", nil, nil
 	}
@@ -244,10 +252,23 @@ func (d *DockerDaemonConfig) checkStorageDriver(out Output, want string) (string
 	return driver, []string{msg}, nil
 }
 
-// dockerInfoDriver asks docker for its storage driver and how many images and
-// containers it holds (https://docs.docker.com/reference/cli/docker/system/info/).
-func dockerInfoDriver() []string {
-	return []string{"docker", "info", "--format", "{{json .Driver}} {{.Images}} {{.Containers}}"}
+// runningDaemon returns what the running docker daemon reports of itself
+// (GET /info: https://docs.docker.com/reference/api/engine/version/v1.41/#tag/System/operation/SystemInfo),
+// or nil when no daemon answers (stopped, or not installed: nothing is
+// hidden by a change of its configuration then, and its next start reads
+// the file).
+func runningDaemon(ctx context.Context, h Host) (*system.Info, error) {
+	api, err := Docker(ctx, h)
+	if err == nil {
+		var res client.SystemInfoResult
+		if res, err = api.Info(ctx, client.InfoOptions{}); err == nil {
+			return &res.Info, nil
+		}
+	}
+	if DockerUnreachable(err) || errors.Is(err, ErrNoDockerAPI) {
+		return nil, nil
+	}
+	return nil, dockerErr("docker info", err)
 }
 
 // Apply implements Task.

@@ -2,7 +2,6 @@ package tasks
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -10,6 +9,9 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/client"
 )
 
 // DockerNetwork keeps a docker network with the given driver, driver options,
@@ -53,24 +55,6 @@ type DockerNetwork struct {
 	Gateway string `yaml:"gateway"`
 	// State is "present" (default) or "absent".
 	State string `yaml:"state"`
-}
-
-// networkJSON is the part of `docker network inspect` read here.
-type networkJSON struct {
-	Name       string `json:"Name"`
-	ID         string `json:"Id"`
-	Driver     string `json:"Driver"`
-	EnableIPv6 bool   `json:"EnableIPv6"`
-	IPAM       struct {
-		Config []struct {
-			Subnet  string `json:"Subnet"`
-			Gateway string `json:"Gateway"`
-		} `json:"Config"`
-	} `json:"IPAM"`
-	Internal   bool              `json:"Internal"`
-	Attachable bool              `json:"Attachable"`
-	Options    map[string]string `json:"Options"`
-	Labels     map[string]string `json:"Labels"`
 }
 
 // dockerNetworkDefaults are driver options that newer docker versions add to
@@ -160,9 +144,9 @@ func (n *DockerNetwork) Validate() error {
 	return nil
 }
 
-// Plan implements Task. It runs `docker network inspect NAME`, and only when
-// the network is to be recreated or removed also lists the containers
-// attached to it (docker ps -a --filter network=NAME), so the plan can say
+// Plan implements Task. It makes one Engine API request, the network's
+// inspect, and only when the network is to be recreated or removed also
+// lists the containers attached to it, running or not, so the plan can say
 // which ones will be disconnected: inspect lists only running ones.
 func (n *DockerNetwork) Plan(ctx context.Context, h Host) ([]Change, error) {
 	cur, err := n.inspect(ctx, h)
@@ -240,7 +224,7 @@ func (n *DockerNetwork) specFields() []Field {
 // options the task does not name (docker's own defaults aside), IPv6, and
 // the subnet and gateway docker assigns anew when the task does not give
 // them.
-func (n *DockerNetwork) diff(cur *networkJSON, full bool) []Field {
+func (n *DockerNetwork) diff(cur *network.Inspect, full bool) []Field {
 	var fs []Field
 	cmp := func(name, old, new string) {
 		if old != new {
@@ -265,11 +249,11 @@ func (n *DockerNetwork) diff(cur *networkJSON, full bool) []Field {
 
 	var subnets, gateways []string
 	for _, c := range cur.IPAM.Config {
-		if c.Subnet != "" {
-			subnets = append(subnets, c.Subnet)
+		if c.Subnet.IsValid() {
+			subnets = append(subnets, c.Subnet.String())
 		}
-		if c.Gateway != "" {
-			gateways = append(gateways, c.Gateway)
+		if c.Gateway.IsValid() {
+			gateways = append(gateways, c.Gateway.String())
 		}
 	}
 	switch {
@@ -332,50 +316,50 @@ func sameAddr(a, b string) bool {
 	return aa == ab
 }
 
-// inspect returns the network, or nil when there is none by that name.
-func (n *DockerNetwork) inspect(ctx context.Context, h Host) (*networkJSON, error) {
-	res, err := dockerInspect(ctx, h, []string{"docker", "network", "inspect", n.Name}, []string{n.Name})
+// inspect returns the network, or nil when there is none by that name
+// (GET /networks/{id}).
+func (n *DockerNetwork) inspect(ctx context.Context, h Host) (*network.Inspect, error) {
+	api, err := Docker(ctx, h)
 	if err != nil {
 		return nil, err
 	}
-	raw, ok := res.found[n.Name]
-	if !ok {
+	res, err := api.NetworkInspect(ctx, n.Name, client.NetworkInspectOptions{})
+	switch {
+	case DockerNotFound(err):
 		return nil, nil
-	}
-	var net networkJSON
-	if err := json.Unmarshal(raw, &net); err != nil {
-		return nil, fmt.Errorf("docker network inspect %s: %w", n.Name, err)
-	}
-	if net.Name != n.Name {
+	case err != nil:
+		return nil, dockerErr("inspect network "+n.Name, err)
+	case res.Network.Name != n.Name:
 		// docker also resolves ID prefixes; a network that only matched by
 		// ID is not the one named.
 		return nil, nil
 	}
-	return &net, nil
+	return &res.Network, nil
 }
 
 // attachedContainers lists the containers attached to the network, running
-// or stopped, sorted by name.
+// or stopped, sorted by name (GET /containers/json?all=1 with a network
+// filter: the network's own inspect lists only running ones).
 func (n *DockerNetwork) attachedContainers(ctx context.Context, h Host) ([]attached, error) {
-	out, err := Exec(ctx, h, "docker", "ps", "-a", "--no-trunc", "--filter", "network="+n.Name, "--format", "{{.ID}}\t{{.Names}}")
+	api, err := Docker(ctx, h)
 	if err != nil {
 		return nil, err
 	}
+	res, err := api.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: make(client.Filters).Add("network", n.Name)})
+	if err != nil {
+		return nil, dockerErr("list the containers on network "+n.Name, err)
+	}
 	var conts []attached
-	for _, line := range strings.Split(string(out), "\n") {
-		id, names, ok := strings.Cut(strings.TrimSpace(line), "\t")
-		if !ok {
-			continue
-		}
-		name := names
-		// Names is comma-separated when legacy links add "other/alias" names.
-		for _, nm := range strings.Split(names, ",") {
-			if !strings.Contains(nm, "/") {
+	for _, c := range res.Items {
+		name := c.ID
+		// Names are "/name"; legacy links add "/other/alias" names.
+		for _, nm := range c.Names {
+			if nm = strings.TrimPrefix(nm, "/"); !strings.Contains(nm, "/") {
 				name = nm
 				break
 			}
 		}
-		conts = append(conts, attached{ID: id, Name: name})
+		conts = append(conts, attached{ID: c.ID, Name: name})
 	}
 	sort.Slice(conts, func(i, j int) bool { return conts[i].Name < conts[j].Name })
 	return conts, nil
@@ -383,42 +367,22 @@ func (n *DockerNetwork) attachedContainers(ctx context.Context, h Host) ([]attac
 
 // aliases fills in each container's aliases on the network, leaving out the
 // short container ID that docker 20.10 adds by itself.
-func (n *DockerNetwork) aliases(ctx context.Context, h Host, conts []attached) error {
-	if len(conts) == 0 {
-		return nil
-	}
-	args := []string{"docker", "container", "inspect"}
-	for _, c := range conts {
-		args = append(args, c.ID)
-	}
-	out, err := Exec(ctx, h, args...)
-	if err != nil {
-		return err
-	}
-	var got []struct {
-		ID              string `json:"Id"`
-		NetworkSettings struct {
-			Networks map[string]struct {
-				Aliases []string `json:"Aliases"`
-			} `json:"Networks"`
-		} `json:"NetworkSettings"`
-	}
-	if err := json.Unmarshal(out, &got); err != nil {
-		return fmt.Errorf("docker container inspect: %w", err)
-	}
-	byID := map[string][]string{}
-	for _, g := range got {
-		var keep []string
-		for _, a := range g.NetworkSettings.Networks[n.Name].Aliases {
-			if len(g.ID) >= 12 && a == g.ID[:12] {
-				continue
-			}
-			keep = append(keep, a)
+func (n *DockerNetwork) aliases(ctx context.Context, api DockerEngine, conts []attached) error {
+	for i, c := range conts {
+		res, err := api.ContainerInspect(ctx, c.ID, client.ContainerInspectOptions{})
+		if err != nil {
+			return dockerErr("inspect container "+c.Name, err)
 		}
-		byID[g.ID] = keep
-	}
-	for i := range conts {
-		conts[i].Aliases = byID[conts[i].ID]
+		var keep []string
+		if ns := res.Container.NetworkSettings; ns != nil && ns.Networks[n.Name] != nil {
+			for _, a := range ns.Networks[n.Name].Aliases {
+				if len(c.ID) >= 12 && a == c.ID[:12] {
+					continue
+				}
+				keep = append(keep, a)
+			}
+		}
+		conts[i].Aliases = keep
 	}
 	return nil
 }
@@ -445,31 +409,31 @@ func (n *DockerNetwork) Apply(ctx context.Context, h Host, changes []Change) err
 	return nil
 }
 
-// createArgs is the docker network create command for n.
-func (n *DockerNetwork) createArgs() []string {
-	args := []string{"docker", "network", "create", "--driver=" + n.driver()}
-	if n.Internal {
-		args = append(args, "--internal")
-	}
-	if n.Attachable {
-		args = append(args, "--attachable")
-	}
+// createOptions is the POST /networks/create request for n.
+func (n *DockerNetwork) createOptions() client.NetworkCreateOptions {
+	o := client.NetworkCreateOptions{Driver: n.driver(), Internal: n.Internal, Attachable: n.Attachable,
+		Options: n.Options, Labels: n.Labels}
 	if n.Subnet != "" {
-		args = append(args, "--subnet="+n.Subnet)
+		// Validate has parsed both already.
+		cfg := network.IPAMConfig{Subnet: netip.MustParsePrefix(n.Subnet)}
+		if n.Gateway != "" {
+			cfg.Gateway = netip.MustParseAddr(n.Gateway)
+		}
+		o.IPAM = &network.IPAM{Driver: "default", Config: []network.IPAMConfig{cfg}}
 	}
-	if n.Gateway != "" {
-		args = append(args, "--gateway="+n.Gateway)
-	}
-	args = append(args, kvArgs("--opt", n.Options)...)
-	args = append(args, kvArgs("--label", n.Labels)...)
-	return append(args, n.Name)
+	return o
 }
 
 func (n *DockerNetwork) create(ctx context.Context, h Host) error {
-	_, err := Exec(ctx, h, n.createArgs()...)
+	api, err := Docker(ctx, h)
+	if err != nil {
+		return err
+	}
+	_, err = api.NetworkCreate(ctx, n.Name, n.createOptions())
 	if err == nil {
 		return nil
 	}
+	err = dockerErr("create network "+n.Name, err)
 	// Made by something else since the plan? Never surface docker's raw
 	// "already exists" (C13): say what the plan would be now.
 	now, perr := n.Plan(ctx, h)
@@ -485,43 +449,43 @@ func (n *DockerNetwork) create(ctx context.Context, h Host) error {
 // recreate disconnects the attached containers, removes the network and,
 // when again is set, creates it anew and reconnects them.
 func (n *DockerNetwork) recreate(ctx context.Context, h Host, again bool) error {
+	api, err := Docker(ctx, h)
+	if err != nil {
+		return err
+	}
 	conts, err := n.attachedContainers(ctx, h)
 	if err != nil {
 		return err
 	}
 	if again {
-		if err := n.aliases(ctx, h, conts); err != nil {
+		if err := n.aliases(ctx, api, conts); err != nil {
 			return err
 		}
 	}
 	for _, c := range conts {
-		if _, err := Exec(ctx, h, "docker", "network", "disconnect", n.Name, c.ID); err != nil {
+		if _, err := api.NetworkDisconnect(ctx, n.Name, client.NetworkDisconnectOptions{Container: c.ID}); err != nil {
 			return fmt.Errorf("disconnect %s from network %s: %w", c.Name, n.Name, err)
 		}
 	}
-	if _, err := Exec(ctx, h, "docker", "network", "rm", n.Name); err != nil {
-		return n.reconnect(ctx, h, conts, fmt.Errorf("remove network %s: %w", n.Name, err))
+	if _, err := api.NetworkRemove(ctx, n.Name, client.NetworkRemoveOptions{}); err != nil {
+		return n.reconnect(ctx, api, conts, fmt.Errorf("remove network %s: %w", n.Name, err))
 	}
 	if !again {
 		return nil
 	}
-	if _, err := Exec(ctx, h, n.createArgs()...); err != nil {
-		return n.reconnect(ctx, h, nil, fmt.Errorf("network %s was removed but not created again, containers %s are disconnected: %w", n.Name, names(conts), err))
+	if _, err := api.NetworkCreate(ctx, n.Name, n.createOptions()); err != nil {
+		return n.reconnect(ctx, api, nil, fmt.Errorf("network %s was removed but not created again, containers %s are disconnected: %w", n.Name, names(conts), err))
 	}
-	return n.reconnect(ctx, h, conts, nil)
+	return n.reconnect(ctx, api, conts, nil)
 }
 
 // reconnect connects conts to the network with their aliases, and returns
 // first joined with whatever failed.
-func (n *DockerNetwork) reconnect(ctx context.Context, h Host, conts []attached, first error) error {
+func (n *DockerNetwork) reconnect(ctx context.Context, api DockerEngine, conts []attached, first error) error {
 	errs := []error{first}
 	for _, c := range conts {
-		args := []string{"docker", "network", "connect"}
-		for _, a := range c.Aliases {
-			args = append(args, "--alias="+a)
-		}
-		args = append(args, n.Name, c.ID)
-		if _, err := Exec(ctx, h, args...); err != nil {
+		o := client.NetworkConnectOptions{Container: c.ID, EndpointConfig: &network.EndpointSettings{Aliases: c.Aliases}}
+		if _, err := api.NetworkConnect(ctx, n.Name, o); err != nil {
 			errs = append(errs, fmt.Errorf("reconnect %s to network %s: %w", c.Name, n.Name, err))
 		}
 	}

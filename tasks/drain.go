@@ -7,11 +7,14 @@ package tasks
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
 )
 
 // Drain stops containers gracefully before the task that holds it disrupts
@@ -25,19 +28,20 @@ import (
 // For gitlab-runner, SIGQUIT is the graceful shutdown
 // (https://docs.gitlab.com/runner/commands/#signals): the runner asks for no
 // new job, finishes the jobs it runs, then exits. dindops sends the signal
-// with `docker kill --signal` (docker 20.10's `docker stop` has no
-// --signal, and a container's own stop signal may be SIGTERM, gitlab-runner's
-// forceful shutdown that aborts jobs), then watches `docker inspect` until
-// every drained container has exited. Docker does not restart a container
-// that exits after `docker kill` with no stop signal configured, or with its
+// with the Engine API's kill (API 1.41's stop takes no signal, and a
+// container's own stop signal may be SIGTERM, gitlab-runner's forceful
+// shutdown that aborts jobs), then waits for each drained container with the
+// API's wait (condition not-running) until it has exited. Docker does not
+// restart a container that exits after a kill with no stop signal
+// configured, or with its
 // configured stop signal (moby daemon/kill.go), so set the container's
 // stop_signal to the drain signal; a plan warns when it differs.
 //
-// When the timeout passes, the containers still running are killed (docker
-// kill, SIGKILL) and the task goes on: jobs still running then are lost, as
+// When the timeout passes, the containers still running are killed
+// (SIGKILL) and the task goes on: jobs still running then are lost, as
 // they would be without a drain. Containers that were not running are left
 // alone. After a restart or a recreation, the task starts the drained
-// containers again (docker start) if docker has not already done so; after a
+// containers again if docker has not already done so; after a
 // removal they stay stopped.
 type Drain struct {
 	// Containers are the names of the containers to drain.
@@ -48,9 +52,6 @@ type Drain struct {
 	// Timeout is the longest wait for the containers to exit, in seconds
 	// (default 3600). Match it to the longest job the runner may run.
 	Timeout int `yaml:"timeout"`
-
-	// poll is the time between two looks at the containers (default 2s).
-	poll time.Duration
 }
 
 const (
@@ -70,13 +71,6 @@ func (d *Drain) timeout() time.Duration {
 		return defaultDrainTimeout * time.Second
 	}
 	return time.Duration(d.Timeout) * time.Second
-}
-
-func (d *Drain) pollEvery() time.Duration {
-	if d.poll > 0 {
-		return d.poll
-	}
-	return 2 * time.Second
 }
 
 // normSignal writes a signal as docker shows it in Config.StopSignal when
@@ -209,42 +203,16 @@ func (p *drainPlan) warnings() []string {
 	return w
 }
 
-// drainContainerJSON is the part of `docker container inspect` a drain
-// reads.
-type drainContainerJSON struct {
-	Name  string `json:"Name"`
-	State *struct {
-		Running    bool   `json:"Running"`
-		Restarting bool   `json:"Restarting"`
-		StartedAt  string `json:"StartedAt"`
-	} `json:"State"`
-	Config struct {
-		StopSignal string `json:"StopSignal"`
-	} `json:"Config"`
-	HostConfig struct {
-		RestartPolicy struct {
-			Name string `json:"Name"`
-		} `json:"RestartPolicy"`
-	} `json:"HostConfig"`
-}
-
-// inspectContainers returns the named containers that exist, by name.
-func inspectContainers(ctx context.Context, h Host, names []string) (map[string]drainContainerJSON, error) {
-	res, err := dockerInspect(ctx, h, append([]string{"docker", "container", "inspect"}, names...), names)
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]drainContainerJSON{}
+// inspectContainers returns the named containers that exist, by name (one
+// GET /containers/{name}/json each).
+func inspectContainers(ctx context.Context, api DockerEngine, names []string) (map[string]*container.InspectResponse, error) {
+	out := map[string]*container.InspectResponse{}
 	for _, n := range names {
-		raw, ok := res.found[n]
-		if !ok {
-			continue
+		c, err := inspectContainer(ctx, api, n)
+		if err != nil {
+			return nil, err
 		}
-		var c drainContainerJSON
-		if err := json.Unmarshal(raw, &c); err != nil {
-			return nil, fmt.Errorf("docker container inspect %s: %w", n, err)
-		}
-		if c.State != nil && c.Name == "/"+n {
+		if c != nil {
 			out[n] = c
 		}
 	}
@@ -257,7 +225,11 @@ func (d *Drain) plan(ctx context.Context, h Host) (*drainPlan, error) {
 	if d == nil {
 		return nil, nil
 	}
-	found, err := inspectContainers(ctx, h, d.Containers)
+	api, err := Docker(ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	found, err := inspectContainers(ctx, api, d.Containers)
 	if err != nil {
 		return nil, err
 	}
@@ -267,64 +239,73 @@ func (d *Drain) plan(ctx context.Context, h Host) (*drainPlan, error) {
 		if !ok || !c.State.Running {
 			continue
 		}
-		p.targets = append(p.targets, drainTarget{Name: n, RestartPolicy: c.HostConfig.RestartPolicy.Name, StopSignal: c.Config.StopSignal})
+		p.targets = append(p.targets, drainTarget{Name: n, RestartPolicy: string(c.HostConfig.RestartPolicy.Name), StopSignal: c.Config.StopSignal})
 	}
 	return p, nil
 }
 
-// apply sends the drain signal to every container the plan found running,
-// waits until they have all exited or the timeout passed, and kills those
-// still running then. It returns the containers it stopped, to be started
-// again after a restart.
+// apply sends the drain signal to every container the plan found running
+// (POST /containers/{name}/kill?signal=SIG), waits until they have all
+// exited or the timeout passed (POST /containers/{name}/wait with condition
+// not-running, one request each, no polling), and kills those still
+// running then. It returns the containers it stopped, to be started again
+// after a restart.
 func (p *drainPlan) apply(ctx context.Context, h Host) ([]string, error) {
 	if !p.running() {
 		return nil, nil
 	}
+	api, err := Docker(ctx, h)
+	if err != nil {
+		return nil, err
+	}
 	names := p.names()
 	sig := p.drain.signal()
 	for _, n := range names {
-		out, err := h.Run(ctx, Cmd{Args: []string{"docker", "kill", "--signal=" + sig, n}})
-		if err != nil {
-			return nil, err
-		}
-		// Exited since the plan: nothing to drain.
-		if out.ExitCode != 0 && !strings.Contains(string(out.Stderr), "is not running") {
-			return nil, dockerFailure("drain "+n+": send "+sig, &ExitError{Cmd: "docker kill --signal=" + sig + " " + n, ExitCode: out.ExitCode, Stdout: out.Stdout, Stderr: out.Stderr})
+		// Exited since the plan (a conflict: "is not running"): nothing
+		// to drain.
+		if _, err := api.ContainerKill(ctx, n, client.ContainerKillOptions{Signal: sig}); err != nil && !DockerConflict(err) {
+			return nil, dockerErr("drain "+n+": send "+sig, err)
 		}
 	}
-	deadline := time.Now().Add(p.drain.timeout())
-	for {
-		found, err := inspectContainers(ctx, h, names)
-		if err != nil {
-			return nil, err
+	waitCtx, cancel := context.WithTimeout(ctx, p.drain.timeout())
+	defer cancel()
+	var left []string
+	for _, n := range names {
+		exited, err := waitNotRunning(waitCtx, api, n)
+		switch {
+		case ctx.Err() != nil:
+			return nil, fmt.Errorf("drain of %s interrupted: %w; they may be stopped: start them with docker start %s", strings.Join(names, ", "), ctx.Err(), strings.Join(names, " "))
+		case err != nil:
+			return nil, dockerErr("drain "+n+": wait for it to exit", err)
+		case !exited:
+			left = append(left, n)
 		}
-		var left []string
-		for _, n := range names {
-			if c, ok := found[n]; ok && c.State.Running && !c.State.Restarting {
-				left = append(left, n)
-			}
+	}
+	for _, n := range left {
+		if _, err := api.ContainerKill(ctx, n, client.ContainerKillOptions{Signal: "SIGKILL"}); err != nil && !DockerConflict(err) && !DockerNotFound(err) {
+			return nil, dockerErr(fmt.Sprintf("drain %s: still running after %s, and killing it failed", n, p.drain.timeout()), err)
 		}
-		if len(left) == 0 {
-			return names, nil
+	}
+	return names, nil
+}
+
+// waitNotRunning waits until the container is not running, or ctx is done
+// (exited false, no error). A container that is gone counts as exited.
+func waitNotRunning(ctx context.Context, api DockerEngine, name string) (exited bool, err error) {
+	w := api.ContainerWait(ctx, name, client.ContainerWaitOptions{Condition: container.WaitConditionNotRunning})
+	select {
+	case <-w.Result:
+		return true, nil
+	case err := <-w.Error:
+		switch {
+		case DockerNotFound(err):
+			return true, nil
+		case ctx.Err() != nil:
+			return false, nil
 		}
-		if !time.Now().Before(deadline) {
-			for _, n := range left {
-				out, err := h.Run(ctx, Cmd{Args: []string{"docker", "kill", n}})
-				if err != nil {
-					return nil, err
-				}
-				if out.ExitCode != 0 && !strings.Contains(string(out.Stderr), "is not running") {
-					return nil, dockerFailure(fmt.Sprintf("drain %s: still running after %s, and killing it failed", n, p.drain.timeout()),
-						&ExitError{Cmd: "docker kill " + n, ExitCode: out.ExitCode, Stdout: out.Stdout, Stderr: out.Stderr})
-				}
-			}
-			return names, nil
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("drain of %s interrupted: %w; they may be stopped: start them with docker start %s", strings.Join(left, ", "), ctx.Err(), strings.Join(left, " "))
-		case <-time.After(min(p.drain.pollEvery(), time.Until(deadline)+time.Millisecond)):
-		}
+		return false, err
+	case <-ctx.Done():
+		return false, nil
 	}
 }
 
@@ -335,7 +316,11 @@ func startAgain(ctx context.Context, h Host, names []string) error {
 	if len(names) == 0 {
 		return nil
 	}
-	found, err := inspectContainers(ctx, h, names)
+	api, err := Docker(ctx, h)
+	if err != nil {
+		return err
+	}
+	found, err := inspectContainers(ctx, api, names)
 	if err != nil {
 		return err
 	}
@@ -344,8 +329,8 @@ func startAgain(ctx context.Context, h Host, names []string) error {
 		if !ok || c.State.Running {
 			continue
 		}
-		if _, err := Exec(ctx, h, "docker", "start", n); err != nil {
-			return dockerFailure("start drained container "+n+" again", err)
+		if _, err := api.ContainerStart(ctx, n, client.ContainerStartOptions{}); err != nil {
+			return dockerErr("start drained container "+n+" again", err)
 		}
 	}
 	return nil
@@ -357,43 +342,55 @@ func startAgain(ctx context.Context, h Host, names []string) error {
 // always or unless-stopped (https://docs.docker.com/engine/containers/start-containers-automatically/,
 // https://docs.docker.com/engine/daemon/live-restore/), which it reports.
 // It returns "" when docker does not answer (it is stopped, and a restart
-// starts it).
+// starts it). It reads GET /info, GET /containers/json and each running
+// container's inspect.
 func restartConsequence(ctx context.Context, h Host) (what string, liveRestore bool, err error) {
-	info, err := h.Run(ctx, Cmd{Args: []string{"docker", "info", "--format", "{{.LiveRestoreEnabled}}"}})
+	api, err := Docker(ctx, h)
+	if DockerUnreachable(err) || errors.Is(err, ErrNoDockerAPI) {
+		return "", false, nil
+	}
 	if err != nil {
 		return "", false, err
 	}
-	if info.ExitCode != 0 {
+	info, err := api.Info(ctx, client.InfoOptions{})
+	if DockerUnreachable(err) {
 		return "", false, nil
 	}
-	if strings.TrimSpace(string(info.Stdout)) == "true" {
+	if err != nil {
+		return "", false, dockerErr("docker info", err)
+	}
+	if info.Info.LiveRestoreEnabled {
 		return "containers keep running (live-restore)", true, nil
 	}
-	ps, err := h.Run(ctx, Cmd{Args: []string{"docker", "ps", "--format", "{{.Names}}"}})
-	if err != nil || ps.ExitCode != 0 {
-		return "", false, err
+	list, err := api.ContainerList(ctx, client.ContainerListOptions{})
+	if err != nil {
+		return "", false, dockerErr("list the running containers", err)
 	}
 	var names []string
-	for _, l := range strings.Split(string(ps.Stdout), "\n") {
-		if l = strings.TrimSpace(l); l != "" {
-			names = append(names, l)
+	for _, c := range list.Items {
+		for _, nm := range c.Names {
+			if nm = strings.TrimPrefix(nm, "/"); !strings.Contains(nm, "/") {
+				names = append(names, nm)
+				break
+			}
 		}
 	}
+	names = sortedSet(names)
 	if len(names) == 0 {
 		return "", false, nil
 	}
-	found, err := inspectContainers(ctx, h, names)
+	found, err := inspectContainers(ctx, api, names)
 	if err != nil {
 		return "", false, err
 	}
 	var restarted, stopped []string
-	for _, n := range sortedSet(names) {
+	for _, n := range names {
 		c, ok := found[n]
 		if !ok || !c.State.Running {
 			continue
 		}
 		switch c.HostConfig.RestartPolicy.Name {
-		case "always", "unless-stopped":
+		case container.RestartPolicyAlways, container.RestartPolicyUnlessStopped:
 			restarted = append(restarted, n)
 		default:
 			stopped = append(stopped, n)

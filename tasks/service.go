@@ -3,11 +3,14 @@ package tasks
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/moby/moby/client"
 )
 
 // Service starts, stops or restarts a system service and sets whether it
@@ -19,13 +22,14 @@ import (
 //	    service:
 //	      name: docker
 //	      state: restarted
-//	      ready: [docker, info]
 //
 // state: restarted always restarts, so it belongs in a handler, which runs
 // only when a task that notifies it changed something. After a start or a
 // restart, the task waits until the service reports running and, when ready
-// is given, until that command exits 0 (docker's init script returns before
-// the daemon answers; systemd's docker.service waits by itself). When the
+// is given, until that command exits 0; for docker without ready, until the
+// daemon answers its Engine API (GET /info), since docker's init script
+// returns before the daemon answers (systemd's docker.service waits by
+// itself). When the
 // service does not come up, the error ends with its last log lines
 // (journalctl -u NAME under systemd, /var/log/NAME.log otherwise, where
 // Debian's init scripts such as docker's write), which say why.
@@ -47,7 +51,6 @@ import (
 //	    service:
 //	      name: docker
 //	      state: restarted
-//	      ready: [docker, info]
 //	      drain: {containers: [gitlab-runner], timeout: 3600}
 type Service struct {
 	Name string `yaml:"name"`
@@ -55,7 +58,8 @@ type Service struct {
 	State string `yaml:"state"`
 	// Enabled says whether the service starts at boot; unset leaves it.
 	Enabled *bool `yaml:"enabled"`
-	// Ready is a command that succeeds once the service can be used.
+	// Ready is a command that succeeds once the service can be used. For
+	// docker it may be left out: the task then waits for the Engine API.
 	Ready []string `yaml:"ready"`
 	// ReadyTimeout is how long to wait for it, in seconds (default 60).
 	ReadyTimeout int `yaml:"ready_timeout"`
@@ -430,7 +434,26 @@ func (s *Service) Apply(ctx context.Context, h Host, changes []Change) error {
 	return nil
 }
 
-// waitReady polls until the service runs and the ready command succeeds.
+// dockerAnswers asks the docker daemon for its info over the Engine API (GET
+// /info) and returns "" when it answers, else why not. A host without the
+// API counts as answering: the service reports running, which is all that
+// can be known there.
+func dockerAnswers(ctx context.Context, h Host) string {
+	api, err := Docker(ctx, h)
+	if errors.Is(err, ErrNoDockerAPI) {
+		return ""
+	}
+	if err == nil {
+		_, err = api.Info(ctx, client.InfoOptions{})
+	}
+	if err != nil {
+		return "the docker daemon does not answer its API yet: " + err.Error()
+	}
+	return ""
+}
+
+// waitReady polls until the service runs and is ready: the ready command
+// succeeds, or, for docker without one, its Engine API answers.
 func (s *Service) waitReady(ctx context.Context, h Host, systemd bool) error {
 	timeout := time.Duration(s.ReadyTimeout) * time.Second
 	if s.ReadyTimeout == 0 {
@@ -442,9 +465,15 @@ func (s *Service) waitReady(ctx context.Context, h Host, systemd bool) error {
 	for {
 		running, err := s.running(ctx, h, systemd)
 		if err == nil && running {
-			if len(s.Ready) == 0 {
+			if len(s.Ready) == 0 && s.isDocker() {
+				if last = dockerAnswers(ctx, h); last == "" {
+					return nil
+				}
+			} else if len(s.Ready) == 0 {
 				return nil
 			}
+		}
+		if err == nil && running && len(s.Ready) > 0 {
 			out, rerr := h.Run(ctx, Cmd{Args: s.Ready})
 			if rerr == nil && out.ExitCode == 0 {
 				return nil
@@ -452,7 +481,7 @@ func (s *Service) waitReady(ctx context.Context, h Host, systemd bool) error {
 			if rerr == nil {
 				last = (&ExitError{Cmd: ShellJoin(s.Ready), ExitCode: out.ExitCode, Stderr: out.Stderr}).Error()
 			}
-		} else if err == nil {
+		} else if err == nil && !running {
 			last = s.Name + " is not running"
 		}
 		select {

@@ -28,8 +28,10 @@ type Host struct {
 	dirMeta  map[string]tasks.RemoteFile // mode, owner, group of directories
 	handlers map[string]Handler
 	frozen   bool
+	docker   *Docker // the Docker Engine, once installed
 
-	// Commands records every command run, in order.
+	// Commands records every command run, in order, and every call of the
+	// Docker Engine API as {"API", method, args...}.
 	Commands [][]string
 	// Writes records every path written, in order.
 	Writes []string
@@ -48,6 +50,18 @@ func (h *Host) RoundTrips() int {
 	n := h.roundTrips
 	h.roundTrips = 0
 	return n
+}
+
+// Docker implements tasks.DockerHost once a Docker engine is installed
+// (InstallDocker); without one it returns tasks.ErrNoDockerAPI.
+func (h *Host) Docker(ctx context.Context) (tasks.DockerEngine, error) {
+	h.mu.Lock()
+	d := h.docker
+	h.mu.Unlock()
+	if d == nil {
+		return nil, tasks.ErrNoDockerAPI
+	}
+	return engine{d: d, h: h}, nil
 }
 
 // Probe implements tasks.Prober as the SSH transport does: the whole batch
@@ -425,9 +439,21 @@ func Converge(t testing.TB, task tasks.Task, h *Host) []tasks.Change {
 	h.Freeze()
 	defer h.Thaw()
 	h.RoundTrips()
+	h.mu.Lock()
+	d := h.docker
+	h.mu.Unlock()
+	if d != nil {
+		d.Requests()
+	}
 	again, err := task.Plan(ctx, h)
 	if n := h.RoundTrips(); n > 1 {
 		t.Errorf("plan on the converged host took %d round trips, want at most 1 (batch the reads with tasks.RunProbes)", n)
+	}
+	// A container and its image are two Engine API requests, sent at once.
+	if d != nil {
+		if n := d.Requests(); n > 2 {
+			t.Errorf("plan on the converged host made %d Docker Engine API requests, want at most 2", n)
+		}
 	}
 	if _, skipped := tasks.IsSkip(err); err != nil && !skipped {
 		t.Fatalf("plan after apply: %v", err)

@@ -12,7 +12,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
+
+	"github.com/moby/moby/client"
 
 	"github.com/dindops/dindops/tasks"
 )
@@ -26,6 +29,38 @@ type LocalHost struct {
 	Programs map[string]string
 	// Commands records every command run, in order.
 	Commands [][]string
+	// DockerHost is the local daemon's address for the Docker Engine API
+	// ("unix:///var/run/docker.sock" when empty).
+	DockerHost string
+
+	dockerOnce sync.Once
+	docker     *client.Client
+	dockerErr  error
+}
+
+// Docker implements tasks.DockerHost with one client of the local daemon
+// (https://pkg.go.dev/github.com/moby/moby/client), its API version
+// negotiated.
+func (l *LocalHost) Docker(ctx context.Context) (tasks.DockerEngine, error) {
+	l.dockerOnce.Do(func() {
+		host := l.DockerHost
+		if host == "" {
+			host = "unix:///var/run/docker.sock"
+		}
+		l.docker, l.dockerErr = client.New(client.WithHost(host))
+	})
+	if l.dockerErr != nil {
+		return nil, l.dockerErr
+	}
+	return l.docker, nil
+}
+
+// Close closes the Docker client, if one was made.
+func (l *LocalHost) Close() error {
+	if l.docker != nil {
+		return l.docker.Close()
+	}
+	return nil
 }
 
 // Run implements tasks.Host.
