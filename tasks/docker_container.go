@@ -38,8 +38,8 @@ type DockerContainer struct {
 	// which takes one executable (its arguments go in command). Empty means
 	// the image's.
 	Entrypoint []string `yaml:"entrypoint"`
-	// Env is set with --env-file read from stdin, so values never appear in
-	// the process list. A key the image sets is no drift while the
+	// Env is sent in the Engine API's create request, over the host's SSH
+	// connection, so values never appear in a process list. A key the image sets is no drift while the
 	// container has the image's value; one the container sets to another
 	// value is drift unless given here (recreated, it gets the image's value
 	// back, and the plan shows that value marked "(image default)").
@@ -335,15 +335,12 @@ func normSecurityOpt(s string) string {
 	return s
 }
 
-// Plan implements Task. It runs one command, `docker inspect NAME IMAGE`:
-// docker looks each name up as a container first and then as an image, and
-// prints what it found in argument order. IMAGE is the reference with
-// ":latest" added when it has neither tag nor digest, so it always contains
-// ':' or '@', which no container name may; each object is also checked by
-// its shape and name. The one ambiguity left, which of two names a lone
-// object belongs to, is settled by docker's "No such object: X" line. Only
-// when the container runs another image than IMAGE names and has env or
-// labels that IMAGE does not explain is that image inspected too (oldImage).
+// Plan implements Task. On a host it costs two Engine API requests sent at
+// once, the container's inspect and the inspect of the image the reference
+// names (GET /containers/{name}/json, GET /images/{ref}/json). Only when the
+// container runs another image than the reference names and has env or
+// labels that image does not explain is its own image inspected too
+// (oldImage).
 //
 // A container whose spec matches but which docker keeps restarting (or that
 // is dead) fails the plan: it is not up, and nothing the task could change
