@@ -18,7 +18,7 @@
 //	      vars: {runner_concurrent: 16}
 //
 // Host fields: address, port, user, identity_file, known_hosts, jump (alias
-// bastion), become, become_user, vars. Group fields: the same except
+// bastion), become, become_user, docker_host, vars. Group fields: the same except
 // address, plus hosts and children. Relative paths are relative to the
 // inventory file.
 //
@@ -26,6 +26,10 @@
 // ProxyJump: "[user@]host[:port]", several separated by commas or given as
 // a list, first hop first; "none" goes direct even when ~/.ssh/config has a
 // ProxyJump for the host.
+//
+// docker_host is where the host's Docker daemon listens, as DOCKER_HOST
+// writes it, for a socket other than /var/run/docker.sock (rootless docker:
+// "unix:///run/user/1000/docker.sock"); only unix:// sockets are supported.
 package inventory
 
 import (
@@ -64,6 +68,9 @@ type Host struct {
 	KnownHosts   string // absolute path, or empty for the default
 	Become       bool
 	BecomeUser   string // default root
+	// DockerHost is the Docker daemon's socket as "unix:///path", or empty
+	// for the default, /var/run/docker.sock.
+	DockerHost string
 	// Jump lists the bastions to go through, first hop first (see the
 	// package doc); HasJump is true when the inventory set jump, even to
 	// "none" (then Jump is empty and ~/.ssh/config's ProxyJump is not used).
@@ -128,6 +135,7 @@ type connFields struct {
 	KnownHosts   *string `yaml:"known_hosts"`
 	Become       *bool   `yaml:"become"`
 	BecomeUser   *string `yaml:"become_user"`
+	DockerHost   *string `yaml:"docker_host"`
 	// Jump and its alias Bastion: a string or a list of strings; parsed by
 	// checkConn into jump.
 	Jump    yaml.Node `yaml:"jump"`
@@ -304,6 +312,11 @@ func (l *loader) checkConn(n *yaml.Node, c *connFields) {
 	if c.Port != nil && (*c.Port < 1 || *c.Port > 65535) {
 		l.errorf(findKey(n, "port"), "port %d is out of range 1-65535", *c.Port)
 	}
+	if c.DockerHost != nil && *c.DockerHost != "" {
+		if _, err := DockerSocket(*c.DockerHost); err != nil {
+			l.errorf(findKey(n, "docker_host"), "docker_host: %v", err)
+		}
+	}
 	jn := &c.Jump
 	if c.Bastion.Kind != 0 {
 		if jn.Kind != 0 {
@@ -473,6 +486,9 @@ func (l *loader) finish() {
 		if conn.BecomeUser != nil && *conn.BecomeUser != "" {
 			h.BecomeUser = *conn.BecomeUser
 		}
+		if conn.DockerHost != nil {
+			h.DockerHost = *conn.DockerHost
+		}
 	}
 }
 
@@ -532,6 +548,9 @@ func mergeConn(base, over connFields) connFields {
 	}
 	if over.BecomeUser != nil {
 		base.BecomeUser = over.BecomeUser
+	}
+	if over.DockerHost != nil {
+		base.DockerHost = over.DockerHost
 	}
 	if over.jump != nil {
 		base.jump = over.jump
@@ -657,4 +676,18 @@ func netJoin(host string, port int) string {
 		return "[" + host + "]:" + strconv.Itoa(port)
 	}
 	return host + ":" + strconv.Itoa(port)
+}
+
+// DockerSocket returns the socket path of a docker_host value
+// ("unix:///run/user/1000/docker.sock" → "/run/user/1000/docker.sock"), or
+// an error saying what is accepted.
+func DockerSocket(dockerHost string) (string, error) {
+	rest, ok := strings.CutPrefix(dockerHost, "unix://")
+	switch {
+	case !ok:
+		return "", fmt.Errorf("%q: only a unix socket is supported, written unix:///path/to/docker.sock (dindops reaches it through the host's SSH connection)", dockerHost)
+	case !strings.HasPrefix(rest, "/") || strings.ContainsAny(rest, "\x00\n"):
+		return "", fmt.Errorf("%q: the socket path must be absolute, as in unix:///run/user/1000/docker.sock", dockerHost)
+	}
+	return filepath.Clean(rest), nil
 }

@@ -88,6 +88,8 @@ func TestParseErrorsNamePosition(t *testing.T) {
 		{"misspelled group field", "all:\n  childrn:\n    x:\n", `hosts.yml:2:3: unknown field "childrn"`},
 		{"wrong type", "all:\n  hosts:\n    a:\n      port: twenty\n", `hosts.yml:4: cannot unmarshal`},
 		{"port range", "all:\n  hosts:\n    a:\n      port: 70000\n", `hosts.yml:4:13: port 70000 is out of range`},
+		{"docker_host over tcp", "all:\n  docker_host: tcp://10.0.0.1:2375\n  hosts:\n    a:\n", `hosts.yml:2:16: docker_host: "tcp://10.0.0.1:2375": only a unix socket is supported`},
+		{"docker_host relative", "all:\n  hosts:\n    a:\n      docker_host: unix://docker.sock\n", `hosts.yml:4:20: docker_host: "unix://docker.sock": the socket path must be absolute`},
 		{"defined twice", "all:\n  hosts:\n    a: {address: 1.2.3.4}\n  children:\n    g:\n      hosts:\n        a: {address: 1.2.3.5}\n", `hosts.yml:7:9: host "a" is defined twice (first at line 3)`},
 		{"hosts as list", "all:\n  hosts:\n    - a\n", `hosts.yml:3:5: hosts of group "all" must be a mapping`},
 		{"not a mapping", "- a\n", `hosts.yml:1:1: an inventory is a mapping of groups`},
@@ -213,5 +215,27 @@ func unwrapAll(err error) error {
 			return err
 		}
 		err = u.Unwrap()
+	}
+}
+
+func TestDockerHostIsInheritedAndOverridden(t *testing.T) {
+	inv, err := Parse("hosts.yml", []byte(`all:
+  docker_host: unix:///run/user/1000/docker.sock
+  hosts:
+    a:
+    b: {docker_host: "unix:///var/run/docker.sock"}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, h := range inv.Hosts {
+		got[h.Name] = h.DockerHost
+	}
+	if got["a"] != "unix:///run/user/1000/docker.sock" || got["b"] != "unix:///var/run/docker.sock" {
+		t.Errorf("docker_host per host: %v", got)
+	}
+	if p, err := DockerSocket(got["a"]); err != nil || p != "/run/user/1000/docker.sock" {
+		t.Errorf("DockerSocket: %q %v", p, err)
 	}
 }

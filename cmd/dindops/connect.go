@@ -219,6 +219,13 @@ func (c *sshConnector) Connect(ctx context.Context, h *inventory.Host) (runner.C
 // keepalive flags win over both. With -v it says which values of the SSH
 // configuration applied.
 func (c *sshConnector) resolve(h *inventory.Host) (transport.Config, error) {
+	var dockerSocket string
+	if h.DockerHost != "" {
+		var err error
+		if dockerSocket, err = inventory.DockerSocket(h.DockerHost); err != nil {
+			return transport.Config{}, fmt.Errorf("%s: docker_host %w", h.Name, err)
+		}
+	}
 	s := c.config.Lookup(h.Name, h.Address)
 	n := &notes{settings: s}
 	cfg := transport.Config{
@@ -230,6 +237,7 @@ func (c *sshConnector) resolve(h *inventory.Host) (transport.Config, error) {
 		InsecureIgnoreHostKey: c.o.insecure,
 		BecomeUser:            h.BecomeUser,
 		BecomePassword:        c.password,
+		DockerSocket:          dockerSocket,
 		MaxSessions:           c.o.maxSessions,
 		Logger:                c.logger,
 	}
@@ -613,6 +621,9 @@ func (c *sshConnector) logStats(logger *log.Logger) {
 	defer c.mu.Unlock()
 	for _, name := range sortedKeys(c.conns) {
 		s := c.conns[name].Stats()
-		logger.Info("round trips", "host", name, "commands", s.Commands, "sftp", s.SFTPOps)
+		logger.Info("round trips", "host", name, "commands", s.Commands, "sftp", s.SFTPOps, "api", s.APIRequests, "docker", s.DockerCommands)
+		if s.DockerVia != "" {
+			logger.Info("docker api", "host", name, "via", s.DockerVia)
+		}
 	}
 }

@@ -46,6 +46,9 @@ func newInventoryCommand(stdout io.Writer) *cobra.Command {
 				if h.IdentityFile != "" {
 					fmt.Fprintf(stdout, "    identity_file: %s\n", h.IdentityFile)
 				}
+				if h.DockerHost != "" {
+					fmt.Fprintf(stdout, "    docker_host: %s\n", h.DockerHost)
+				}
 				if h.KnownHosts != "" {
 					fmt.Fprintf(stdout, "    known_hosts: %s\n", h.KnownHosts)
 				}

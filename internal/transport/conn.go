@@ -114,6 +114,9 @@ type Config struct {
 	// appears in a command line, a log or an output. Empty means "sudo -n":
 	// a sudo that wants a password fails at once.
 	BecomePassword string
+	// DockerSocket is the path of the Docker daemon's socket on the host
+	// (the inventory's docker_host); empty means DefaultDockerSocket.
+	DockerSocket string
 	// Logger receives debug logs (commands, transfers, retries); never
 	// secrets. Nil discards them.
 	Logger *log.Logger
@@ -150,6 +153,9 @@ func (cfg *Config) withDefaults() {
 	if cfg.MaxSessions <= 0 {
 		cfg.MaxSessions = DefaultMaxSessions
 	}
+	if cfg.DockerSocket == "" {
+		cfg.DockerSocket = DefaultDockerSocket
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = log.New(io.Discard)
 	}
@@ -163,6 +169,17 @@ type Stats struct {
 	// SFTPOps is the number of SFTP requests made (create, chmod, write,
 	// close, mkdir, remove, …), counted per call, not per packet.
 	SFTPOps int64
+	// APIRequests is the number of Docker Engine API requests (HTTP
+	// requests of the host's Docker clients, the version negotiation's
+	// GET /_ping included).
+	APIRequests int64
+	// DockerCommands is the number of commands started on the host whose
+	// program is docker (a `docker system dial-stdio` among them); dockerd
+	// does not count.
+	DockerCommands int64
+	// DockerVia is how the Docker Engine API was reached (ViaStreamLocal or
+	// ViaDialStdio), or "" when it was not.
+	DockerVia string
 }
 
 // Conn is one SSH connection to one host. It is safe for concurrent use; at
@@ -191,6 +208,13 @@ type Conn struct {
 	commands atomic.Int64
 	sftpOps  atomic.Int64
 
+	// The Docker Engine API clients, without and with become.
+	dockerMu       sync.Mutex
+	dockers        [2]*dockerAPI
+	apiRequests    atomic.Int64
+	dockerCommands atomic.Int64
+	dockerVia      atomic.Value // string
+
 	needPTY atomic.Bool // sudo said "you must have a tty"
 
 	lostMu  sync.Mutex
@@ -206,6 +230,13 @@ func (c *Conn) Close() error {
 	var err error
 	c.once.Do(func() {
 		close(c.closed)
+		c.dockerMu.Lock()
+		for _, d := range c.dockers {
+			if d != nil {
+				d.close()
+			}
+		}
+		c.dockerMu.Unlock()
 		c.sftpMu.Lock()
 		if c.sftp != nil {
 			c.sftp.Close()
@@ -224,7 +255,9 @@ func (c *Conn) Close() error {
 
 // Stats returns the counts so far.
 func (c *Conn) Stats() Stats {
-	return Stats{Commands: c.commands.Load(), SFTPOps: c.sftpOps.Load()}
+	via, _ := c.dockerVia.Load().(string)
+	return Stats{Commands: c.commands.Load(), SFTPOps: c.sftpOps.Load(), APIRequests: c.apiRequests.Load(),
+		DockerCommands: c.dockerCommands.Load(), DockerVia: via}
 }
 
 // watch notices the connection dying for any reason other than Close.

@@ -45,6 +45,9 @@ func (h *host) Run(ctx context.Context, cmd tasks.Cmd) (tasks.Output, error) {
 // with a pty when there is no input to send), sudo missing.
 func (h *host) run(ctx context.Context, args []string, stdin []byte, sensitive bool, o execOpts) (tasks.Output, error) {
 	c := h.c
+	if len(args) > 0 && args[0] == "docker" {
+		c.dockerCommands.Add(1)
+	}
 	attrs := []any{"cmd", o.display, "stdin", describeStdin(stdin, sensitive)}
 	if !h.become {
 		c.log.Debug("run", attrs...)
