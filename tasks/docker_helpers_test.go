@@ -132,3 +132,14 @@ func calledAPI(h *tasktest.Host, prefix ...string) bool {
 	}
 	return false
 }
+
+// commands lists the commands the host ran (not the API calls).
+func commands(h *tasktest.Host) [][]string {
+	var cmds [][]string
+	for _, c := range h.Commands {
+		if c[0] != "API" {
+			cmds = append(cmds, c)
+		}
+	}
+	return cmds
+}

@@ -2,12 +2,16 @@ package tasks_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
+	"net/netip"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/client"
 
 	"github.com/dindops/dindops/tasks"
 	"github.com/dindops/dindops/tasks/tasktest"
@@ -35,21 +39,36 @@ func TestNetworkCreateFromNothing(t *testing.T) {
 	if d.NetworkID("ci-net") == "" {
 		t.Fatal("network not created")
 	}
-	if !h.Ran("docker", "network", "create", "--driver=bridge", "--opt=com.docker.network.driver.mtu=1400", "--label=team=ci", "ci-net") {
-		t.Errorf("unexpected create command: %q", h.Commands)
+	got := d.Network("ci-net")
+	if got.Driver != "bridge" || got.Options["com.docker.network.driver.mtu"] != "1400" || got.Labels["team"] != "ci" || len(got.Labels) != 1 {
+		t.Errorf("created network: driver %q, options %v, labels %v", got.Driver, got.Options, got.Labels)
+	}
+	if !calledAPI(h, "NetworkCreate", "ci-net") || commands(h) != nil {
+		t.Errorf("want the network created through the API and no command: %q", h.Commands)
 	}
 }
 
-func TestNetworkPlanRunsOneCommand(t *testing.T) {
+func TestNetworkPlanMakesOneRequest(t *testing.T) {
 	h := tasktest.New()
 	d := tasktest.InstallDocker(h)
-	d.MustCLI(t, "network", "create", "gitlab-runner-net")
+	d.AddNetwork("gitlab-runner-net", client.NetworkCreateOptions{})
 	h.Commands = nil
 	if got := plan(t, netSpec(), h); len(got) != 0 {
 		t.Fatalf("want no change, got %+v", got)
 	}
-	if want := [][]string{{"docker", "network", "inspect", "gitlab-runner-net"}}; !reflect.DeepEqual(h.Commands, want) {
-		t.Errorf("plan ran %q, want %q", h.Commands, want)
+	if want := [][]string{{"API", "NetworkInspect", "gitlab-runner-net"}}; !reflect.DeepEqual(h.Commands, want) {
+		t.Errorf("plan made %q, want %q", h.Commands, want)
+	}
+}
+
+// A daemon that does not answer fails the plan with a typed error.
+func TestNetworkDaemonDownFailsPlan(t *testing.T) {
+	h := tasktest.New()
+	d := tasktest.InstallDocker(h)
+	d.SetDown(true)
+	_, err := netSpec().Plan(context.Background(), h)
+	if err == nil || !tasks.DockerUnreachable(err) {
+		t.Fatalf("plan with the daemon down: %v", err)
 	}
 }
 
@@ -58,7 +77,7 @@ func TestNetworkAlreadyExistsNeverSurfaces(t *testing.T) {
 	t.Run("existing network with the same spec", func(t *testing.T) {
 		h := tasktest.New()
 		d := tasktest.InstallDocker(h)
-		d.MustCLI(t, "network", "create", "gitlab-runner-net")
+		d.AddNetwork("gitlab-runner-net", client.NetworkCreateOptions{})
 		if got := plan(t, netSpec(), h); len(got) != 0 {
 			t.Fatalf("want no change, got %+v", got)
 		}
@@ -67,14 +86,14 @@ func TestNetworkAlreadyExistsNeverSurfaces(t *testing.T) {
 		h := tasktest.New()
 		d := tasktest.InstallDocker(h)
 		changes := plan(t, netSpec(), h)
-		d.MustCLI(t, "network", "create", "gitlab-runner-net")
+		d.AddNetwork("gitlab-runner-net", client.NetworkCreateOptions{})
 		apply(t, netSpec(), h, changes)
 	})
 	t.Run("differing network appears between plan and apply", func(t *testing.T) {
 		h := tasktest.New()
 		d := tasktest.InstallDocker(h)
 		changes := plan(t, netSpec(), h)
-		d.MustCLI(t, "network", "create", "--label", "x=y", "gitlab-runner-net")
+		d.AddNetwork("gitlab-runner-net", client.NetworkCreateOptions{Labels: map[string]string{"x": "y"}})
 		err := netSpec().Apply(context.Background(), h, changes)
 		if err == nil || !strings.Contains(err.Error(), "created by something else after the plan") || strings.Contains(err.Error(), "already exists") {
 			t.Fatalf("want a clear message, got %v", err)
@@ -85,18 +104,18 @@ func TestNetworkAlreadyExistsNeverSurfaces(t *testing.T) {
 func TestNetworkDriftEachFieldAlone(t *testing.T) {
 	cases := []struct {
 		field    string
-		have     []string // docker network create flags
+		have     client.NetworkCreateOptions
 		old, new string
 	}{
-		{"driver", []string{"--driver", "macvlan"}, "macvlan", "bridge"},
-		{"labels", []string{"--label", "team=ci"}, "team=ci", ""},
-		{"options", []string{"--opt", "com.docker.network.driver.mtu=9000"}, "com.docker.network.driver.mtu=9000", "com.docker.network.driver.mtu=1400"},
+		{"driver", client.NetworkCreateOptions{Driver: "macvlan"}, "macvlan", "bridge"},
+		{"labels", client.NetworkCreateOptions{Labels: map[string]string{"team": "ci"}}, "team=ci", ""},
+		{"options", client.NetworkCreateOptions{Options: map[string]string{"com.docker.network.driver.mtu": "9000"}}, "com.docker.network.driver.mtu=9000", "com.docker.network.driver.mtu=1400"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.field, func(t *testing.T) {
 			h := tasktest.New()
 			d := tasktest.InstallDocker(h)
-			d.MustCLI(t, append(append([]string{"network", "create"}, tc.have...), "ci-net")...)
+			d.AddNetwork("ci-net", tc.have)
 			n := &tasks.DockerNetwork{Name: "ci-net"}
 			if tc.field == "options" {
 				n.Options = map[string]string{"com.docker.network.driver.mtu": "1400"}
@@ -139,21 +158,17 @@ func TestNetworkDriftEachFieldAlone(t *testing.T) {
 // ipam returns the subnet and gateway of a network's only IPAM pool.
 func ipam(t *testing.T, d *tasktest.Docker, name string) (subnet, gateway string) {
 	t.Helper()
-	var nets []struct {
-		IPAM struct {
-			Config []struct{ Subnet, Gateway string }
-		}
+	n := d.Network(name)
+	if n == nil || len(n.IPAM.Config) != 1 {
+		t.Fatalf("network %s: %+v", name, n)
 	}
-	if err := json.Unmarshal([]byte(d.MustCLI(t, "network", "inspect", name)), &nets); err != nil || len(nets) != 1 || len(nets[0].IPAM.Config) != 1 {
-		t.Fatalf("network inspect %s: %v %+v", name, err, nets)
-	}
-	return nets[0].IPAM.Config[0].Subnet, nets[0].IPAM.Config[0].Gateway
+	return n.IPAM.Config[0].Subnet.String(), n.IPAM.Config[0].Gateway.String()
 }
 
 func TestNetworkSeveralFieldsSummary(t *testing.T) {
 	h := tasktest.New()
 	d := tasktest.InstallDocker(h)
-	d.MustCLI(t, "network", "create", "--driver", "macvlan", "--label", "a=b", "ci-net")
+	d.AddNetwork("ci-net", client.NetworkCreateOptions{Driver: "macvlan", Labels: map[string]string{"a": "b"}})
 	changes := plan(t, &tasks.DockerNetwork{Name: "ci-net"}, h)
 	if len(changes) != 1 || changes[0].Summary != "recreate: driver, labels changed" {
 		t.Fatalf("got %+v", changes)
@@ -183,9 +198,13 @@ func TestNetworkDriftWithAttachedContainersReconnects(t *testing.T) {
 	h, d := dockerHost(t)
 	tasktest.Converge(t, dindSpec(), h)
 	tasktest.Converge(t, runnerSpec(), h)
-	d.MustCLI(t, "run", "-d", "--name", "helper", "--network", "gitlab-runner-net", "--network-alias", "cache",
-		"--network-alias", "cache.internal", "docker:27-dind")
-	d.MustCLI(t, "stop", "gitlab-runner")
+	if err := d.RunContainer(client.ContainerCreateOptions{Name: "helper", Config: &container.Config{Image: "docker:27-dind"},
+		HostConfig: &container.HostConfig{NetworkMode: "gitlab-runner-net"},
+		NetworkingConfig: &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
+			"gitlab-runner-net": {Aliases: []string{"cache", "cache.internal"}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	d.Stop("gitlab-runner")
 	oldNet := d.NetworkID("gitlab-runner-net")
 
 	n := netSpec()
@@ -264,13 +283,6 @@ func TestNetworkIdempotent(t *testing.T) {
 	}
 }
 
-func TestNetworkNewerCLIMessages(t *testing.T) {
-	h := tasktest.New()
-	d := tasktest.InstallDocker(h)
-	d.Newer = true // "Error response from daemon: network x not found"
-	tasktest.Converge(t, netSpec(), h)
-}
-
 func TestNetworkValidate(t *testing.T) {
 	cases := []struct {
 		field string
@@ -304,7 +316,7 @@ func TestNetworkInternalAndAttachableAreDrift(t *testing.T) {
 		t.Run(flag, func(t *testing.T) {
 			h := tasktest.New()
 			d := tasktest.InstallDocker(h)
-			d.MustCLI(t, "network", "create", "--"+flag, "gitlab-runner-net")
+			d.AddNetwork("gitlab-runner-net", client.NetworkCreateOptions{Internal: flag == "internal", Attachable: flag == "attachable"})
 			changes := plan(t, netSpec(), h)
 			if len(changes) != 1 || changes[0].Summary != "recreate: "+flag+" changed" ||
 				!slices.Contains(changes[0].Fields, tasks.Field{Name: flag, Old: "true", New: "false"}) {
@@ -317,8 +329,8 @@ func TestNetworkInternalAndAttachableAreDrift(t *testing.T) {
 			n := netSpec()
 			n.Internal, n.Attachable = flag == "internal", flag == "attachable"
 			tasktest.Converge(t, n, h)
-			if !h.Ran("docker", "network", "create", "--driver=bridge", "--"+flag, "gitlab-runner-net") {
-				t.Errorf("not created with --%s: %q", flag, h.Commands)
+			if got := d.Network("gitlab-runner-net"); got.Internal != n.Internal || got.Attachable != n.Attachable {
+				t.Errorf("not created %s: internal %v, attachable %v", flag, got.Internal, got.Attachable)
 			}
 		})
 	}
@@ -328,7 +340,7 @@ func TestNetworkInternalAndAttachableAreDrift(t *testing.T) {
 func TestNetworkSubnetAndGateway(t *testing.T) {
 	h := tasktest.New()
 	d := tasktest.InstallDocker(h)
-	d.MustCLI(t, "network", "create", "gitlab-runner-net")
+	d.AddNetwork("gitlab-runner-net", client.NetworkCreateOptions{})
 	if got := plan(t, netSpec(), h); len(got) != 0 {
 		t.Fatalf("a subnet docker chose is drift when the task gives none: %+v", got)
 	}
@@ -344,8 +356,8 @@ func TestNetworkSubnetAndGateway(t *testing.T) {
 		t.Fatalf("got %+v, want fields %+v", changes, want)
 	}
 	apply(t, n, h, changes)
-	if !h.Ran("docker", "network", "create", "--driver=bridge", "--subnet=10.231.7.0/24", "--gateway=10.231.7.254", "gitlab-runner-net") {
-		t.Errorf("create command: %q", h.Commands)
+	if s, g := ipam(t, d, "gitlab-runner-net"); s != "10.231.7.0/24" || g != "10.231.7.254" {
+		t.Errorf("created with subnet %s, gateway %s", s, g)
 	}
 	if again := plan(t, n, h); len(again) != 0 {
 		t.Fatalf("plan after apply: %+v", again)
@@ -355,7 +367,7 @@ func TestNetworkSubnetAndGateway(t *testing.T) {
 	// network is no drift. A subnet alone: docker shows no gateway.
 	h = tasktest.New()
 	d = tasktest.InstallDocker(h)
-	d.MustCLI(t, "network", "create", "--subnet", "10.231.8.5/24", "gitlab-runner-net")
+	d.AddNetwork("gitlab-runner-net", client.NetworkCreateOptions{IPAM: &network.IPAM{Config: []network.IPAMConfig{{Subnet: netip.MustParsePrefix("10.231.8.5/24")}}}})
 	n = netSpec()
 	n.Subnet = "10.231.8.0/24"
 	if got := plan(t, n, h); len(got) != 0 {
@@ -371,8 +383,9 @@ func TestNetworkSubnetAndGateway(t *testing.T) {
 func TestNetworkRecreateListsEverythingItResets(t *testing.T) {
 	h := tasktest.New()
 	d := tasktest.InstallDocker(h)
-	d.MustCLI(t, "network", "create", "--internal", "--ipv6", "--opt", "com.docker.network.driver.mtu=1400",
-		"--label", "team=ci", "gitlab-runner-net")
+	yes := true
+	d.AddNetwork("gitlab-runner-net", client.NetworkCreateOptions{Internal: true, EnableIPv6: &yes,
+		Options: map[string]string{"com.docker.network.driver.mtu": "1400"}, Labels: map[string]string{"team": "ci"}})
 	subnet, gateway := ipam(t, d, "gitlab-runner-net")
 	n := netSpec()
 	n.Labels = map[string]string{"team": "platform"}
@@ -405,11 +418,8 @@ func TestNetworkRecreateListsEverythingItResets(t *testing.T) {
 	}
 	// Nothing the plan did not list changed: the network has exactly the
 	// spec now.
-	out := d.MustCLI(t, "network", "inspect", "gitlab-runner-net")
-	for _, gone := range []string{`"Internal": true`, `"EnableIPv6": true`, "driver.mtu"} {
-		if strings.Contains(out, gone) {
-			t.Errorf("recreated network still has %s:\n%s", gone, out)
-		}
+	if got := d.Network("gitlab-runner-net"); got.Internal || got.EnableIPv6 || got.Options["com.docker.network.driver.mtu"] != "" {
+		t.Errorf("recreated network keeps what the plan said goes: internal %v, IPv6 %v, options %v", got.Internal, got.EnableIPv6, got.Options)
 	}
 }
 

@@ -279,15 +279,15 @@ func (d *Docker) NetworkID(name string) string {
 	return ""
 }
 
-// Endpoints maps the containers attached to a network, running or not, to
-// their aliases on it.
+// Endpoints maps the networks the named container is attached to, running
+// or not, to its aliases on each.
 func (d *Docker) Endpoints(name string) map[string][]string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	out := map[string][]string{}
-	for cn, c := range d.containers {
-		if ep, ok := c.c.NetworkSettings.Networks[name]; ok {
-			out[cn] = ep.Aliases
+	if c := d.containers[name]; c != nil {
+		for n, ep := range c.c.NetworkSettings.Networks {
+			out[n] = append([]string(nil), ep.Aliases...)
 		}
 	}
 	return out
@@ -385,12 +385,32 @@ func (d *Docker) startLocked(c *fakeContainer) error {
 			return cerrdefs.ErrNotFound.WithMessage("network " + n + " not found")
 		}
 	}
+	// Docker 20.10 adds the short container ID to a running container's
+	// aliases on each user-defined network.
+	for n, ep := range c.c.NetworkSettings.Networks {
+		d.shortIDAlias(c, n, ep)
+	}
 	st := c.c.State
 	st.Running, st.Status, st.Error, st.ExitCode = true, container.StateRunning, "", 0
 	d.seq++
 	st.StartedAt = fmt.Sprintf("2024-01-01T00:00:%02d.000000000Z", d.seq%60)
 	c.exited = make(chan struct{})
 	return nil
+}
+
+// shortIDAlias adds c's short ID to its aliases on network n, as docker
+// 20.10 does for user-defined networks.
+func (d *Docker) shortIDAlias(c *fakeContainer, n string, ep *network.EndpointSettings) {
+	if d.Newer || n == "bridge" || n == "host" || n == "none" {
+		return
+	}
+	short := c.c.ID[:12]
+	for _, a := range ep.Aliases {
+		if a == short {
+			return
+		}
+	}
+	ep.Aliases = append(ep.Aliases, short)
 }
 
 func sortedNames[V any](m map[string]V) []string {
@@ -920,6 +940,9 @@ func (d *Docker) newNetwork(name string, o client.NetworkCreateOptions, user boo
 	}
 	n := &network.Inspect{Network: network.Network{Name: name, ID: hexID("network", name, d.seq), Scope: "local", Driver: driver,
 		EnableIPv4: true, Internal: o.Internal, Attachable: o.Attachable, Labels: map[string]string{}, Options: map[string]string{}}}
+	if o.EnableIPv6 != nil {
+		n.EnableIPv6 = *o.EnableIPv6
+	}
 	for k, v := range o.Labels {
 		n.Labels[k] = v
 	}
@@ -1013,6 +1036,9 @@ func (e engine) NetworkConnect(ctx context.Context, id string, o client.NetworkC
 		ep.NetworkID = n.ID
 	}
 	c.c.NetworkSettings.Networks[n.Name] = ep
+	if c.c.State.Running {
+		d.shortIDAlias(c, n.Name, ep)
+	}
 	return client.NetworkConnectResult{}, nil
 }
 
