@@ -2,11 +2,15 @@ package tasks_test
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/moby/moby/client"
 
 	"github.com/dindops/dindops/tasks"
 	"github.com/dindops/dindops/tasks/tasktest"
@@ -35,18 +39,18 @@ func TestContainerCreateFromNothing(t *testing.T) {
 	if !slices.Contains(d.Env("gitlab-dind"), "DOCKER_TLS_CERTDIR=") || slices.Contains(d.Env("gitlab-dind"), "DOCKER_TLS_CERTDIR=/certs") {
 		t.Errorf("DOCKER_TLS_CERTDIR not emptied: %v", d.Env("gitlab-dind"))
 	}
-	if h.Ran("docker", "pull") {
+	if calledAPI(h, "ImagePull") {
 		t.Error("pulled an image that is on the host")
 	}
-	// Env travels on stdin, never in argv.
-	for _, c := range h.Commands {
-		if strings.Contains(strings.Join(c, " "), "DOCKER_TLS_CERTDIR") {
-			t.Errorf("env value in argv: %q", c)
-		}
+	// Env travels in the API request, never in a command line.
+	if cmds := commands(h); len(cmds) != 0 {
+		t.Errorf("commands run on the host: %q", cmds)
 	}
 }
 
-func TestContainerPlanRunsOneCommand(t *testing.T) {
+// The plan reads the container and its image: two API requests (sent at
+// once), and no command.
+func TestContainerPlanMakesTwoRequests(t *testing.T) {
 	for _, existing := range []bool{false, true} {
 		h, _ := dockerHost(t)
 		if existing {
@@ -54,10 +58,22 @@ func TestContainerPlanRunsOneCommand(t *testing.T) {
 		}
 		h.Commands = nil
 		plan(t, dindSpec(), h)
-		want := [][]string{{"docker", "inspect", "gitlab-dind", "docker:27-dind"}}
-		if got := dockerCommands(h); !reflect.DeepEqual(got, want) {
-			t.Errorf("existing=%v: plan ran %q, want %q", existing, got, want)
+		got := apiCalls(h)
+		slices.SortFunc(got, func(a, b []string) int { return strings.Compare(a[0], b[0]) })
+		want := [][]string{{"ContainerInspect", "gitlab-dind"}, {"ImageInspect", "docker:27-dind"}}
+		if !reflect.DeepEqual(got, want) || len(commands(h)) != 0 {
+			t.Errorf("existing=%v: plan made %q, want %q and no command", existing, h.Commands, want)
 		}
+	}
+}
+
+// A daemon that does not answer fails the plan with a typed error.
+func TestContainerDaemonDownFailsPlan(t *testing.T) {
+	h, d := dockerHost(t)
+	d.SetDown(true)
+	_, err := dindSpec().Plan(context.Background(), h)
+	if err == nil || !tasks.DockerUnreachable(err) {
+		t.Fatalf("plan with the daemon down: %v", err)
 	}
 }
 
@@ -69,12 +85,11 @@ func TestContainerPullsMissingImage(t *testing.T) {
 	if !strings.Contains(changes[0].Summary, "pull busybox") {
 		t.Errorf("summary %q does not note the pull", changes[0].Summary)
 	}
-	if !h.Ran("docker", "pull", "busybox") {
-		t.Error("docker pull busybox not run")
+	if !calledAPI(h, "ImagePull", "busybox") {
+		t.Error("busybox not pulled")
 	}
-	// The plan inspected busybox:latest, never a bare name a container could have.
-	if !h.Ran("docker", "inspect", "bb", "busybox:latest") {
-		t.Errorf("plan did not inspect busybox:latest: %q", h.Commands)
+	if !calledAPI(h, "ImageInspect", "busybox") || !calledAPI(h, "ContainerInspect", "bb") {
+		t.Errorf("plan did not inspect the container and the image: %q", h.Commands)
 	}
 }
 
@@ -84,7 +99,7 @@ func TestContainerPullAlwaysPullsOnlyWhenCreating(t *testing.T) {
 	c := dindSpec()
 	c.Pull = "always"
 	tasktest.Converge(t, c, h)
-	if !h.Ran("docker", "pull", "docker:27-dind") {
+	if !calledAPI(h, "ImagePull", "docker:27-dind") {
 		t.Error("pull: always did not pull before create")
 	}
 	if got := plan(t, c, h); len(got) != 0 {
@@ -110,11 +125,10 @@ func TestContainerPullFailureCarriesDockerMessage(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "pull access denied") {
 		t.Fatalf("want docker's pull error, got %v", err)
 	}
-	var ee *tasks.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode != 1 {
-		t.Errorf("error does not keep the *ExitError: %#v", err)
+	if !tasks.DockerNotFound(err) {
+		t.Errorf("error does not keep the daemon's not-found type: %#v", err)
 	}
-	if h.Ran("docker", "create") {
+	if calledAPI(h, "ContainerCreate") {
 		t.Error("created a container after a failed pull")
 	}
 }
@@ -146,7 +160,7 @@ func TestContainerDriftEachFieldAlone(t *testing.T) {
 			h, d := dockerHost(t)
 			d.AddImage("docker:28-dind", tasktest.DockerImage{Env: dindImage.Env, Entrypoint: dindImage.Entrypoint,
 				Volumes: dindImage.Volumes, Labels: dindImage.Labels, Cmd: []string{"--debug"}})
-			d.MustCLI(t, "network", "create", "other-net")
+			d.AddNetwork("other-net", client.NetworkCreateOptions{})
 			tasktest.Converge(t, fleetDindSpec(), h)
 			changed := fleetDindSpec()
 			tc.change(changed)
@@ -192,17 +206,15 @@ func TestContainerImageEnvAndLabelsAreNotDrift(t *testing.T) {
 	h, d := dockerHost(t)
 	// Created by hand with the same spec: the container's Env and Labels
 	// include the image's PATH, DOCKER_VERSION, ... and its source label.
-	d.MustCLI(t, "run", "-d", "--name", "gitlab-runner", "--network", "gitlab-runner-net", "--restart", "always",
-		"-e", "DOCKER_HOST=tcp://gitlab-dind:2375", "-v", "/srv/gitlab-runner/config:/etc/gitlab-runner",
-		"gitlab/gitlab-runner:alpine-v17.11.0")
+	runByHand(t, d, "gitlab-runner", "gitlab/gitlab-runner:alpine-v17.11.0", byHand{network: "gitlab-runner-net", restart: "always",
+		env: []string{"DOCKER_HOST=tcp://gitlab-dind:2375"}, volumes: []string{"/srv/gitlab-runner/config:/etc/gitlab-runner"}})
 	if got := plan(t, runnerSpec(), h); len(got) != 0 {
 		t.Fatalf("image env/labels/volumes reported as drift: %+v", got)
 	}
 
 	h, d = dockerHost(t)
-	d.MustCLI(t, "run", "-d", "--name", "gitlab-dind", "--network", "gitlab-runner-net", "--restart", "always",
-		"--privileged", "-e", "DOCKER_TLS_CERTDIR=", "-v", "gitlab-dind-storage:/var/lib/docker",
-		"docker:27-dind", "--storage-driver=overlay2")
+	runByHand(t, d, "gitlab-dind", "docker:27-dind", byHand{network: "gitlab-runner-net", restart: "always", privileged: true,
+		env: []string{"DOCKER_TLS_CERTDIR="}, volumes: []string{"gitlab-dind-storage:/var/lib/docker"}, cmd: []string{"--storage-driver=overlay2"}})
 	if got := plan(t, dindSpec(), h); len(got) != 0 {
 		t.Fatalf("image env/labels reported as drift: %+v", got)
 	}
@@ -220,9 +232,9 @@ func TestContainerImageEnvAndLabelsAreNotDrift(t *testing.T) {
 
 func TestContainerExtraEnvAndLabelOnContainerAreDrift(t *testing.T) {
 	h, d := dockerHost(t)
-	d.MustCLI(t, "run", "-d", "--name", "gitlab-runner", "--network", "gitlab-runner-net", "--restart", "always",
-		"-e", "DOCKER_HOST=tcp://gitlab-dind:2375", "-e", "DEBUG=1", "--label", "owner=bob",
-		"-v", "/srv/gitlab-runner/config:/etc/gitlab-runner", "gitlab/gitlab-runner:alpine-v17.11.0")
+	runByHand(t, d, "gitlab-runner", "gitlab/gitlab-runner:alpine-v17.11.0", byHand{network: "gitlab-runner-net", restart: "always",
+		env: []string{"DOCKER_HOST=tcp://gitlab-dind:2375", "DEBUG=1"}, labels: map[string]string{"owner": "bob"},
+		volumes: []string{"/srv/gitlab-runner/config:/etc/gitlab-runner"}})
 	changes := plan(t, runnerSpec(), h)
 	if len(changes) != 1 || !reflect.DeepEqual(fieldNames(changes[0].Fields), []string{"env", "labels"}) {
 		t.Fatalf("want env and labels drift, got %+v", changes)
@@ -258,9 +270,8 @@ func TestContainerImageTagMoved(t *testing.T) {
 
 func TestContainerImageReferenceForms(t *testing.T) {
 	h, d := dockerHost(t)
-	d.MustCLI(t, "run", "-d", "--name", "gitlab-dind", "--network", "gitlab-runner-net", "--restart", "always",
-		"--privileged", "-e", "DOCKER_TLS_CERTDIR=", "-v", "gitlab-dind-storage:/var/lib/docker",
-		"docker.io/library/docker:27-dind", "--storage-driver=overlay2")
+	runByHand(t, d, "gitlab-dind", "docker.io/library/docker:27-dind", byHand{network: "gitlab-runner-net", restart: "always", privileged: true,
+		env: []string{"DOCKER_TLS_CERTDIR="}, volumes: []string{"gitlab-dind-storage:/var/lib/docker"}, cmd: []string{"--storage-driver=overlay2"}})
 	if got := plan(t, dindSpec(), h); len(got) != 0 {
 		t.Fatalf("docker.io/library/docker:27-dind vs docker:27-dind reported as drift: %+v", got)
 	}
@@ -297,8 +308,8 @@ func TestContainerRecreateRemovesAnonymousVolumesKeepsNamed(t *testing.T) {
 	if !slices.Contains(after, "runner-cache") {
 		t.Error("named volume runner-cache removed")
 	}
-	if !h.Ran("docker", "rm", "-f", "-v", "gitlab-runner") {
-		t.Error("old container not removed with docker rm -f -v")
+	if !calledAPI(h, "ContainerRemove", "gitlab-runner") {
+		t.Error("old container not removed")
 	}
 }
 
@@ -306,16 +317,15 @@ func TestContainerRecreateRemovesAnonymousVolumesKeepsNamed(t *testing.T) {
 func TestContainerNameInUseNeverSurfaces(t *testing.T) {
 	t.Run("same spec made by hand is no change", func(t *testing.T) {
 		h, d := dockerHost(t)
-		d.MustCLI(t, "run", "-d", "--name", "gitlab-dind", "--network", "gitlab-runner-net", "--restart", "always",
-			"--privileged", "-e", "DOCKER_TLS_CERTDIR=", "-v", "gitlab-dind-storage:/var/lib/docker",
-			"docker:27-dind", "--storage-driver=overlay2")
+		runByHand(t, d, "gitlab-dind", "docker:27-dind", byHand{network: "gitlab-runner-net", restart: "always", privileged: true,
+			env: []string{"DOCKER_TLS_CERTDIR="}, volumes: []string{"gitlab-dind-storage:/var/lib/docker"}, cmd: []string{"--storage-driver=overlay2"}})
 		if got := plan(t, dindSpec(), h); len(got) != 0 {
 			t.Fatalf("want no change, got %+v", got)
 		}
 	})
 	t.Run("differing container is recreated in the plan", func(t *testing.T) {
 		h, d := dockerHost(t)
-		d.MustCLI(t, "run", "-d", "--name", "gitlab-dind", "docker:27-dind")
+		runByHand(t, d, "gitlab-dind", "docker:27-dind", byHand{})
 		changes := plan(t, dindSpec(), h)
 		if len(changes) != 1 || changes[0].Action != tasks.Update || !strings.HasPrefix(changes[0].Summary, "recreate: ") {
 			t.Fatalf("want a recreate, got %+v", changes)
@@ -328,15 +338,14 @@ func TestContainerNameInUseNeverSurfaces(t *testing.T) {
 	t.Run("same container appears between plan and apply", func(t *testing.T) {
 		h, d := dockerHost(t)
 		changes := plan(t, dindSpec(), h)
-		d.MustCLI(t, "run", "-d", "--name", "gitlab-dind", "--network", "gitlab-runner-net", "--restart", "always",
-			"--privileged", "-e", "DOCKER_TLS_CERTDIR=", "-v", "gitlab-dind-storage:/var/lib/docker",
-			"docker:27-dind", "--storage-driver=overlay2")
+		runByHand(t, d, "gitlab-dind", "docker:27-dind", byHand{network: "gitlab-runner-net", restart: "always", privileged: true,
+			env: []string{"DOCKER_TLS_CERTDIR="}, volumes: []string{"gitlab-dind-storage:/var/lib/docker"}, cmd: []string{"--storage-driver=overlay2"}})
 		apply(t, dindSpec(), h, changes)
 	})
 	t.Run("differing container appears between plan and apply", func(t *testing.T) {
 		h, d := dockerHost(t)
 		changes := plan(t, dindSpec(), h)
-		d.MustCLI(t, "run", "-d", "--name", "gitlab-dind", "docker:27-dind")
+		runByHand(t, d, "gitlab-dind", "docker:27-dind", byHand{})
 		err := dindSpec().Apply(context.Background(), h, changes)
 		if err == nil || !strings.Contains(err.Error(), "created by something else after the plan") || !strings.Contains(err.Error(), "run plan again") {
 			t.Fatalf("want a clear message, got %v", err)
@@ -350,7 +359,7 @@ func TestContainerNameInUseNeverSurfaces(t *testing.T) {
 func TestContainerStoppedIsStarted(t *testing.T) {
 	h, d := dockerHost(t)
 	tasktest.Converge(t, dindSpec(), h)
-	d.MustCLI(t, "stop", "gitlab-dind")
+	d.Stop("gitlab-dind")
 	changes := plan(t, dindSpec(), h)
 	want := []tasks.Field{{Name: "state", Old: "exited", New: "running"}}
 	if len(changes) != 1 || changes[0].Summary != "start" || !reflect.DeepEqual(changes[0].Fields, want) {
@@ -416,11 +425,10 @@ func TestContainerNormalisedForms(t *testing.T) {
 	// Docker 20.10 stores capabilities, security options and volumes as
 	// given: other spellings of the same thing are not drift.
 	h, d := dockerHost(t)
-	d.MustCLI(t, "run", "-d", "--name", "gitlab-dind", "--network", "gitlab-runner-net", "--restart", "always",
-		"--cap-add", "all", "--cap-drop", "CAP_SYS_RESOURCE", "--security-opt", "seccomp:unconfined",
-		"--security-opt", "apparmor=unconfined", "-e", "DOCKER_TLS_CERTDIR=",
-		"-v", "gitlab-dind-storage:/var/lib/docker:rw", "-v", "/sys/fs/cgroup/:/sys/fs/cgroup",
-		"docker:27-dind", "--storage-driver=overlay2")
+	runByHand(t, d, "gitlab-dind", "docker:27-dind", byHand{network: "gitlab-runner-net", restart: "always",
+		capAdd: []string{"all"}, capDrop: []string{"CAP_SYS_RESOURCE"}, secOpt: []string{"seccomp:unconfined", "apparmor=unconfined"},
+		env: []string{"DOCKER_TLS_CERTDIR="}, volumes: []string{"gitlab-dind-storage:/var/lib/docker:rw", "/sys/fs/cgroup/:/sys/fs/cgroup"},
+		cmd: []string{"--storage-driver=overlay2"}})
 	if got := plan(t, fleetDindSpec(), h); len(got) != 0 {
 		t.Fatalf("normalised forms reported as drift: %+v", got)
 	}
@@ -464,16 +472,11 @@ func TestContainerIdempotent(t *testing.T) {
 	}
 }
 
-func TestContainerInspectFailureIsAnError(t *testing.T) {
-	h := tasktest.New()
-	h.Handle("docker", func(*tasktest.Host, []string, []byte) tasks.Output {
-		return tasks.Output{ExitCode: 1, Stdout: []byte("[]\n"),
-			Stderr: []byte("Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?\n")}
-	})
-	_, err := dindSpec().Plan(context.Background(), h)
-	var ee *tasks.ExitError
-	if !errors.As(err, &ee) || !strings.Contains(err.Error(), "Cannot connect to the Docker daemon") {
-		t.Fatalf("want the daemon error, got %v", err)
+// A host that offers no Docker Engine API fails the plan, saying so.
+func TestContainerWithoutDockerAPIIsAnError(t *testing.T) {
+	_, err := dindSpec().Plan(context.Background(), tasktest.New())
+	if !errors.Is(err, tasks.ErrNoDockerAPI) {
+		t.Fatalf("want ErrNoDockerAPI, got %v", err)
 	}
 }
 
@@ -659,7 +662,7 @@ func TestContainerCrashLoopFailsPlan(t *testing.T) {
 		t.Fatalf("want a recreate, got %+v", got)
 	}
 	// Stopped, it is started as before, with a note of how it ended.
-	d.MustCLI(t, "stop", "gitlab-dind")
+	d.Stop("gitlab-dind")
 	got := plan(t, dindSpec(), h)
 	if len(got) != 1 || got[0].Summary != "start" || len(got[0].Warnings) != 1 ||
 		!strings.Contains(got[0].Warnings[0], "exited with code 1") || !strings.Contains(got[0].Warnings[0], "docker logs gitlab-dind") {
@@ -670,11 +673,13 @@ func TestContainerCrashLoopFailsPlan(t *testing.T) {
 func TestContainerStartWarnings(t *testing.T) {
 	h, d := dockerHost(t)
 	tasktest.Converge(t, dindSpec(), h)
-	d.MustCLI(t, "stop", "gitlab-dind")
+	d.Stop("gitlab-dind")
 	if got := plan(t, dindSpec(), h); len(got) != 1 || len(got[0].Warnings) != 0 {
 		t.Fatalf("a container stopped by docker stop: %+v", got)
 	}
-	d.MustCLI(t, "start", "gitlab-dind")
+	if err := d.Start("gitlab-dind"); err != nil {
+		t.Fatal(err)
+	}
 	d.Exit("gitlab-dind", 2)
 	if got := plan(t, dindSpec(), h); len(got) != 1 || len(got[0].Warnings) != 1 || !strings.Contains(got[0].Warnings[0], "code 2") {
 		t.Fatalf("want a warning about exit code 2: %+v", got)
@@ -687,5 +692,86 @@ func TestContainerStartWarnings(t *testing.T) {
 	}
 	if got := plan(t, dindSpec(), h); len(got) != 1 || len(got[0].Warnings) != 1 || !strings.Contains(got[0].Warnings[0], "OCI runtime create failed: boom") {
 		t.Fatalf("want docker's start error as a warning: %+v", got)
+	}
+}
+
+// A pull sends the registry credentials the host's docker CLI would use
+// (inline auths in ~/.docker/config.json of the user docker runs as), in
+// the API request's X-Registry-Auth header only: never in a command line
+// or in a change.
+func TestContainerPullUsesTheHostsRegistryCredentials(t *testing.T) {
+	for _, tc := range []struct{ image, key, user, pass string }{
+		{"example/app:1", "https://index.docker.io/v1/", "hubuser", "hub-secret-1"},
+		{"registry.example.com:5000/team/app:1", "registry.example.com:5000", "ci", "private-secret-2"},
+	} {
+		t.Run(tc.key, func(t *testing.T) {
+			h, d := dockerHost(t)
+			d.AddRegistryImage(tc.image, tasktest.DockerImage{Cmd: []string{"app"}})
+			auth := base64.StdEncoding.EncodeToString([]byte(tc.user + ":" + tc.pass))
+			cfg := `{"auths": {"` + tc.key + `": {"auth": "` + auth + `"}, "other.example.com": {"auth": "b3RoZXI6b3RoZXI="}}}`
+			h.Handle("sh", func(h *tasktest.Host, args []string, _ []byte) tasks.Output {
+				// The script prints ${DOCKER_CONFIG:-$HOME/.docker}/config.json.
+				if len(args) == 3 && args[1] == "-c" && strings.Contains(args[2], "config.json") {
+					return tasks.Output{Stdout: []byte(cfg)}
+				}
+				return tasks.Output{ExitCode: 127}
+			})
+			c := &tasks.DockerContainer{Name: "app", Image: tc.image}
+			changes := tasktest.Converge(t, c, h)
+			raw, err := base64.URLEncoding.DecodeString(d.PullAuth(tc.image))
+			if err != nil {
+				t.Fatalf("X-Registry-Auth %q: %v", d.PullAuth(tc.image), err)
+			}
+			var got struct{ Username, Password, ServerAddress string }
+			if err := json.Unmarshal(raw, &got); err != nil || got.Username != tc.user || got.Password != tc.pass || got.ServerAddress != tc.key {
+				t.Errorf("X-Registry-Auth = %s (%v)", raw, err)
+			}
+			for _, cmd := range h.Commands {
+				if strings.Contains(strings.Join(cmd, " "), tc.pass) || strings.Contains(strings.Join(cmd, " "), auth) {
+					t.Errorf("a secret in a command: %q", cmd)
+				}
+			}
+			if b, _ := json.Marshal(changes); strings.Contains(string(b), tc.pass) || strings.Contains(string(b), auth) {
+				t.Error("a secret in a change")
+			}
+		})
+	}
+	// No credentials for the registry: the pull goes anonymous.
+	h, d := dockerHost(t)
+	d.AddRegistryImage("busybox", tasktest.DockerImage{Cmd: []string{"sh"}})
+	tasktest.Converge(t, &tasks.DockerContainer{Name: "bb", Image: "busybox"}, h)
+	if a := d.PullAuth("busybox"); a != "" {
+		t.Errorf("anonymous pull sent %q", a)
+	}
+}
+
+// What create sends is what `docker run` would: an anonymous "-v /path" in
+// Config.Volumes, the others as binds; the first network at create, the
+// others connected before the start.
+func TestContainerCreateRequest(t *testing.T) {
+	h, d := dockerHost(t)
+	d.AddNetwork("other-net", client.NetworkCreateOptions{})
+	c := runnerSpec()
+	c.Networks = []string{"gitlab-runner-net", "other-net"}
+	c.Volumes = append(c.Volumes, "/scratch", "cache:/cache:ro")
+	tasktest.Converge(t, c, h)
+	var order []string
+	for _, call := range apiCalls(h) {
+		switch call[0] {
+		case "ContainerCreate", "NetworkConnect", "ContainerStart":
+			order = append(order, strings.Join(call, " "))
+		}
+	}
+	want := []string{"ContainerCreate gitlab-runner", "NetworkConnect other-net gitlab-runner", "ContainerStart gitlab-runner"}
+	if !reflect.DeepEqual(order, want) {
+		t.Errorf("calls %q, want %q", order, want)
+	}
+	got := d.Container("gitlab-runner")
+	if _, ok := got.Config.Volumes["/scratch"]; !ok || !slices.Contains(got.HostConfig.Binds, "cache:/cache:ro") ||
+		!slices.Contains(got.HostConfig.Binds, "/srv/gitlab-runner/config:/etc/gitlab-runner") || slices.Contains(got.HostConfig.Binds, "/scratch") {
+		t.Errorf("volumes %v, binds %v", got.Config.Volumes, got.HostConfig.Binds)
+	}
+	if string(got.HostConfig.NetworkMode) != "gitlab-runner-net" || len(d.Endpoints("gitlab-runner")) != 2 {
+		t.Errorf("network mode %q, endpoints %v", got.HostConfig.NetworkMode, d.Endpoints("gitlab-runner"))
 	}
 }

@@ -7,8 +7,10 @@ package tasks_test
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 
+	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 
 	"github.com/dindops/dindops/tasks"
@@ -142,4 +144,41 @@ func commands(h *tasktest.Host) [][]string {
 		}
 	}
 	return cmds
+}
+
+// byHand is a container as `docker run -d` would make it from these flags.
+type byHand struct {
+	network    string   // --network
+	restart    string   // --restart
+	privileged bool     // --privileged
+	env        []string // -e KEY=value
+	labels     map[string]string
+	volumes    []string // -v: "src:/dst[:opts]" are binds, "/path" anonymous
+	cmd        []string // after the image
+	capAdd     []string
+	capDrop    []string
+	secOpt     []string // --security-opt
+}
+
+// runByHand creates and starts a container on the fake engine the way
+// `docker run -d --name NAME ... IMAGE CMD...` would, as a test's set-up.
+func runByHand(t *testing.T, d *tasktest.Docker, name, image string, m byHand) {
+	t.Helper()
+	cfg := &container.Config{Image: image, Env: m.env, Labels: m.labels, Cmd: m.cmd}
+	hc := &container.HostConfig{NetworkMode: container.NetworkMode(m.network), Privileged: m.privileged,
+		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyMode(m.restart)},
+		CapAdd:        m.capAdd, CapDrop: m.capDrop, SecurityOpt: m.secOpt}
+	for _, v := range m.volumes {
+		if strings.Contains(v, ":") {
+			hc.Binds = append(hc.Binds, v)
+			continue
+		}
+		if cfg.Volumes == nil {
+			cfg.Volumes = map[string]struct{}{}
+		}
+		cfg.Volumes[v] = struct{}{}
+	}
+	if err := d.RunContainer(client.ContainerCreateOptions{Name: name, Config: cfg, HostConfig: hc}); err != nil {
+		t.Fatalf("docker run %s: %v", name, err)
+	}
 }

@@ -323,7 +323,7 @@ func (d *Docker) CrashLoop(name string, code int) {
 	if c := d.containers[name]; c != nil {
 		d.exitLocked(c, code)
 		c.c.State.Restarting, c.c.State.Running, c.c.State.Status = true, true, container.StateRestarting
-		c.c.RestartCount += 3
+		c.c.RestartCount++
 	}
 }
 
@@ -1075,13 +1075,26 @@ func (d *Docker) RunContainer(o client.ContainerCreateOptions) error {
 	return err
 }
 
-// Stop stops the named container as `docker stop` does (set-up for a test).
+// Stop stops the named container as `docker stop` does (set-up for a
+// test). A stopped container keeps its last exit code (a restarting one's
+// too: the stop ends the restart loop).
 func (d *Docker) Stop(name string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if c := d.containers[name]; c != nil && c.c.State.Running {
-		d.exitLocked(c, 0)
+		code := 0
+		if c.c.State.Restarting {
+			code = c.c.State.ExitCode
+		}
+		d.exitLocked(c, code)
 	}
+}
+
+// Start starts the named container as `docker start` does (set-up for a
+// test).
+func (d *Docker) Start(name string) error {
+	_, err := engine{d: d}.ContainerStart(context.Background(), name, client.ContainerStartOptions{})
+	return err
 }
 
 // RemoveContainer removes the named container with its anonymous volumes
