@@ -7,13 +7,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moby/moby/client"
+
 	"github.com/dindops/dindops/tasks"
 	"github.com/dindops/dindops/tasks/tasktest"
 )
 
 // runnerHost is a host running docker (SysV) with the shipped playbook's
 // two containers, plus one without a restart policy. The runner finishes
-// its jobs within two looks after SIGQUIT.
+// its jobs 20 ms after SIGQUIT.
 func runnerHost(t *testing.T) (*tasktest.Host, *tasktest.Docker, *[]string) {
 	t.Helper()
 	h, calls := sysvHost(true)
@@ -21,12 +23,12 @@ func runnerHost(t *testing.T) (*tasktest.Host, *tasktest.Docker, *[]string) {
 	d.AddImage("docker:27-dind", dindImage)
 	d.AddImage("gitlab/gitlab-runner:alpine-v17.11.0", runnerImage)
 	d.AddImage("busybox:1", tasktest.DockerImage{Cmd: []string{"sh"}})
-	d.MustCLI(t, "network", "create", "gitlab-runner-net")
+	d.AddNetwork("gitlab-runner-net", client.NetworkCreateOptions{})
 	for _, c := range []tasks.Task{fleetDindSpec(), drainingRunnerSpec()} {
 		tasktest.Converge(t, c, h)
 	}
-	d.MustCLI(t, "run", "-d", "--name", "scratch", "busybox:1")
-	d.Drains("gitlab-runner", 2)
+	runByHand(t, d, "scratch", "busybox:1", byHand{})
+	d.Drains("gitlab-runner", 20*time.Millisecond)
 	return h, d, calls
 }
 
@@ -34,13 +36,19 @@ func runnerHost(t *testing.T) (*tasktest.Host, *tasktest.Docker, *[]string) {
 func drainingRunnerSpec() *tasks.DockerContainer {
 	c := runnerSpec()
 	c.StopSignal = "SIGQUIT"
-	c.Drain = fastDrain(&tasks.Drain{Containers: []string{"gitlab-runner"}})
+	c.Drain = &tasks.Drain{Containers: []string{"gitlab-runner"}}
 	return c
 }
 
-func fastDrain(d *tasks.Drain) *tasks.Drain {
-	tasks.SetDrainPoll(d, time.Millisecond)
-	return d
+// commandIndexAfter is the position of the first command after i starting
+// with prefix, or -1.
+func commandIndexAfter(h *tasktest.Host, i int, prefix ...string) int {
+	for j := i + 1; j < len(h.Commands); j++ {
+		if c := h.Commands[j]; len(c) >= len(prefix) && slices.Equal(c[:len(prefix)], prefix) {
+			return j
+		}
+	}
+	return -1
 }
 
 // commandIndex is the position of the first command starting with prefix,
@@ -59,8 +67,8 @@ func commandIndex(h *tasktest.Host, prefix ...string) int {
 // runner to exit, restarts docker and starts the runner again.
 func TestServiceRestartOfDockerDrainsTheRunnerFirst(t *testing.T) {
 	h, d, _ := runnerHost(t)
-	s := &tasks.Service{Name: "docker", State: "restarted", Ready: []string{"docker", "info", "--format", "{{.LiveRestoreEnabled}}"},
-		Drain: fastDrain(&tasks.Drain{Containers: []string{"gitlab-runner"}})}
+	s := &tasks.Service{Name: "docker", State: "restarted", Ready: nil,
+		Drain: (&tasks.Drain{Containers: []string{"gitlab-runner"}})}
 	if err := s.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +86,8 @@ func TestServiceRestartOfDockerDrainsTheRunnerFirst(t *testing.T) {
 	if err := s.Apply(context.Background(), h, changes); err != nil {
 		t.Fatal(err)
 	}
-	kill, restart, start := commandIndex(h, "docker", "kill", "--signal=SIGQUIT", "gitlab-runner"), commandIndex(h, "service", "docker", "restart"), commandIndex(h, "docker", "start", "gitlab-runner")
+	kill, restart := commandIndex(h, "API", "ContainerKill", "gitlab-runner", "SIGQUIT"), commandIndex(h, "service", "docker", "restart")
+	start := commandIndexAfter(h, restart, "API", "ContainerInspect", "gitlab-runner")
 	if kill < 0 || restart < kill || start < restart {
 		t.Errorf("want SIGQUIT, then the restart, then the runner started again; commands:\n%v", h.Commands)
 	}
@@ -86,8 +95,8 @@ func TestServiceRestartOfDockerDrainsTheRunnerFirst(t *testing.T) {
 	if sigs := d.Signals("gitlab-runner"); !slices.Equal(sigs, []string{"SIGQUIT"}) {
 		t.Errorf("signals %v: the runner was killed instead of drained", sigs)
 	}
-	if looks := commandIndex(h, "docker", "container", "inspect", "gitlab-runner"); looks < kill || looks > restart {
-		t.Errorf("the drain did not watch the runner before the restart: %v", h.Commands)
+	if wait := commandIndex(h, "API", "ContainerWait", "gitlab-runner", "not-running"); wait < kill || wait > restart {
+		t.Errorf("the drain did not wait for the runner before the restart: %v", h.Commands)
 	}
 	if !d.Running("gitlab-runner") {
 		t.Error("the runner does not run after the restart")
@@ -99,7 +108,7 @@ func TestServiceRestartOfDockerDrainsTheRunnerFirst(t *testing.T) {
 func TestDrainTimeoutKillsAndGoesOn(t *testing.T) {
 	h, d, _ := runnerHost(t)
 	d.Drains("gitlab-runner", -1)
-	s := &tasks.Service{Name: "docker", State: "restarted", Drain: fastDrain(&tasks.Drain{Containers: []string{"gitlab-runner"}, Timeout: 1})}
+	s := &tasks.Service{Name: "docker", State: "restarted", Drain: (&tasks.Drain{Containers: []string{"gitlab-runner"}, Timeout: 1})}
 	changes, err := s.Plan(context.Background(), h)
 	if err != nil || !strings.Contains(changes[0].Summary, "waits up to 1s") {
 		t.Fatalf("plan: %+v %v", changes, err)
@@ -107,10 +116,10 @@ func TestDrainTimeoutKillsAndGoesOn(t *testing.T) {
 	if err := s.Apply(context.Background(), h, changes); err != nil {
 		t.Fatal(err)
 	}
-	if sigs := d.Signals("gitlab-runner"); !slices.Equal(sigs, []string{"SIGQUIT", "KILL"}) {
+	if sigs := d.Signals("gitlab-runner"); !slices.Equal(sigs, []string{"SIGQUIT", "SIGKILL"}) {
 		t.Errorf("signals %v", sigs)
 	}
-	if commandIndex(h, "service", "docker", "restart") < commandIndex(h, "docker", "kill", "gitlab-runner") || !d.Running("gitlab-runner") {
+	if commandIndex(h, "service", "docker", "restart") < commandIndex(h, "API", "ContainerKill", "gitlab-runner", "SIGKILL") || !d.Running("gitlab-runner") {
 		t.Errorf("commands %v", h.Commands)
 	}
 }
@@ -120,31 +129,31 @@ func TestDrainTimeoutKillsAndGoesOn(t *testing.T) {
 func TestDrainOnlyWhatRuns(t *testing.T) {
 	t.Run("runner stopped", func(t *testing.T) {
 		h, d, _ := runnerHost(t)
-		d.MustCLI(t, "stop", "gitlab-runner")
-		s := &tasks.Service{Name: "docker", State: "restarted", Drain: fastDrain(&tasks.Drain{Containers: []string{"gitlab-runner", "not-there"}})}
+		d.Stop("gitlab-runner")
+		s := &tasks.Service{Name: "docker", State: "restarted", Drain: (&tasks.Drain{Containers: []string{"gitlab-runner", "not-there"}})}
 		changes, err := s.Plan(context.Background(), h)
 		if err != nil || changes[0].Summary != "restart → restarts gitlab-dind; stops scratch (no restart policy)" {
 			t.Fatalf("plan: %+v %v", changes, err)
 		}
-		if err := s.Apply(context.Background(), h, changes); err != nil || commandIndex(h, "docker", "kill") >= 0 {
+		if err := s.Apply(context.Background(), h, changes); err != nil || commandIndex(h, "API", "ContainerKill") >= 0 {
 			t.Errorf("apply: %v %v", err, h.Commands)
 		}
 	})
 	t.Run("live-restore", func(t *testing.T) {
 		h, d, _ := runnerHost(t)
 		d.LiveRestore = true
-		s := &tasks.Service{Name: "docker", State: "restarted", Drain: fastDrain(&tasks.Drain{Containers: []string{"gitlab-runner"}})}
+		s := &tasks.Service{Name: "docker", State: "restarted", Drain: (&tasks.Drain{Containers: []string{"gitlab-runner"}})}
 		changes, err := s.Plan(context.Background(), h)
 		if err != nil || changes[0].Summary != "restart → containers keep running (live-restore); no drain needed" {
 			t.Fatalf("plan: %+v %v", changes, err)
 		}
-		if err := s.Apply(context.Background(), h, changes); err != nil || commandIndex(h, "docker", "kill") >= 0 {
+		if err := s.Apply(context.Background(), h, changes); err != nil || commandIndex(h, "API", "ContainerKill") >= 0 {
 			t.Errorf("apply: %v %v", err, h.Commands)
 		}
 	})
 	t.Run("docker stopped", func(t *testing.T) {
 		h, _ := sysvHost(false)
-		s := &tasks.Service{Name: "docker", State: "restarted", Drain: fastDrain(&tasks.Drain{Containers: []string{"gitlab-runner"}})}
+		s := &tasks.Service{Name: "docker", State: "restarted", Drain: (&tasks.Drain{Containers: []string{"gitlab-runner"}})}
 		changes, err := s.Plan(context.Background(), h)
 		if err != nil || changes[0].Summary != "restart" {
 			t.Fatalf("plan: %+v %v", changes, err)
@@ -152,13 +161,13 @@ func TestDrainOnlyWhatRuns(t *testing.T) {
 	})
 	t.Run("stop", func(t *testing.T) {
 		h, d, _ := runnerHost(t)
-		s := &tasks.Service{Name: "docker", State: "stopped", Drain: fastDrain(&tasks.Drain{Containers: []string{"gitlab-runner"}})}
+		s := &tasks.Service{Name: "docker", State: "stopped", Drain: (&tasks.Drain{Containers: []string{"gitlab-runner"}})}
 		h.Commands = nil
 		changes := tasktest.Converge(t, s, h)
 		if want := "stop → stops every container; drains gitlab-runner first (SIGQUIT, waits up to 1h0m0s for running jobs)"; changes[0].Summary != want {
 			t.Errorf("summary %q", changes[0].Summary)
 		}
-		if sigs := d.Signals("gitlab-runner"); !slices.Equal(sigs, []string{"SIGQUIT"}) || commandIndex(h, "docker", "start") >= 0 {
+		if sigs := d.Signals("gitlab-runner"); !slices.Equal(sigs, []string{"SIGQUIT"}) || commandIndex(h, "API", "ContainerStart") >= 0 {
 			t.Errorf("signals %v, commands %v", sigs, h.Commands)
 		}
 	})
@@ -168,11 +177,11 @@ func TestDrainOnlyWhatRuns(t *testing.T) {
 // under restart policy always: the plan says so.
 func TestDrainWarnsOfARunnerDockerWouldRestart(t *testing.T) {
 	h, d, _ := runnerHost(t)
-	d.MustCLI(t, "rm", "-f", "gitlab-runner")
+	d.RemoveContainer("gitlab-runner")
 	c := runnerSpec()
 	c.StopSignal = "SIGTERM"
 	tasktest.Converge(t, c, h)
-	s := &tasks.Service{Name: "docker", State: "restarted", Drain: fastDrain(&tasks.Drain{Containers: []string{"gitlab-runner"}})}
+	s := &tasks.Service{Name: "docker", State: "restarted", Drain: (&tasks.Drain{Containers: []string{"gitlab-runner"}})}
 	changes, err := s.Plan(context.Background(), h)
 	if err != nil || len(changes[0].Warnings) != 1 || !strings.Contains(changes[0].Warnings[0], "stop signal SIGTERM, not the drain signal SIGQUIT: docker restarts it (restart policy always)") {
 		t.Fatalf("plan: %+v %v", changes, err)
@@ -184,7 +193,7 @@ func TestDrainWarnsOfARunnerDockerWouldRestart(t *testing.T) {
 func TestContainerRecreateDrainsItsDependents(t *testing.T) {
 	h, d, _ := runnerHost(t)
 	c := fleetDindSpec()
-	c.Drain = fastDrain(&tasks.Drain{Containers: []string{"gitlab-runner"}})
+	c.Drain = (&tasks.Drain{Containers: []string{"gitlab-runner"}})
 	c.Env = map[string]string{"DOCKER_TLS_CERTDIR": "", "NEW": "1"}
 	h.Commands = nil
 	changes := tasktest.Converge(t, c, h)
@@ -192,7 +201,7 @@ func TestContainerRecreateDrainsItsDependents(t *testing.T) {
 	if changes[0].Summary != want {
 		t.Errorf("summary %q\nwant %q", changes[0].Summary, want)
 	}
-	kill, rm, start := commandIndex(h, "docker", "kill", "--signal=SIGQUIT", "gitlab-runner"), commandIndex(h, "docker", "rm", "-f", "-v", "gitlab-dind"), commandIndex(h, "docker", "start", "gitlab-runner")
+	kill, rm, start := commandIndex(h, "API", "ContainerKill", "gitlab-runner", "SIGQUIT"), commandIndex(h, "API", "ContainerRemove", "gitlab-dind"), commandIndex(h, "API", "ContainerStart", "gitlab-runner")
 	if kill < 0 || rm < kill || start < rm {
 		t.Errorf("commands %v", h.Commands)
 	}
@@ -201,8 +210,8 @@ func TestContainerRecreateDrainsItsDependents(t *testing.T) {
 	}
 
 	// Removed, it leaves the runner stopped.
-	gone := &tasks.DockerContainer{Name: "gitlab-dind", State: "absent", Drain: fastDrain(&tasks.Drain{Containers: []string{"gitlab-runner"}})}
-	d.Drains("gitlab-runner", 1)
+	gone := &tasks.DockerContainer{Name: "gitlab-dind", State: "absent", Drain: (&tasks.Drain{Containers: []string{"gitlab-runner"}})}
+	d.Drains("gitlab-runner", 10*time.Millisecond)
 	changes = tasktest.Converge(t, gone, h)
 	if want := "remove; drains gitlab-runner first (SIGQUIT, waits up to 1h0m0s for running jobs); gitlab-runner stays stopped"; changes[0].Summary != want {
 		t.Errorf("summary %q", changes[0].Summary)
@@ -223,13 +232,13 @@ func TestRunnerContainerDrainsItselfBeforeARecreate(t *testing.T) {
 	if want := "recreate: env changed; drains gitlab-runner first (SIGQUIT, waits up to 1h0m0s for running jobs)"; changes[0].Summary != want {
 		t.Errorf("summary %q", changes[0].Summary)
 	}
-	if kill, rm := commandIndex(h, "docker", "kill", "--signal=SIGQUIT", "gitlab-runner"), commandIndex(h, "docker", "rm", "-f", "-v", "gitlab-runner"); kill < 0 || rm < kill {
+	if kill, rm := commandIndex(h, "API", "ContainerKill", "gitlab-runner", "SIGQUIT"), commandIndex(h, "API", "ContainerRemove", "gitlab-runner"); kill < 0 || rm < kill {
 		t.Errorf("commands %v", h.Commands)
 	}
 	if !d.Running("gitlab-runner") {
 		t.Error("not running after the recreate")
 	}
-	d.MustCLI(t, "rm", "-f", "gitlab-runner")
+	d.RemoveContainer("gitlab-runner")
 	if changes := tasktest.Converge(t, c, h); strings.Contains(changes[0].Summary, "drain") {
 		t.Errorf("create drains: %q", changes[0].Summary)
 	}
@@ -240,8 +249,8 @@ func TestStopSignal(t *testing.T) {
 	c := runnerSpec()
 	c.StopSignal = "quit"
 	changes := tasktest.Converge(t, c, h)
-	if !slices.Contains(h.Commands[commandIndex(h, "docker", "create")], "--stop-signal=SIGQUIT") {
-		t.Errorf("create: %v", h.Commands)
+	if got := d.Container("gitlab-runner").Config.StopSignal; got != "SIGQUIT" {
+		t.Errorf("created with stop signal %q", got)
 	}
 	shown := map[string]string{}
 	for _, f := range changes[0].Fields {

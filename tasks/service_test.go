@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dindops/dindops/tasks"
 	"github.com/dindops/dindops/tasks/tasktest"
@@ -28,10 +29,21 @@ func sysvHost(running bool) (*tasktest.Host, *[]string) {
 				return tasks.Output{}
 			}
 			return tasks.Output{ExitCode: 3}
-		case "start", "restart":
+		case "start":
 			running = true
+			if d := h.Engine(); d != nil {
+				d.StartDaemon()
+			}
+		case "restart":
+			running = true
+			if d := h.Engine(); d != nil {
+				d.Restart()
+			}
 		case "stop":
 			running = false
+			if d := h.Engine(); d != nil {
+				d.StopDaemon()
+			}
 		}
 		return tasks.Output{}
 	})
@@ -99,6 +111,44 @@ func TestServiceReadyTimeout(t *testing.T) {
 	err := s.Apply(context.Background(), h, changes)
 	if err == nil || !strings.Contains(err.Error(), "docker did not become ready within 1s") || !strings.Contains(err.Error(), "Cannot connect") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// docker without ready: a restart waits until its Engine API answers
+// (Debian's init script returns before the daemon does), and fails naming
+// the API when it never does.
+func TestServiceRestartOfDockerWaitsForTheAPI(t *testing.T) {
+	for _, comesBack := range []bool{true, false} {
+		h, _ := sysvHost(true)
+		d := tasktest.InstallDocker(h)
+		h.Handle("service", func(h *tasktest.Host, args []string, _ []byte) tasks.Output {
+			if args[2] == "restart" {
+				d.SetDown(true)
+				if comesBack {
+					time.AfterFunc(300*time.Millisecond, func() { d.SetDown(false) })
+				}
+			}
+			return tasks.Output{}
+		})
+		s := &tasks.Service{Name: "docker", State: "restarted", ReadyTimeout: 2}
+		changes, err := s.Plan(context.Background(), h)
+		if err != nil || len(changes) != 1 {
+			t.Fatalf("plan = %+v, %v", changes, err)
+		}
+		h.Commands = nil
+		err = s.Apply(context.Background(), h, changes)
+		infos := 0
+		for _, c := range h.Commands {
+			if c[0] == "API" && c[1] == "Info" {
+				infos++
+			}
+		}
+		switch {
+		case comesBack && (err != nil || infos < 2):
+			t.Errorf("apply: %v after %d API infos; want success after the API answered again", err, infos)
+		case !comesBack && (err == nil || !strings.Contains(err.Error(), "docker did not become ready within 2s") || !strings.Contains(err.Error(), "does not answer its API")):
+			t.Errorf("apply with a daemon that never answers: %v", err)
+		}
 	}
 }
 

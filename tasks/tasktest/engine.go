@@ -345,23 +345,52 @@ func (d *Docker) Pause(name string) {
 	}
 }
 
-// Restart restarts the daemon: every running container stops; those with
-// restart policy always or unless-stopped start again, unless LiveRestore
-// keeps them all running.
+// Restart restarts the daemon (a `service docker restart` in a test): with
+// LiveRestore nothing happens to the containers; without it every container
+// stops, then those with restart policy always start again, and those with
+// unless-stopped that were running
+// (https://docs.docker.com/engine/containers/start-containers-automatically/).
 func (d *Docker) Restart() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.down = false
 	if d.LiveRestore {
 		return
 	}
 	for _, c := range d.containers {
-		if !c.c.State.Running {
-			continue
+		was := c.c.State.Running
+		if was {
+			d.exitLocked(c, 0)
 		}
-		d.exitLocked(c, 0)
-		switch c.c.HostConfig.RestartPolicy.Name {
-		case container.RestartPolicyAlways, container.RestartPolicyUnlessStopped:
-			d.startLocked(c)
+		switch p := c.c.HostConfig.RestartPolicy.Name; {
+		case p == container.RestartPolicyAlways, p == container.RestartPolicyUnlessStopped && was:
+			_ = d.startLocked(c)
+		}
+	}
+}
+
+// StopDaemon stops the daemon (a `service docker stop` in a test): every
+// container stops and the API does not answer until StartDaemon.
+func (d *Docker) StopDaemon() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, c := range d.containers {
+		if c.c.State.Running {
+			d.exitLocked(c, 0)
+		}
+	}
+	d.down = true
+}
+
+// StartDaemon starts the daemon again, and with it the containers whose
+// restart policy is always.
+func (d *Docker) StartDaemon() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.down = false
+	for _, c := range d.containers {
+		if c.c.HostConfig.RestartPolicy.Name == container.RestartPolicyAlways && !c.c.State.Running {
+			_ = d.startLocked(c)
 		}
 	}
 }

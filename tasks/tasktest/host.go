@@ -52,6 +52,13 @@ func (h *Host) RoundTrips() int {
 	return n
 }
 
+// Engine returns the Docker engine installed on h, or nil.
+func (h *Host) Engine() *Docker {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.docker
+}
+
 // Docker implements tasks.DockerHost once a Docker engine is installed
 // (InstallDocker); without one it returns tasks.ErrNoDockerAPI.
 func (h *Host) Docker(ctx context.Context) (tasks.DockerEngine, error) {
