@@ -9,38 +9,43 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
+
 	"github.com/dindops/dindops/tasks"
 	"github.com/dindops/dindops/tasks/tasktest"
 )
 
-// fakeDockerd is the docker daemon of a daemonHost: the storage driver it
-// runs with and what it keeps, whether its dockerd can --validate, and its
-// command line, found as the real one is: the pid in /var/run/docker.pid,
-// then /proc/PID/cmdline.
+// fakeDockerd is the docker daemon of a daemonHost: its Engine API (the
+// storage driver it runs with and what it keeps), whether its dockerd can
+// --validate, and its command line, found as the real one is: the pid in
+// /var/run/docker.pid, then /proc/PID/cmdline.
 type fakeDockerd struct {
-	driver             string
-	images, containers int
-	validate           bool
+	engine   *tasktest.Docker
+	validate bool
 }
 
-// daemonHost is a host whose docker runs with driver, started as Debian's
-// init script starts it (dockerd -p /var/run/docker.pid $DOCKER_OPTS), with
-// opts as DOCKER_OPTS. `docker info` answers as Docker 20.10 does, `dockerd
-// --help` shows --validate only when validate, `dockerd --version` is
-// Debian's 20.10.
+// daemonHost is a host whose docker runs with driver and holds images
+// images and containers containers, started as Debian's init script starts
+// it (dockerd -p /var/run/docker.pid $DOCKER_OPTS), with opts as
+// DOCKER_OPTS. `dockerd --help` shows --validate only when validate,
+// `dockerd --version` is Debian's 20.10.
 func daemonHost(driver string, images, containers int, validate bool, opts ...string) (*tasktest.Host, *fakeDockerd) {
-	d := &fakeDockerd{driver: driver, images: images, containers: containers, validate: validate}
 	h := tasktest.New()
+	d := &fakeDockerd{engine: tasktest.InstallDocker(h), validate: validate}
+	d.engine.Driver = driver
+	for i := range images {
+		d.engine.AddImage("app:"+strconv.Itoa(i), tasktest.DockerImage{Cmd: []string{"app", strconv.Itoa(i)}})
+	}
+	for i := range containers {
+		if err := d.engine.RunContainer(client.ContainerCreateOptions{Name: "c" + strconv.Itoa(i), Config: &container.Config{Image: "app:0"}}); err != nil {
+			panic(err)
+		}
+	}
 	h.MkdirAll("/etc/docker")
 	h.SetFile("/var/run/docker.pid", "4242", 0o644, "root", "root")
 	argv := append([]string{"/usr/sbin/dockerd", "-p", "/var/run/docker.pid"}, opts...)
 	h.SetFile("/proc/4242/cmdline", strings.Join(argv, "\x00")+"\x00", 0o444, "root", "root")
-	h.Handle("docker", func(_ *tasktest.Host, args []string, _ []byte) tasks.Output {
-		if len(args) > 1 && args[1] == "info" {
-			return tasks.Output{Stdout: []byte(`"` + d.driver + `" ` + strconv.Itoa(d.images) + " " + strconv.Itoa(d.containers) + "\n")}
-		}
-		return tasks.Output{ExitCode: 1, Stderr: []byte("unexpected docker call")}
-	})
 	h.Handle("dockerd", func(h *tasktest.Host, args []string, _ []byte) tasks.Output {
 		switch args[1] {
 		case "--help":
@@ -73,8 +78,8 @@ func (d *fakeDockerd) restart(t *testing.T, h *tasktest.Host) {
 	if err := json.Unmarshal(f.Content, &cfg); err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Driver != "" && cfg.Driver != d.driver {
-		d.driver, d.images, d.containers = cfg.Driver, 0, 0
+	if cfg.Driver != "" && cfg.Driver != d.engine.Driver {
+		d.engine.SwitchStorageDriver(cfg.Driver)
 	}
 }
 
@@ -387,5 +392,28 @@ func TestDaemonConfigUnreadableCommandLineWarns(t *testing.T) {
 	if err != nil || len(changes) != 1 || len(changes[0].Warnings) != 1 ||
 		!strings.Contains(changes[0].Warnings[0], "could not read the running dockerd's command line") {
 		t.Fatalf("plan = %+v, %v", changes, err)
+	}
+}
+
+// A docker that does not answer (stopped), or a host without it, runs no
+// driver: the file alone decides, nothing is hidden, no error.
+func TestDaemonConfigWithoutARunningDocker(t *testing.T) {
+	file := "{\n  \"storage-driver\": \"overlay2\"\n}\n"
+	stopped, dockerd := daemonHost("vfs", 3, 1, false)
+	dockerd.engine.SetDown(true)
+	none := tasktest.New()
+	for name, h := range map[string]*tasktest.Host{"stopped": stopped, "no docker": none} {
+		h.MkdirAll("/etc/docker")
+		h.SetFile("/etc/docker/daemon.json", file, 0o644, "root", "root")
+		if got := plan(t, overlay2(), h); len(got) != 0 {
+			t.Errorf("%s: plan %+v, want no change (nothing runs another driver)", name, got)
+		}
+	}
+	// Without the file, it is written, without the consent a running
+	// docker's images would need.
+	stopped, dockerd = daemonHost("vfs", 3, 1, false)
+	dockerd.engine.SetDown(true)
+	if got := plan(t, overlay2(), stopped); len(got) != 1 || got[0].Action != tasks.Create {
+		t.Errorf("stopped docker, no file: %+v", got)
 	}
 }

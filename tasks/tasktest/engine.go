@@ -369,6 +369,16 @@ func (d *Docker) Restart() {
 	}
 }
 
+// SwitchStorageDriver is the daemon started with another storage driver:
+// the images, containers and volumes of the old one stay on disk, unseen.
+func (d *Docker) SwitchStorageDriver(driver string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.Driver = driver
+	d.images, d.tags = map[string]*DockerImage{}, map[string]string{}
+	d.containers, d.volumes = map[string]*fakeContainer{}, map[string]bool{}
+}
+
 // StopDaemon stops the daemon (a `service docker stop` in a test): every
 // container stops and the API does not answer until StartDaemon.
 func (d *Docker) StopDaemon() {
