@@ -75,11 +75,22 @@ func DockerNotFound(err error) bool { return cerrdefs.IsNotFound(err) }
 func DockerConflict(err error) bool { return cerrdefs.IsConflict(err) }
 
 // DockerUnreachable reports whether err means the daemon did not answer:
-// the client could not connect (client.IsErrConnectionFailed), or the
-// transport found nothing listening (ErrDockerUnreachable).
+// the transport found nothing listening (ErrDockerUnreachable), or the
+// client could not connect (client.IsErrConnectionFailed) for a reason
+// other than having no way to the daemon at all (ErrNoDockerPath: a
+// permission or configuration problem, not a stopped daemon).
 func DockerUnreachable(err error) bool {
-	return client.IsErrConnectionFailed(err) || errors.Is(err, ErrDockerUnreachable)
+	if errors.Is(err, ErrDockerUnreachable) {
+		return true
+	}
+	return client.IsErrConnectionFailed(err) && !errors.Is(err, ErrNoDockerPath)
 }
+
+// ErrNoDockerPath is matched by the transport's errors for a host where no
+// way to the daemon's API works (the socket is not the login user's to
+// open, forwarding is off, there is no docker CLI for dial-stdio), as
+// opposed to a daemon that is down.
+var ErrNoDockerPath = errors.New("no way to the Docker Engine API")
 
 // ErrDockerUnreachable is matched (errors.Is) by the transport's errors for a
 // daemon that does not answer on its socket, such as a stopped dockerd.

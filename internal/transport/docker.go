@@ -40,7 +40,8 @@ const (
 // DockerDialError is a host whose Docker daemon could not be reached by
 // either way. Each attempt's error is kept (nil when it was not tried); it
 // matches tasks.ErrDockerUnreachable when the daemon itself did not answer
-// (dial-stdio said so), rather than the ways to it being closed.
+// (dial-stdio said so), and tasks.ErrNoDockerPath when the ways to it are
+// closed.
 type DockerDialError struct {
 	Host        string
 	Socket      string
@@ -65,6 +66,9 @@ func (e *DockerDialError) Error() string {
 
 func (e *DockerDialError) Unwrap() []error {
 	var out []error
+	if !errors.Is(e.DialStdio, tasks.ErrDockerUnreachable) {
+		out = append(out, tasks.ErrNoDockerPath)
+	}
 	for _, err := range []error{e.StreamLocal, e.DialStdio} {
 		if err != nil {
 			out = append(out, err)

@@ -47,6 +47,11 @@ type testServer struct {
 	accepted atomic.Int64 // TCP connections accepted
 	logins   atomic.Int64 // successful logins
 	tunnels  atomic.Int64 // direct-tcpip channels opened (as a bastion)
+	// streamLocal serves direct-streamlocal@openssh.com channels (else they
+	// are refused as sshd's AllowStreamLocalForwarding no does);
+	// streamLocals counts the channels asked for.
+	streamLocal  bool
+	streamLocals atomic.Int64
 	// handshaking counts connections accepted and not logged in yet;
 	// maxHandshaking is the most there ever were at once.
 	handshaking, maxHandshaking atomic.Int64
@@ -80,6 +85,8 @@ type serverOpts struct {
 	maxSessions int
 	// handshakeDelay slows every login down, so that handshakes overlap.
 	handshakeDelay time.Duration
+	// streamLocal serves direct-streamlocal@openssh.com channels.
+	streamLocal bool
 }
 
 func newServer(t *testing.T, o serverOpts) *testServer {
@@ -97,7 +104,7 @@ func newServer(t *testing.T, o serverOpts) *testServer {
 	tcp := ln.Addr().(*net.TCPAddr)
 	s := &testServer{
 		t: t, host: tcp.IP.String(), port: tcp.Port, hostKeys: o.hostKeys,
-		env: o.env, noSFTP: o.noSFTP, maxSessions: o.maxSessions, drop: o.drop,
+		env: o.env, noSFTP: o.noSFTP, maxSessions: o.maxSessions, drop: o.drop, streamLocal: o.streamLocal,
 		execs: make(chan string, 100), resume: make(chan struct{}),
 	}
 	dir := t.TempDir()
@@ -235,6 +242,9 @@ func (s *testServer) serve(nc net.Conn, cfg *ssh.ServerConfig) {
 			}()
 		case "direct-tcpip":
 			s.tunnel(nch)
+		case "direct-streamlocal@openssh.com":
+			s.streamLocals.Add(1)
+			s.streamlocal(nch)
 		default:
 			nch.Reject(ssh.UnknownChannelType, "only sessions and direct-tcpip")
 		}
@@ -273,6 +283,45 @@ func (s *testServer) tunnel(nch ssh.NewChannel) {
 		return
 	}
 	s.tunnels.Add(1)
+	go ssh.DiscardRequests(reqs)
+	go func() {
+		io.Copy(ch, target)
+		ch.CloseWrite()
+	}()
+	go func() {
+		io.Copy(target, ch)
+		target.Close()
+		ch.Close()
+	}()
+}
+
+// streamlocal serves a direct-streamlocal@openssh.com channel (OpenSSH's
+// PROTOCOL 2.4): it connects to the unix socket named and copies both ways,
+// or refuses as sshd with AllowStreamLocalForwarding no does.
+func (s *testServer) streamlocal(nch ssh.NewChannel) {
+	if !s.streamLocal {
+		nch.Reject(ssh.Prohibited, "administratively prohibited: open failed")
+		return
+	}
+	var p struct {
+		SocketPath string
+		Reserved0  string
+		Reserved1  uint32
+	}
+	if err := ssh.Unmarshal(nch.ExtraData(), &p); err != nil {
+		nch.Reject(ssh.ConnectionFailed, "bad request")
+		return
+	}
+	target, err := net.DialTimeout("unix", p.SocketPath, 5*time.Second)
+	if err != nil {
+		nch.Reject(ssh.ConnectionFailed, "open failed")
+		return
+	}
+	ch, reqs, err := nch.Accept()
+	if err != nil {
+		target.Close()
+		return
+	}
 	go ssh.DiscardRequests(reqs)
 	go func() {
 		io.Copy(ch, target)
