@@ -119,8 +119,9 @@ func (d *Docker) Install(h *Host) {
 // (tasks.DockerUnreachable), or answer again.
 func (d *Docker) SetDown(down bool) { d.mu.Lock(); d.down = down; d.mu.Unlock() }
 
-// Requests returns how many API calls the engine answered and starts
-// counting anew.
+// Requests returns how many API calls the engine was sent (those refused
+// on a frozen host or by a stopped daemon included) and starts counting
+// anew.
 func (d *Docker) Requests() int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -473,6 +474,9 @@ var _ tasks.DockerEngine = engine{}
 // call counts and records one request; mutating ones fail on a frozen host
 // or a stopped daemon.
 func (e engine) call(mutating bool, method string, args ...string) error {
+	e.d.mu.Lock()
+	e.d.requests++
+	e.d.mu.Unlock()
 	if e.h != nil {
 		e.h.mu.Lock()
 		e.h.Commands = append(e.h.Commands, append([]string{"API", method}, args...))
@@ -484,7 +488,6 @@ func (e engine) call(mutating bool, method string, args ...string) error {
 	}
 	e.d.mu.Lock()
 	defer e.d.mu.Unlock()
-	e.d.requests++
 	if e.d.down {
 		return fmt.Errorf("Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?: %w", tasks.ErrDockerUnreachable)
 	}
