@@ -1,5 +1,6 @@
-// Command bench is `make bench`: dindops against Ansible (at its defaults and
-// at its best settings) and against the floor program, on local fleets of
+// Command bench is `make bench`: dindops against Ansible (at its defaults, at
+// its best settings, and at its best with Mitogen) and against the floor
+// program (with dindops's counts, and the physical floor), on local fleets of
 // containers with real sshd (and dockerd for the main job), alternating the
 // tools run by run. It prints a table of medians, checks issue 3's targets,
 // and writes docs/benchmarks.md and its plot.
@@ -9,7 +10,8 @@
 //	cd bench && go run ./cmd/bench -repo .. -render .work/results.json           # tables and docs again
 //
 // It needs root (the fleets run on this machine's docker engine) and installs
-// Ansible with apt-get when it is missing. See docs/benchmarks.md.
+// Ansible (and ansible-mitogen) with apt-get when missing. See
+// docs/benchmarks.md.
 package main
 
 import (
@@ -65,7 +67,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.latencySizes, "latency-sizes", "10,50", "engine fleet sizes also run through the delay proxies")
 	fs.IntVar(&o.dockerHosts, "docker-hosts", 10, "hosts of the main job benchmark (shipped playbook, with dockerd; 0: skip)")
 	fs.BoolVar(&o.dockerLatency, "docker-latency", false, "also run the main job through the delay proxies")
-	fs.StringVar(&o.toolList, "tools", "dindops,ansible-default,ansible-best,floor", "tools to run")
+	fs.StringVar(&o.toolList, "tools", "dindops,ansible-default,ansible-best,floor,floor-physical,ansible-mitogen", "tools to run")
 	fs.StringVar(&o.phases, "phases", "plan,first,noop", "phases to run, in this order after each reset")
 	fs.DurationVar(&o.runTimeout, "run-timeout", 30*time.Minute, "longest a single run may take")
 	fs.BoolVar(&o.keepFleets, "keep-fleets", false, "leave the fleets running at the end")
@@ -143,7 +145,7 @@ func bench(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		return err
 	}
 	load0 := machine.Load()
-	kit, meter, err := prepare(ctx, o, stderr)
+	kit, meter, err := prepare(ctx, o, cfg.Tools, stderr)
 	if err != nil {
 		return err
 	}
@@ -153,14 +155,18 @@ func bench(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		Machine:    machine.Describe(ctx, kit.Dindops),
 		Note:       o.note,
 		AnsibleConfigs: map[string]string{
-			string(tools.AnsibleDefault): tools.AnsibleConfig(tools.AnsibleDefault, "N"),
-			string(tools.AnsibleBest):    tools.AnsibleConfig(tools.AnsibleBest, "N"),
+			string(tools.AnsibleDefault): tools.AnsibleConfig(tools.AnsibleDefault, "N", ""),
+			string(tools.AnsibleBest):    tools.AnsibleConfig(tools.AnsibleBest, "N", ""),
 		},
+	}
+	if kit.MitogenStrategies != "" {
+		res.AnsibleConfigs[string(tools.AnsibleMitogen)] = tools.AnsibleConfig(tools.AnsibleMitogen, "N", kit.MitogenStrategies)
 	}
 	res.Machine.LoadStart = load0
 	if o.appendRuns {
 		// The earlier parts' runs, machine and start stay; this part's
-		// command line is added to theirs.
+		// command line is added to theirs, and its Ansible configs (a
+		// part may run a setting the earlier ones did not).
 		prev, err := results.Load(filepath.Join(o.work, "results.json"))
 		if err != nil {
 			return fmt.Errorf("-append: %w", err)
@@ -168,6 +174,17 @@ func bench(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		prev.Invocation += "\n" + res.Invocation
 		if o.note != "" {
 			prev.Note = o.note
+		}
+		if prev.AnsibleConfigs == nil {
+			prev.AnsibleConfigs = map[string]string{}
+		}
+		for k, v := range res.AnsibleConfigs {
+			prev.AnsibleConfigs[k] = v
+		}
+		for k, v := range res.Machine.Versions {
+			if _, ok := prev.Machine.Versions[k]; !ok && prev.Machine.Versions != nil {
+				prev.Machine.Versions[k] = v
+			}
 		}
 		res = prev
 	}
@@ -294,9 +311,10 @@ func invocation(o options) string {
 	return strings.Join(args, " ") + "   # = cd bench && go run ./cmd/bench -repo .. $BENCH_FLAGS"
 }
 
-// prepare installs Ansible when missing, and builds the floor and peakrss
-// programs (bin/dindops is built by make's bench target).
-func prepare(ctx context.Context, o options, log io.Writer) (tools.Kit, measure.Runner, error) {
+// prepare installs Ansible when missing (and ansible-mitogen when that tool
+// runs, checked to load), and builds the floor and peakrss programs
+// (bin/dindops is built by make's bench target).
+func prepare(ctx context.Context, o options, run []tools.Tool, log io.Writer) (tools.Kit, measure.Runner, error) {
 	kit := tools.Kit{
 		Dindops: filepath.Join(o.repo, "bin", "dindops"),
 		Floor:   filepath.Join(o.work, "floor"),
@@ -313,6 +331,11 @@ func prepare(ctx context.Context, o options, log io.Writer) (tools.Kit, measure.
 		return kit, meter, err
 	}
 	kit.AnsiblePlaybook = p
+	if slices.Contains(run, tools.AnsibleMitogen) {
+		if kit.MitogenStrategies, err = ensureMitogen(ctx, o.work, log); err != nil {
+			return kit, meter, err
+		}
+	}
 	for _, p := range []struct{ out, pkg string }{{kit.Floor, "./cmd/floor"}, {meter.PeakRSS, "./cmd/peakrss"}} {
 		build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", p.out, p.pkg)
 		build.Dir = filepath.Join(o.repo, "bench")
@@ -335,10 +358,70 @@ func ensureAnsible(ctx context.Context, log io.Writer) error {
 		return nil
 	}
 	fmt.Fprintln(log, "==> installing Debian's ansible package (apt-get)")
+	return aptInstall(ctx, log, "ansible", "openssh-client")
+}
+
+// ensureMitogen installs Debian's ansible-mitogen when missing, checks that
+// the Ansible is the one it works with (ansible-core 2.14), finds its
+// strategy plugins, and proves that Mitogen loads: an ad-hoc ping of this
+// machine (connection local) with the ansible-mitogen settings must
+// succeed and start Mitogen's multiplexer. It returns the strategy
+// directory.
+func ensureMitogen(ctx context.Context, work string, log io.Writer) (string, error) {
+	list, err := exec.CommandContext(ctx, "dpkg", "-L", "ansible-mitogen").Output()
+	if err != nil {
+		fmt.Fprintln(log, "==> installing Debian's ansible-mitogen package (apt-get)")
+		if err := aptInstall(ctx, log, "ansible-mitogen"); err != nil {
+			return "", err
+		}
+		if list, err = exec.CommandContext(ctx, "dpkg", "-L", "ansible-mitogen").Output(); err != nil {
+			return "", fmt.Errorf("dpkg -L ansible-mitogen: %w", err)
+		}
+	}
+	dir, err := tools.MitogenStrategyDir(string(list))
+	if err != nil {
+		return "", err
+	}
+	ver, err := exec.CommandContext(ctx, "ansible-playbook", "--version").Output()
+	if err != nil {
+		return "", fmt.Errorf("ansible-playbook --version: %w", err)
+	}
+	line, _, _ := strings.Cut(string(ver), "\n")
+	if err := tools.CheckMitogenAnsible(line); err != nil {
+		return "", err
+	}
+	pdir := filepath.Join(work, "mitogen-check")
+	if err := os.RemoveAll(pdir); err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(pdir, 0o700); err != nil {
+		return "", err
+	}
+	cfg, err := tools.WriteAnsibleConfig(pdir, tools.AnsibleMitogen, 1, dir)
+	if err != nil {
+		return "", err
+	}
+	args := append([]string{"all", "-i", "localhost,", "-c", "local"}, tools.MitogenVars...)
+	cmd := exec.CommandContext(ctx, "ansible", append(args, "-m", "ansible.builtin.ping")...)
+	cmd.Dir = pdir
+	cmd.Env = append(os.Environ(), "ANSIBLE_CONFIG="+cfg, "MITOGEN_SAVE_PIDS=1", "ANSIBLE_NOCOLOR=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "SUCCESS") {
+		return "", fmt.Errorf("ansible-mitogen does not load (ansible %s, in %s): %v: %s", strings.Join(cmd.Args[1:], " "), pdir, err, strings.TrimSpace(string(out)))
+	}
+	if err := tools.VerifyMitogen(pdir); err != nil {
+		return "", err
+	}
+	fmt.Fprintf(log, "==> Mitogen loads (%s; %s)\n", dir, strings.TrimSpace(line))
+	return dir, nil
+}
+
+// aptInstall installs Debian packages with apt-get (after an update).
+func aptInstall(ctx context.Context, log io.Writer, pkgs ...string) error {
 	env := append(os.Environ(), "DEBIAN_FRONTEND=noninteractive", "NEEDRESTART_MODE=l")
 	for _, argv := range [][]string{
 		{"apt-get", "update", "-qq"},
-		{"apt-get", "install", "-y", "-qq", "--no-install-recommends", "ansible", "openssh-client"},
+		append([]string{"apt-get", "install", "-y", "-qq", "--no-install-recommends"}, pkgs...),
 	} {
 		cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 		cmd.Env, cmd.Stdin = env, nil

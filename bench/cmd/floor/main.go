@@ -1,11 +1,16 @@
 // Command floor is the benchmark's lower bound: the least a Go program must
-// do to issue a given number of remote commands and SFTP requests on every
-// host. It opens one SSH connection per host (all hosts at once, host keys
-// checked against known_hosts), runs "true" in a new session once per
-// command, one after the other, then opens one SFTP session and makes the
-// SFTP requests (stat of "/") one after the other. The counts per host come
-// from dindops's own -v output for the same run ("round trips"), written by
-// the benchmark into the targets file.
+// do to issue a given number of remote commands, SFTP requests and Docker
+// Engine API requests on every host. It opens one SSH connection per host
+// (all hosts at once, host keys checked against known_hosts), runs "true"
+// in a new session once per command, one after the other, then opens one
+// SFTP session and makes the SFTP requests (stat of "/") one after the
+// other, then opens one direct-streamlocal@openssh.com channel to the
+// host's /var/run/docker.sock on the same connection and sends the API
+// requests over it one after the other (HTTP/1.1 GET /_ping, keep-alive,
+// each answer checked to be 200). The counts per host come from dindops's
+// own -v output for the same run ("round trips"), written by the benchmark
+// into the targets file; the physical floor (floor-physical) is this
+// program with one command per host and nothing else.
 //
 //	floor -targets targets.json
 //
@@ -15,14 +20,17 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pkg/sftp"
@@ -36,6 +44,10 @@ type target struct {
 	Port     int    `json:"port"`
 	Commands int    `json:"commands"`
 	SFTP     int    `json:"sftp"`
+	API      int    `json:"api"`
+	// Via is how dindops reached the API on this host: streamlocal (the
+	// floor's way) or dial-stdio, which the floor does not do.
+	Via string `json:"via"`
 }
 
 type targets struct {
@@ -54,7 +66,8 @@ func main() {
 func run(ctx context.Context, args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("floor", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	path := fs.String("targets", "", "JSON file: user, identity_file, known_hosts, hosts[{name, address, port, commands, sftp}]")
+	path := fs.String("targets", "", "JSON file: user, identity_file, known_hosts, hosts[{name, address, port, commands, sftp, api}]")
+	socket := fs.String("docker-socket", "/var/run/docker.sock", "the Docker daemon's socket on the hosts (the API requests' channel)")
 	timeout := fs.Duration("timeout", 10*time.Minute, "give up after this long")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -76,7 +89,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = converge(ctx, cfg, h)
+			errs[i] = converge(ctx, cfg, h, *socket)
 		}()
 	}
 	wg.Wait()
@@ -119,8 +132,12 @@ func load(path string) (*targets, *ssh.ClientConfig, error) {
 	}, nil
 }
 
-// converge issues h's commands and SFTP requests over one connection.
-func converge(ctx context.Context, cfg *ssh.ClientConfig, h target) error {
+// converge issues h's commands, SFTP requests and API requests over one
+// connection.
+func converge(ctx context.Context, cfg *ssh.ClientConfig, h target, socket string) error {
+	if h.API > 0 && h.Via != "" && h.Via != "streamlocal" {
+		return fmt.Errorf("dindops reached the Docker API via %s; the floor only opens a direct-streamlocal channel", h.Via)
+	}
 	addr := net.JoinHostPort(h.Address, strconv.Itoa(h.Port))
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, "tcp", addr)
@@ -159,5 +176,55 @@ func converge(ctx context.Context, cfg *ssh.ClientConfig, h target) error {
 			}
 		}
 	}
+	if h.API > 0 {
+		conn, err := client.Dial("unix", socket)
+		if err != nil {
+			return fmt.Errorf("direct-streamlocal channel to %s: %w", socket, err)
+		}
+		defer conn.Close()
+		if err := apiRequests(ctx, conn, h.API); err != nil {
+			return err
+		}
+	}
 	return ctx.Err()
+}
+
+// apiRequests sends n Docker Engine API requests (GET /_ping, the cheapest
+// real one) over conn, one after the other, HTTP/1.1 with keep-alive, and
+// checks that each is answered 200. conn is the only connection: the
+// requests never dial another (one that would is an error).
+func apiRequests(ctx context.Context, conn net.Conn, n int) error {
+	var dialed atomic.Bool
+	tr := &http.Transport{
+		DialContext: func(context.Context, string, string) (net.Conn, error) {
+			if dialed.Swap(true) {
+				return nil, errors.New("the API connection closed before the last request")
+			}
+			return conn, nil
+		},
+		MaxConnsPerHost:     1,
+		MaxIdleConnsPerHost: 1,
+		DisableCompression:  true,
+	}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr}
+	for i := 1; i <= n; i++ {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://docker/_ping", nil)
+		if err != nil {
+			return err
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			return fmt.Errorf("API request %d: %w", i, err)
+		}
+		_, err = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return fmt.Errorf("API request %d: %w", i, err)
+		}
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("API request %d: GET /_ping answered %s", i, resp.Status)
+		}
+	}
+	return nil
 }

@@ -108,10 +108,19 @@ func Write(dir string, eps []Endpoint, user, identityFile string, vars *yaml.Nod
 	return f, nil
 }
 
-// Trips is how many remote commands and SFTP requests one host needs.
+// Trips is what one host needed, as dindops -v counts it: remote commands
+// (one SSH session each), SFTP requests, and Docker Engine API requests
+// (HTTP requests over the host's SSH connection, each client's GET /_ping
+// included). Docker is how many of the commands were the docker program
+// (docker system dial-stdio sessions among them); Via is how the API was
+// reached ("streamlocal" or "dial-stdio"; "" when it was not, or when the
+// dindops that ran did not say).
 type Trips struct {
-	Commands int `json:"commands"`
-	SFTP     int `json:"sftp"`
+	Commands int    `json:"commands"`
+	SFTP     int    `json:"sftp"`
+	API      int    `json:"api"`
+	Docker   int    `json:"docker,omitempty"`
+	Via      string `json:"via,omitempty"`
 }
 
 // FloorTarget is one host in the floor program's target list.

@@ -65,15 +65,15 @@ func TestWrite(t *testing.T) {
 		t.Fatalf("Ansible inventory:\n%s", b)
 	}
 
-	if err := f.WriteFloor(dir+"/floor.json", map[string]Trips{"h1": {4, 1}}); err == nil {
+	if err := f.WriteFloor(dir+"/floor.json", map[string]Trips{"h1": {Commands: 4, SFTP: 1}}); err == nil {
 		t.Fatal("a host without counts: want an error")
 	}
-	if err := f.WriteFloor(dir+"/floor.json", map[string]Trips{"h1": {4, 1}, "h2": {5, 0}}); err != nil {
+	if err := f.WriteFloor(dir+"/floor.json", map[string]Trips{"h1": {Commands: 4, SFTP: 1}, "h2": {Commands: 5, API: 7, Via: "streamlocal"}}); err != nil {
 		t.Fatal(err)
 	}
 	var ft FloorTargets
 	b, _ = os.ReadFile(dir + "/floor.json")
-	if err := json.Unmarshal(b, &ft); err != nil || len(ft.Hosts) != 2 || ft.Hosts[1].Commands != 5 || ft.Hosts[1].Port != 40001 {
+	if err := json.Unmarshal(b, &ft); err != nil || len(ft.Hosts) != 2 || ft.Hosts[1].Commands != 5 || ft.Hosts[1].API != 7 || ft.Hosts[1].Via != "streamlocal" || ft.Hosts[1].Port != 40001 {
 		t.Fatalf("floor targets %s (%v)", b, err)
 	}
 }

@@ -89,6 +89,7 @@ func Versions(ctx context.Context, dindops string) map[string]string {
 	}
 	add("dindops", dindops, "--version")
 	add("ansible", "ansible-playbook", "--version")
+	add("ansible-mitogen (Debian package)", "dpkg-query", "-W", "-f=${Version}", "ansible-mitogen")
 	add("python3 (controller)", "python3", "--version")
 	add("openssh client", "ssh", "-V")
 	add("docker engine", "docker", "version", "-f", "{{.Server.Version}}")

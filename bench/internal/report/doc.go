@@ -86,7 +86,7 @@ func (d Doc) write(b *bytes.Buffer) {
 		fmt.Fprintf(b, "> %s\n\n", r.Note)
 	}
 
-	b.WriteString("### Targets (issue 3)\n\n| target | measured | verdict |\n|---|---|---|\n")
+	b.WriteString("### Targets (issues 3 and 11)\n\n| target | measured | verdict |\n|---|---|---|\n")
 	for _, t := range d.Targets {
 		fmt.Fprintf(b, "| %s | %s | %s |\n", t.Name, orDash(t.Measured), t.Verdict())
 	}
@@ -97,9 +97,13 @@ func (d Doc) write(b *bytes.Buffer) {
 		"accounting of every process it started, ssh and Ansible's forks and ControlPersist masters " +
 		"included). Peak RSS is the largest single process of that tree (for dindops and the floor, " +
 		"the controller itself); tree RSS is the largest sum of resident sets of all its processes, " +
-		"sampled every 100 ms (shared pages count once per process). cmds+sftp is the number of remote " +
-		"commands and SFTP requests dindops needed per host (from `dindops -v`; the floor issues the " +
-		"same). dindops/tool is dindops's median wall time over the tool's: below 1, dindops is faster.\n\n")
+		"sampled every 100 ms (shared pages count once per process). cmds+sftp+api is what dindops needed " +
+		"per host (from `dindops -v`'s round-trips line): remote commands (one SSH session each), SFTP " +
+		"requests, and Docker Engine API requests (HTTP requests over the host's SSH connection, each " +
+		"Docker client's version negotiation `GET /_ping` included); \"(D docker)\" says how many of the " +
+		"commands were the docker program itself (`docker system dial-stdio` sessions included). The floor " +
+		"issues the same commands, SFTP requests and API requests; floor-physical one command per host. " +
+		"dindops/tool is dindops's median wall time over the tool's: below 1, dindops is faster.\n\n")
 	Markdown(b, d.Rows)
 	if d.PNG != "" {
 		fmt.Fprintf(b, "\n![wall time against hosts, engine playbook](%s)\n", d.PNG)

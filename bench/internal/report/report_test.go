@@ -30,7 +30,8 @@ func TestTargets(t *testing.T) {
 		run("noop", "dindops", 10, 9*s, 500<<20), // other sizes do not count
 	}
 	got := Targets(results.Summarise(runs))
-	want := []string{"pass", "MISS", "MISS", "MISS"} // 20×; 4× the floor; 4×; 2.4 MiB/host
+	// 20×; 4× the floor; 4×; 2.4 MiB/host; then the main job, not run.
+	want := []string{"pass", "MISS", "MISS", "MISS", "not measured", "not measured", "not measured", "not measured"}
 	if len(got) != len(want) {
 		t.Fatalf("%d targets, want %d", len(got), len(want))
 	}
@@ -39,35 +40,121 @@ func TestTargets(t *testing.T) {
 			t.Errorf("%s: %s (%s), want %s", tg.Name, tg.Verdict(), tg.Measured, want[i])
 		}
 	}
-	if v := Targets(nil)[0].Verdict(); v != "not measured" {
-		t.Errorf("no runs: %s", v)
+	for _, tg := range Targets(nil) {
+		if v := tg.Verdict(); v != "not measured" {
+			t.Errorf("no runs: %s: %s", tg.Name, v)
+		}
+	}
+}
+
+func docker(phase, tool string, hosts int, wall time.Duration, rss int64) results.Run {
+	r := run(phase, tool, hosts, wall, rss)
+	r.Scenario = "docker"
+	return r
+}
+
+func TestTargetsMainJob(t *testing.T) {
+	const ms = time.Millisecond
+	sums := func(runs ...results.Run) []Target {
+		tg := Targets(results.Summarise(runs))
+		if len(tg) != 8 {
+			t.Fatalf("%d targets, want 8", len(tg))
+		}
+		for _, x := range tg[:4] {
+			if !strings.Contains(x.Name, "engine playbook") || x.Verdict() != "not measured" {
+				t.Errorf("engine target %q: %s", x.Name, x.Verdict())
+			}
+		}
+		return tg[4:]
+	}
+	verdicts := func(tg []Target) string {
+		var v []string
+		for _, x := range tg {
+			v = append(v, x.Verdict())
+		}
+		return strings.Join(v, " ")
+	}
+	// All met: no-op 1.4× the floor and 16× Ansible, plan 1.9× the floor,
+	// 19 MiB for 10 hosts.
+	met := sums(
+		docker("plan", "dindops", 10, 1900*ms, 19<<20),
+		docker("plan", "floor", 10, 1000*ms, 8<<20),
+		docker("first", "dindops", 10, 30000*ms, 19<<20),
+		docker("noop", "dindops", 10, 1400*ms, 18<<20),
+		docker("noop", "floor", 10, 1000*ms, 8<<20),
+		docker("noop", "ansible-best", 10, 22400*ms, 60<<20),
+		docker("noop", "ansible-mitogen", 10, 9000*ms, 60<<20),
+		docker("noop", "floor-physical", 10, 500*ms, 6<<20),
+	)
+	if v := verdicts(met); v != "pass pass pass pass" {
+		t.Errorf("verdicts %s", v)
+	}
+	for _, x := range met {
+		if !strings.Contains(x.Name, "(main job, 10 hosts, loopback)") {
+			t.Errorf("name %q", x.Name)
+		}
+	}
+	if !strings.Contains(met[0].Measured, "1.40× the floor") || !strings.Contains(met[1].Measured, "16.0×") {
+		t.Errorf("measured %q, %q", met[0].Measured, met[1].Measured)
+	}
+	// All missed: no-op 1.6× the floor and 14× Ansible, plan 2.1× the
+	// floor, a peak of 21 MiB (in the first run) for 10 hosts.
+	missed := sums(
+		docker("plan", "dindops", 10, 2100*ms, 19<<20),
+		docker("plan", "floor", 10, 1000*ms, 8<<20),
+		docker("first", "dindops", 10, 30000*ms, 21<<20),
+		docker("noop", "dindops", 10, 1600*ms, 18<<20),
+		docker("noop", "floor", 10, 1000*ms, 8<<20),
+		docker("noop", "ansible-best", 10, 22400*ms, 60<<20),
+	)
+	if v := verdicts(missed); v != "MISS MISS MISS MISS" {
+		t.Errorf("verdicts %s", v)
+	}
+	// Rows missing: the floor and Ansible absent, only memory measured.
+	partial := sums(docker("noop", "dindops", 10, 1600*ms, 18<<20))
+	if v := verdicts(partial); v != "not measured not measured not measured pass" {
+		t.Errorf("verdicts %s", v)
+	}
+	// Another network or size does not count; a main job run at 20 hosts
+	// only is taken as the nearest size above 10.
+	other := results.Run{Key: results.Key{Scenario: "docker", Net: "+25ms", Hosts: 10, Phase: "noop", Tool: "floor"}, Sample: measure.Sample{Wall: time.Second}}
+	at20 := sums(other, docker("noop", "dindops", 20, 1600*ms, 18<<20), docker("noop", "floor", 20, 1000*ms, 8<<20))
+	if at20[0].Verdict() != "MISS" || !strings.Contains(at20[0].Name, "20 hosts") {
+		t.Errorf("at 20 hosts: %s %s", at20[0].Name, at20[0].Verdict())
 	}
 }
 
 func TestRowsOrderAndRatio(t *testing.T) {
 	runs := []results.Run{
+		run("noop", "ansible-mitogen", 10, 4*time.Second, 0),
+		run("noop", "floor-physical", 10, time.Second/2, 0),
 		run("noop", "floor", 10, time.Second, 0),
 		run("noop", "ansible-best", 10, 10*time.Second, 0),
 		run("plan", "dindops", 10, 2*time.Second, 0),
 		run("noop", "dindops", 10, 2*time.Second, 0),
 	}
+	runs[2].Commands, runs[2].API = 8, 7
+	runs[5].Commands, runs[5].API, runs[5].Docker = 8, 7, 1
+	runs[1].Commands = 1
 	rows := Rows(results.Summarise(runs))
 	var order []string
 	for _, r := range rows {
 		order = append(order, r.Phase+"/"+r.Tool)
 	}
-	if got := strings.Join(order, " "); got != "plan/dindops noop/dindops noop/ansible-best noop/floor" {
+	if got := strings.Join(order, " "); got != "plan/dindops noop/dindops noop/ansible-best noop/floor noop/floor-physical noop/ansible-mitogen" {
 		t.Fatalf("order %s", got)
 	}
-	if rows[2].Ratio != 0.2 || rows[3].Ratio != 2 {
-		t.Fatalf("ratios %v %v, want 0.2 and 2", rows[2].Ratio, rows[3].Ratio)
+	if rows[2].Ratio != 0.2 || rows[3].Ratio != 2 || rows[5].Ratio != 0.5 {
+		t.Fatalf("ratios %v %v %v, want 0.2, 2 and 0.5", rows[2].Ratio, rows[3].Ratio, rows[5].Ratio)
 	}
 	var b bytes.Buffer
 	if err := Text(&b, rows); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(b.String(), "ansible-best") {
-		t.Fatalf("table:\n%s", b.String())
+	for _, want := range []string{"ansible-best", "cmds+sftp+api", "8+0+7 (1 docker)", "8+0+7  ", "1+0+0", "ansible-mitogen"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, b.String())
+		}
 	}
 }
 

@@ -30,7 +30,7 @@ type Row struct {
 var (
 	scenarioOrder = []string{"engine", "docker"}
 	phaseOrder    = []string{"plan", "first", "noop"}
-	toolOrder     = []string{"dindops", "ansible-default", "ansible-best", "floor"}
+	toolOrder     = []string{"dindops", "ansible-default", "ansible-best", "floor", "floor-physical", "ansible-mitogen"}
 )
 
 func rank(order []string, v string) int {
@@ -71,12 +71,15 @@ func Rows(sums []results.Summary) []Row {
 	return rows
 }
 
-var header = []string{"scenario", "network", "hosts", "phase", "tool", "wall s: median (min–max)", "CPU s", "peak RSS MiB", "tree RSS MiB", "cmds+sftp /host", "dindops/tool"}
+var header = []string{"scenario", "network", "hosts", "phase", "tool", "wall s: median (min–max)", "CPU s", "peak RSS MiB", "tree RSS MiB", "cmds+sftp+api /host", "dindops/tool"}
 
 func (r Row) cells() []string {
 	trips := ""
-	if r.Commands+r.SFTP > 0 {
-		trips = fmt.Sprintf("%d+%d", r.Commands, r.SFTP)
+	if r.Commands+r.SFTP+r.API > 0 {
+		trips = fmt.Sprintf("%d+%d+%d", r.Commands, r.SFTP, r.API)
+	}
+	if r.Docker > 0 {
+		trips += fmt.Sprintf(" (%d docker)", r.Docker)
 	}
 	ratio := ""
 	if r.Ratio > 0 {

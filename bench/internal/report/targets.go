@@ -6,7 +6,7 @@ import (
 	"github.com/dindops/dindops/bench/internal/results"
 )
 
-// Target is one of issue 3's targets, checked against the results.
+// Target is one of the issues' targets, checked against the results.
 type Target struct {
 	Name string // what is required
 	// Measured says what was found ("" when it could not be measured).
@@ -14,70 +14,114 @@ type Target struct {
 	Pass     bool
 }
 
-// TargetHosts is the fleet size the targets are stated for.
-const TargetHosts = 50
+// TargetHosts is the fleet size the engine targets (issue 3) are stated
+// for; MainJobHosts the main job's (issue 11).
+const (
+	TargetHosts  = 50
+	MainJobHosts = 10
+)
 
-// Targets checks the issue's targets on the engine benchmark over loopback
-// at TargetHosts hosts (or the largest fleet above it when that size was
-// not run):
+// Targets checks the issues' targets, over loopback, at the stated fleet
+// size (or the smallest fleet above it when that size was not run).
+//
+// Issue 3, the engine benchmark at TargetHosts hosts:
 //   - no-op run at least 10× faster than Ansible at its best settings,
 //   - no-op run within 2× of the floor,
 //   - first run at least 5× faster than Ansible at its best settings,
 //   - controller memory under 2 MiB per host (dindops's peak RSS over all
 //     its runs at that size, divided by the number of hosts).
+//
+// Issue 11, the main job (shipped playbook, real dockerd) at MainJobHosts:
+//   - no-op run within 1.5× of the floor,
+//   - no-op run at least 15× faster than Ansible at its best settings,
+//   - plan of fresh (reset) hosts within 2× of the floor,
+//   - controller memory under 2 MiB per host.
 func Targets(sums []results.Summary) []Target {
-	n := 0
+	e := at(sums, "engine", "engine playbook", TargetHosts)
+	d := at(sums, "docker", "main job", MainJobHosts)
+	return []Target{
+		e.faster("no-op run ≥ 10× faster than Ansible at its best", "noop", "ansible-best", 10),
+		e.nearFloor("no-op run within 2× of the floor", "noop", 2),
+		e.faster("first run ≥ 5× faster than Ansible at its best", "first", "ansible-best", 5),
+		e.memory("controller memory < 2 MiB per host", 2),
+		d.nearFloor("no-op run within 1.5× of the floor", "noop", 1.5),
+		d.faster("no-op run ≥ 15× faster than Ansible at its best", "noop", "ansible-best", 15),
+		d.nearFloor("plan of fresh hosts within 2× of the floor", "plan", 2),
+		d.memory("controller memory < 2 MiB per host", 2),
+	}
+}
+
+// group is one scenario's runs at one fleet size over loopback.
+type group struct {
+	sums     []results.Summary
+	scenario string
+	n        int    // hosts; 0 when no size at or above the wanted one ran
+	suffix   string // " (main job, 10 hosts, loopback)"
+}
+
+// at picks the smallest fleet size of scenario at or above want.
+func at(sums []results.Summary, scenario, label string, want int) group {
+	g := group{sums: sums, scenario: scenario}
 	for _, s := range sums {
-		if s.Scenario == "engine" && s.Net == "loopback" && s.Hosts >= TargetHosts && (n == 0 || s.Hosts < n) {
-			n = s.Hosts
+		if s.Scenario == scenario && s.Net == "loopback" && s.Hosts >= want && (g.n == 0 || s.Hosts < g.n) {
+			g.n = s.Hosts
 		}
 	}
-	at := fmt.Sprintf(" (engine playbook, %d hosts, loopback)", n)
-	if n == 0 {
-		at = fmt.Sprintf(" (engine playbook, %d hosts: not run)", TargetHosts)
+	g.suffix = fmt.Sprintf(" (%s, %d hosts, loopback)", label, g.n)
+	if g.n == 0 {
+		g.suffix = fmt.Sprintf(" (%s, %d hosts: not run)", label, want)
 	}
-	get := func(phase, tool string) (results.Summary, bool) {
-		return results.Find(sums, results.Key{Scenario: "engine", Net: "loopback", Hosts: n, Phase: phase, Tool: tool})
-	}
-	ratio := func(name, phase, tool string, want float64) Target {
-		t := Target{Name: name + at}
-		d, ok1 := get(phase, "dindops")
-		o, ok2 := get(phase, tool)
-		if !ok1 || !ok2 || o.Wall <= 0 || d.Wall <= 0 {
-			return t
-		}
-		r := o.Wall.Seconds() / d.Wall.Seconds()
-		t.Measured = fmt.Sprintf("dindops %ss, %s %ss: %.1f×", secs(d.Wall), tool, secs(o.Wall), r)
-		t.Pass = r >= want
+	return g
+}
+
+func (g group) get(phase, tool string) (results.Summary, bool) {
+	s, ok := results.Find(g.sums, results.Key{Scenario: g.scenario, Net: "loopback", Hosts: g.n, Phase: phase, Tool: tool})
+	return s, ok && s.Wall > 0
+}
+
+// faster: tool's median wall time over dindops's is at least want.
+func (g group) faster(name, phase, tool string, want float64) Target {
+	t := Target{Name: name + g.suffix}
+	d, ok1 := g.get(phase, "dindops")
+	o, ok2 := g.get(phase, tool)
+	if !ok1 || !ok2 {
 		return t
 	}
-	out := []Target{
-		ratio("no-op run ≥ 10× faster than Ansible at its best", "noop", "ansible-best", 10),
+	r := o.Wall.Seconds() / d.Wall.Seconds()
+	t.Measured = fmt.Sprintf("dindops %ss, %s %ss: %.1f×", secs(d.Wall), tool, secs(o.Wall), r)
+	t.Pass = r >= want
+	return t
+}
+
+// nearFloor: dindops's median wall time over the floor's is at most want.
+func (g group) nearFloor(name, phase string, want float64) Target {
+	t := Target{Name: name + g.suffix}
+	d, ok1 := g.get(phase, "dindops")
+	f, ok2 := g.get(phase, "floor")
+	if !ok1 || !ok2 {
+		return t
 	}
-	// Within 2× of the floor: dindops/floor ≤ 2.
-	fl := Target{Name: "no-op run within 2× of the floor" + at}
-	if d, ok := get("noop", "dindops"); ok {
-		if f, ok := get("noop", "floor"); ok && f.Wall > 0 {
-			r := d.Wall.Seconds() / f.Wall.Seconds()
-			fl.Measured = fmt.Sprintf("dindops %ss, floor %ss: %.2f× the floor", secs(d.Wall), secs(f.Wall), r)
-			fl.Pass = r <= 2
-		}
-	}
-	out = append(out, fl,
-		ratio("first run ≥ 5× faster than Ansible at its best", "first", "ansible-best", 5))
-	mem := Target{Name: "controller memory < 2 MiB per host" + at}
+	r := d.Wall.Seconds() / f.Wall.Seconds()
+	t.Measured = fmt.Sprintf("dindops %ss, floor %ss: %.2f× the floor", secs(d.Wall), secs(f.Wall), r)
+	t.Pass = r <= want
+	return t
+}
+
+// memory: dindops's peak RSS over its phases, per host, is below want MiB.
+func (g group) memory(name string, want float64) Target {
+	t := Target{Name: name + g.suffix}
 	var peak int64
 	for _, p := range []string{"plan", "first", "noop"} {
-		if d, ok := get(p, "dindops"); ok {
+		if d, ok := g.get(p, "dindops"); ok {
 			peak = max(peak, d.MaxRSS)
 		}
 	}
 	if peak > 0 {
-		per := float64(peak) / float64(n) / (1 << 20)
-		mem.Measured = fmt.Sprintf("peak RSS %.1f MiB for %d hosts: %.2f MiB per host", float64(peak)/(1<<20), n, per)
-		mem.Pass = per < 2
+		per := float64(peak) / float64(g.n) / (1 << 20)
+		t.Measured = fmt.Sprintf("peak RSS %.1f MiB for %d hosts: %.2f MiB per host", float64(peak)/(1<<20), g.n, per)
+		t.Pass = per < want
 	}
-	return append(out, mem)
+	return t
 }
 
 // Verdict is "pass", "MISS" or "not measured".

@@ -30,10 +30,16 @@ type Run struct {
 	measure.Sample
 	// Changed counts changed (or to-change) task results over all hosts.
 	Changed int `json:"changed"`
-	// Commands and SFTP are the largest per-host round-trip counts
-	// (dindops from its -v output; the floor issues the same).
+	// Commands, SFTP and API are the largest per-host round-trip counts:
+	// remote commands, SFTP requests and Docker Engine API requests
+	// (dindops from its -v output; the floor issues the same;
+	// floor-physical one command). Docker is the largest per-host count
+	// of dindops's commands that were the docker program (dial-stdio
+	// sessions included).
 	Commands int `json:"commands,omitempty"`
 	SFTP     int `json:"sftp,omitempty"`
+	API      int `json:"api,omitempty"`
+	Docker   int `json:"docker,omitempty"`
 }
 
 // Results is a whole benchmark.
@@ -81,7 +87,8 @@ type Summary struct {
 	Wall, WallMin, WallMax time.Duration // median, min, max
 	CPU                    time.Duration // median user+sys
 	MaxRSS, TreeRSS        int64         // largest over the runs, bytes
-	Commands, SFTP         int           // per host (largest), dindops and floor
+	Commands, SFTP, API    int           // per host (largest), dindops and the floors
+	Docker                 int           // docker commands per host (largest), dindops
 	ChangedMin, ChangedMax int
 	WallSamples            []time.Duration
 	CPUSamples             []time.Duration
@@ -108,6 +115,8 @@ func Summarise(runs []Run) []Summary {
 			s.TreeRSS = max(s.TreeRSS, r.TreeRSS)
 			s.Commands = max(s.Commands, r.Commands)
 			s.SFTP = max(s.SFTP, r.SFTP)
+			s.API = max(s.API, r.API)
+			s.Docker = max(s.Docker, r.Docker)
 			s.ChangedMin = min(s.ChangedMin, r.Changed)
 			s.ChangedMax = max(s.ChangedMax, r.Changed)
 		}

@@ -28,8 +28,12 @@ func TestSummariseGroupsByKey(t *testing.T) {
 	other.Tool = "floor"
 	runs := []Run{{Key: k, Rep: 1}, {Key: other, Rep: 1}, {Key: k, Rep: 2, Changed: 2}}
 	runs[0].Wall, runs[2].Wall, runs[0].MaxRSS, runs[2].MaxRSS = 1, 3, 10, 20
+	runs[0].Commands, runs[0].API, runs[2].API, runs[2].Docker = 8, 7, 6, 1
 	sums := Summarise(runs)
 	if len(sums) != 2 || sums[0].Key != k || sums[0].Runs != 2 || sums[0].Wall != 2 || sums[0].MaxRSS != 20 || sums[0].ChangedMax != 2 {
 		t.Fatalf("%+v", sums)
+	}
+	if sums[0].Commands != 8 || sums[0].API != 7 || sums[0].Docker != 1 || sums[1].API != 0 {
+		t.Fatalf("round trips: %+v", sums)
 	}
 }

@@ -196,7 +196,7 @@ func (s *Suite) matrix(ctx context.Context, sc tools.Scenario, f *fleet.Fleet, f
 	order := slices.Clone(s.cfg.Tools)
 	for rep := 1; rep <= s.cfg.Reps; rep++ {
 		for _, tool := range order {
-			needReset := tool != tools.Floor
+			needReset := !tool.IsFloor()
 			for _, phase := range s.cfg.Phases {
 				if needReset && (phase == tools.Plan || phase == tools.First) {
 					if err := f.Exec(ctx, sc.Reset); err != nil {
@@ -238,7 +238,7 @@ func (s *Suite) one(ctx context.Context, sc tools.Scenario, files *inventory.Fil
 		return err
 	}
 	defer run.Cleanup()
-	s.noteCommand(files.Dir, dir, key, run.Cmd.Args, run.Cmd.Env)
+	s.noteCommand(files.Dir, dir, key, run.Cmd.Dir, run.Cmd.Args, run.Cmd.Env)
 	var stdout, stderr bytes.Buffer
 	run.Cmd.Stdout, run.Cmd.Stderr = &stdout, &stderr
 	sample, err := s.meter.Run(ctx, run.Cmd)
@@ -249,6 +249,9 @@ func (s *Suite) one(ctx context.Context, sc tools.Scenario, files *inventory.Fil
 		return fmt.Errorf("%s %s %d hosts %s %s: %w", key.Scenario, key.Net, key.Hosts, key.Phase, key.Tool, err)
 	}
 	out, err := tools.Check(tool, phase, key.Hosts, sample.ExitCode, stdout.Bytes(), stderr.Bytes())
+	if err == nil && run.Verify != nil {
+		err = run.Verify()
+	}
 	if err != nil {
 		return fmt.Errorf("%s %s %d hosts, %s run of %s (rep %d; output in %s): %w", key.Scenario, key.Net, key.Hosts, key.Phase, key.Tool, rep, dir, err)
 	}
@@ -256,9 +259,14 @@ func (s *Suite) one(ctx context.Context, sc tools.Scenario, files *inventory.Fil
 	if tool == tools.Dindops {
 		s.trips[key] = out.Trips
 	}
+	if tool == tools.FloorPhysical {
+		trips = tools.PhysicalTrips(files.Endpoints)
+	}
 	for _, t := range pick(tool, out.Trips, trips) {
 		r.Commands = max(r.Commands, t.Commands)
 		r.SFTP = max(r.SFTP, t.SFTP)
+		r.API = max(r.API, t.API)
+		r.Docker = max(r.Docker, t.Docker)
 	}
 	s.res.Runs = append(s.res.Runs, r)
 	s.logf("    %-6s %-15s rep %d: %6.2fs  cpu %6.2fs  rss %4.0f MiB  changed %d%s", key.Phase, key.Tool, rep,
@@ -267,28 +275,36 @@ func (s *Suite) one(ctx context.Context, sc tools.Scenario, files *inventory.Fil
 }
 
 func pick(tool tools.Tool, own, given map[string]inventory.Trips) map[string]inventory.Trips {
-	if tool == tools.Floor {
+	if tool.IsFloor() {
 		return given
 	}
 	return own
 }
 
 func tripsNote(r results.Run) string {
-	if r.Commands+r.SFTP == 0 {
+	if r.Commands+r.SFTP+r.API == 0 {
 		return ""
 	}
-	return fmt.Sprintf("  trips %d+%d/host", r.Commands, r.SFTP)
+	s := fmt.Sprintf("  trips %d+%d+%d/host", r.Commands, r.SFTP, r.API)
+	if r.Docker > 0 {
+		s += fmt.Sprintf(" (%d docker)", r.Docker)
+	}
+	return s
 }
 
 // noteCommand records a tool's command line for the report, in a general
 // form: the inventory directory as bench/.work/SCENARIO-N-NET, the run's
 // directory as runs/PHASE-TOOL-REP, N for the number of hosts, a fresh
-// temporary ControlPath directory.
-func (s *Suite) noteCommand(filesDir, runDir string, key results.Key, args, env []string) {
+// temporary ControlPath directory; a run in its own directory (cwd) starts
+// with a cd there.
+func (s *Suite) noteCommand(filesDir, runDir string, key results.Key, cwd string, args, env []string) {
 	var pre []string
+	if cwd != "" {
+		pre = append(pre, "cd", cwd, "&&")
+	}
 	for _, e := range env {
 		switch k, _, _ := strings.Cut(e, "="); k {
-		case "ANSIBLE_CONFIG":
+		case "ANSIBLE_CONFIG", "MITOGEN_SAVE_PIDS":
 			pre = append(pre, e)
 		case "ANSIBLE_SSH_CONTROL_PATH_DIR":
 			pre = append(pre, k+"=$(mktemp -d)")

@@ -29,14 +29,21 @@ const (
 	Dindops        Tool = "dindops"
 	AnsibleDefault Tool = "ansible-default" // forks 5, no pipelining, Ansible's own ssh_args
 	AnsibleBest    Tool = "ansible-best"    // forks N, pipelining, ControlPersist, no compression
-	Floor          Tool = "floor"           // bench/cmd/floor
+	Floor          Tool = "floor"           // bench/cmd/floor with dindops's counts
+	// FloorPhysical is bench/cmd/floor with one command per host: one SSH
+	// connection and `true`, all hosts at once, whatever dindops needed.
+	FloorPhysical  Tool = "floor-physical"
+	AnsibleMitogen Tool = "ansible-mitogen" // ansible-best's settings with Mitogen's mitogen_linear strategy
 )
 
 // All lists every tool in table order.
-var All = []Tool{Dindops, AnsibleDefault, AnsibleBest, Floor}
+var All = []Tool{Dindops, AnsibleDefault, AnsibleBest, Floor, FloorPhysical, AnsibleMitogen}
 
 // IsAnsible is true for the Ansible settings.
-func (t Tool) IsAnsible() bool { return t == AnsibleDefault || t == AnsibleBest }
+func (t Tool) IsAnsible() bool { return t == AnsibleDefault || t == AnsibleBest || t == AnsibleMitogen }
+
+// IsFloor is true for the floor programs, which change nothing on the hosts.
+func (t Tool) IsFloor() bool { return t == Floor || t == FloorPhysical }
 
 // Phase is one kind of run.
 type Phase string
@@ -73,6 +80,9 @@ type Kit struct {
 	Dindops         string // bin/dindops
 	Floor           string // the built floor program
 	AnsiblePlaybook string // ansible-playbook
+	// MitogenStrategies is the directory of Mitogen's strategy plugins
+	// (ansible_mitogen/plugins/strategy of Debian's ansible-mitogen).
+	MitogenStrategies string
 }
 
 // Run is one prepared run.
@@ -80,11 +90,38 @@ type Run struct {
 	Cmd *exec.Cmd
 	// Cleanup removes what the run needed (ControlPath directory).
 	Cleanup func()
+	// Verify, when set, checks after the run what its output cannot show
+	// (that Mitogen ran); Check comes first.
+	Verify func() error
+}
+
+// MitogenVars are the extra vars of the ansible-mitogen runs. Mitogen
+// reads the interpreter from the ansible_python_interpreter variable only
+// (not from ansible.cfg's interpreter_python, which the other settings
+// use: without it Mitogen tries /usr/bin/python first, then discovers),
+// and compresses its SSH connection unless mitogen_ssh_compression is
+// false (ansible-best's ssh_args have no -C).
+var MitogenVars = []string{"-e", "ansible_python_interpreter=/usr/bin/python3", "-e", "mitogen_ssh_compression=false"}
+
+// MitogenMark is the file Mitogen's multiplexer writes into its working
+// directory when MITOGEN_SAVE_PIDS is set: it exists only when the
+// mitogen_linear strategy loaded and started the multiplexer that carries
+// every connection.
+const MitogenMark = ".ansible-mux.pid"
+
+// PhysicalTrips is what floor-physical does on every host: one command.
+func PhysicalTrips(eps []inventory.Endpoint) map[string]inventory.Trips {
+	t := make(map[string]inventory.Trips, len(eps))
+	for _, e := range eps {
+		t[e.Name] = inventory.Trips{Commands: 1}
+	}
+	return t
 }
 
 // Command prepares tool's run of phase. dir holds the run's files; files
 // are the inventories of the fleet view; trips (floor only) the round
-// trips dindops needed per host in the same phase.
+// trips dindops needed per host in the same phase (floor-physical ignores
+// them).
 func (k *Kit) Command(ctx context.Context, tool Tool, phase Phase, sc Scenario, files *inventory.Files, dir string, trips map[string]inventory.Trips) (*Run, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
@@ -103,12 +140,18 @@ func (k *Kit) Command(ctx context.Context, tool Tool, phase Phase, sc Scenario, 
 		}
 		r.Cmd = exec.CommandContext(ctx, k.Dindops, args...)
 		r.Cmd.Env = append(os.Environ(), sc.Env...)
-	case AnsibleDefault, AnsibleBest:
-		cfg, err := WriteAnsibleConfig(files.Dir, tool, n)
+	case AnsibleDefault, AnsibleBest, AnsibleMitogen:
+		if tool == AnsibleMitogen && k.MitogenStrategies == "" {
+			return nil, fmt.Errorf("ansible-mitogen: no Mitogen strategy directory (Debian's ansible-mitogen)")
+		}
+		cfg, err := WriteAnsibleConfig(files.Dir, tool, n, k.MitogenStrategies)
 		if err != nil {
 			return nil, err
 		}
 		args := []string{"-i", files.Ansible}
+		if tool == AnsibleMitogen {
+			args = append(args, MitogenVars...)
+		}
 		if phase == Plan {
 			args = append(args, "--check", "--diff")
 		}
@@ -125,7 +168,21 @@ func (k *Kit) Command(ctx context.Context, tool Tool, phase Phase, sc Scenario, 
 		r.Cmd.Env = append(os.Environ(), sc.Env...)
 		r.Cmd.Env = append(r.Cmd.Env, "ANSIBLE_CONFIG="+cfg, "ANSIBLE_SSH_CONTROL_PATH_DIR="+cp,
 			"ANSIBLE_NOCOLOR=1", "ANSIBLE_FORCE_COLOR=0")
-	case Floor:
+		if tool == AnsibleMitogen {
+			// The multiplexer's pid file in the run's directory is the
+			// proof that Mitogen carried the run (Verify).
+			mark := filepath.Join(dir, MitogenMark)
+			if err := os.Remove(mark); err != nil && !os.IsNotExist(err) {
+				return nil, err
+			}
+			r.Cmd.Dir = dir
+			r.Cmd.Env = append(r.Cmd.Env, "MITOGEN_SAVE_PIDS=1")
+			r.Verify = func() error { return VerifyMitogen(dir) }
+		}
+	case Floor, FloorPhysical:
+		if tool == FloorPhysical {
+			trips = PhysicalTrips(files.Endpoints)
+		}
 		targets := filepath.Join(dir, "floor-targets.json")
 		if err := files.WriteFloor(targets, trips); err != nil {
 			return nil, err
@@ -137,28 +194,55 @@ func (k *Kit) Command(ctx context.Context, tool Tool, phase Phase, sc Scenario, 
 	return r, nil
 }
 
+// VerifyMitogen checks that Mitogen carried an ansible-mitogen run whose
+// working directory was dir: its multiplexer wrote MitogenMark there. A
+// run that Ansible ran with its own strategy and connection (the strategy
+// not loaded, or overridden) has no such file.
+func VerifyMitogen(dir string) error {
+	if _, err := os.Stat(filepath.Join(dir, MitogenMark)); err != nil {
+		return fmt.Errorf("ansible-mitogen: Mitogen did not run (its multiplexer wrote no %s with MITOGEN_SAVE_PIDS=1): %w", MitogenMark, err)
+	}
+	return nil
+}
+
 // AnsibleConfig is the ansible.cfg of a setting; forks is the number of
-// hosts (or "N" for the docs). Both settings turn fact gathering off (the
-// playbooks say gather_facts: false too) and keep host key checking on
-// (against the fleet's known_hosts, from the inventory).
-func AnsibleConfig(tool Tool, forks string) string {
+// hosts (or "N" for the docs), strategies the directory of Mitogen's
+// strategy plugins (ansible-mitogen only). All settings turn fact
+// gathering off (the playbooks say gather_facts: false too) and keep host
+// key checking on (against the fleet's known_hosts, from the inventory).
+// ansible-mitogen is ansible-best with Mitogen's mitogen_linear strategy;
+// Mitogen makes its own connection per host (ssh with these ssh_args, but
+// without a ControlPath, so no ControlMaster) and has no use for
+// pipelining, which it does in its own way; MitogenVars name the
+// interpreter and turn its compression off.
+func AnsibleConfig(tool Tool, forks, strategies string) string {
 	common := "[defaults]\ngathering = explicit\nretry_files_enabled = False\n"
 	if tool == AnsibleDefault {
 		return "# Ansible at its defaults: forks 5, no pipelining, ssh_args\n" +
 			"# \"-C -o ControlMaster=auto -o ControlPersist=60s\", interpreter discovery.\n" +
 			common + "interpreter_python = auto_silent\n"
 	}
-	return "# Ansible at its best here: one fork per host, pipelining (one ssh\n" +
+	head := "# Ansible at its best here: one fork per host, pipelining (one ssh\n" +
 		"# command per module instead of several), ControlPersist master\n" +
-		"# connections, no compression (loopback), no interpreter discovery.\n" +
-		common + "forks = " + forks + "\n" + "interpreter_python = /usr/bin/python3\n" +
+		"# connections, no compression (loopback), no interpreter discovery.\n"
+	mitogen := ""
+	if tool == AnsibleMitogen {
+		head = "# Ansible at its best (ansible-best.cfg) with Mitogen: its mitogen_linear\n" +
+			"# strategy runs every task over one Mitogen connection per host (a\n" +
+			"# Python interpreter on the host, started once, fed modules and\n" +
+			"# files over that connection). The extra vars\n" +
+			"# " + strings.Join(MitogenVars, " ") + "\n" +
+			"# give Mitogen the interpreter and no compression, as here.\n"
+		mitogen = "strategy_plugins = " + strategies + "\nstrategy = mitogen_linear\n"
+	}
+	return head + common + "forks = " + forks + "\n" + "interpreter_python = /usr/bin/python3\n" + mitogen +
 		"\n[ssh_connection]\npipelining = True\nssh_args = -o ControlMaster=auto -o ControlPersist=60s\n"
 }
 
 // WriteAnsibleConfig writes AnsibleConfig into dir and returns its path.
-func WriteAnsibleConfig(dir string, tool Tool, n int) (string, error) {
+func WriteAnsibleConfig(dir string, tool Tool, n int, strategies string) (string, error) {
 	p := filepath.Join(dir, string(tool)+".cfg")
-	return p, os.WriteFile(p, []byte(AnsibleConfig(tool, strconv.Itoa(n))), 0o600)
+	return p, os.WriteFile(p, []byte(AnsibleConfig(tool, strconv.Itoa(n), strategies)), 0o600)
 }
 
 // Outcome is what a run reported.
@@ -215,7 +299,7 @@ func Check(tool Tool, phase Phase, hosts, exitCode int, stdout, stderr []byte) (
 			}
 			o.Changed += changed
 		}
-	case tool == Floor:
+	case tool.IsFloor():
 		return o, nil
 	}
 	switch phase {
@@ -260,30 +344,87 @@ func dindopsResult(stdout []byte) (dindopsRecap, error) {
 
 var (
 	ansibleRecap = regexp.MustCompile(`(?m)^(\S+)\s+:\s+ok=\d+\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)`)
-	tripsLine    = regexp.MustCompile(`round trips.*\bhost=(\S+).*\bcommands=(\d+).*\bsftp=(\d+)`)
+	// logfmt pairs of dindops -v's lines (charmbracelet/log): key=value,
+	// the value quoted when it has spaces.
+	logPair = regexp.MustCompile(`(?:^|\s)([a-z_]+)=("(?:[^"\\]|\\.)*"|\S*)`)
 )
 
-// ParseTrips reads dindops -v's per-host "round trips" log lines
-// (commands=N sftp=M).
+// logFields are the key=value pairs of a dindops -v line whose message
+// (after the level) is msg, or nil for another line.
+func logFields(line, msg string) map[string]string {
+	line = " " + line
+	i := strings.Index(line, " "+msg+" ")
+	if i < 0 {
+		return nil
+	}
+	f := map[string]string{}
+	for _, m := range logPair.FindAllStringSubmatch(line[i+len(msg)+1:], -1) {
+		v := m[2]
+		if u, err := strconv.Unquote(v); err == nil && strings.HasPrefix(v, `"`) {
+			v = u
+		}
+		f[m[1]] = v
+	}
+	return f
+}
+
+// ParseTrips reads dindops -v's per-host log lines
+//
+//	round trips host=NAME commands=N sftp=M api=K docker=D
+//	docker api host=NAME via=streamlocal|dial-stdio
+//
+// host, commands and sftp are required; a dindops that does not count API
+// requests or docker commands yet prints no api= or docker=, read as 0.
 func ParseTrips(stderr []byte) (map[string]inventory.Trips, error) {
 	trips := map[string]inventory.Trips{}
+	via := map[string]string{}
 	sc := bufio.NewScanner(bytes.NewReader(stderr))
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
-		m := tripsLine.FindStringSubmatch(sc.Text())
-		if m == nil {
+		line := sc.Text()
+		if f := logFields(line, "docker api"); f != nil && f["host"] != "" {
+			via[f["host"]] = f["via"]
 			continue
 		}
-		c, _ := strconv.Atoi(m[2])
-		s, _ := strconv.Atoi(m[3])
+		f := logFields(line, "round trips")
+		if f == nil {
+			continue
+		}
+		var t inventory.Trips
+		var bad []string
+		for _, c := range []struct {
+			key      string
+			n        *int
+			required bool
+		}{{"commands", &t.Commands, true}, {"sftp", &t.SFTP, true}, {"api", &t.API, false}, {"docker", &t.Docker, false}} {
+			v, ok := f[c.key]
+			if !ok && !c.required {
+				continue
+			}
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				bad = append(bad, fmt.Sprintf("%s=%q", c.key, v))
+				continue
+			}
+			*c.n = n
+		}
+		if f["host"] == "" || len(bad) > 0 {
+			return nil, fmt.Errorf("dindops -v: a \"round trips\" line without a host or with bad counts (%s): %s", strings.Join(bad, " "), line)
+		}
 		// The counts are per connection, cumulative: the last line wins.
-		trips[m[1]] = inventory.Trips{Commands: c, SFTP: s}
+		trips[f["host"]] = t
 	}
 	if err := sc.Err(); err != nil {
 		return nil, err
 	}
 	if len(trips) == 0 {
-		return nil, fmt.Errorf("dindops -v printed no \"round trips\" lines (commands=N sftp=M)")
+		return nil, fmt.Errorf("dindops -v printed no \"round trips\" lines (commands=N sftp=M api=K docker=D)")
+	}
+	for h, v := range via {
+		if t, ok := trips[h]; ok {
+			t.Via = v
+			trips[h] = t
+		}
 	}
 	return trips, nil
 }
@@ -299,4 +440,33 @@ func lastLines(a, b []byte, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, " | ")
+}
+
+// MitogenStrategyDir finds the directory of Mitogen's strategy plugins in
+// the file list of Debian's ansible-mitogen package (`dpkg -L
+// ansible-mitogen`): the package's own ansible_mitogen/plugins/strategy,
+// which holds mitogen_linear.py.
+func MitogenStrategyDir(dpkgList string) (string, error) {
+	for _, l := range strings.Split(dpkgList, "\n") {
+		l = strings.TrimSpace(l)
+		if strings.HasSuffix(l, "/ansible_mitogen/plugins/strategy/mitogen_linear.py") {
+			return filepath.Dir(l), nil
+		}
+	}
+	return "", fmt.Errorf("dpkg -L ansible-mitogen lists no ansible_mitogen/plugins/strategy/mitogen_linear.py")
+}
+
+// CheckMitogenAnsible checks that ansible-playbook --version's first line
+// names the ansible-core Debian's ansible-mitogen 0.3.3 works with: 2.14
+// (Debian 12's). Another Ansible would stop Mitogen's strategy from
+// loading, or load it untested.
+func CheckMitogenAnsible(versionLine string) error {
+	m := regexp.MustCompile(`\[core (\d+)\.(\d+)[.\d]*`).FindStringSubmatch(versionLine)
+	if m == nil {
+		return fmt.Errorf("ansible-mitogen: cannot read ansible-core's version from %q", versionLine)
+	}
+	if m[1] != "2" || m[2] != "14" {
+		return fmt.Errorf("ansible-mitogen: Debian's ansible-mitogen works with Debian's ansible-core 2.14; this ansible-playbook is %s", strings.Trim(m[0], "["))
+	}
+	return nil
 }
