@@ -46,6 +46,7 @@ func main() {
 
 type options struct {
 	repo, work, doc, png, render, note    string
+	dindops                               string
 	sizes, latencySizes, toolList, phases string
 	reps, dockerHosts                     int
 	latency, runTimeout                   time.Duration
@@ -60,6 +61,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.repo, "repo", "..", "the dindops checkout (holds bin/dindops, fixtures/fleet, docs)")
 	fs.StringVar(&o.work, "work", "", "scratch directory (default REPO/bench/.work)")
+	fs.StringVar(&o.dindops, "dindops", "", "the dindops binary to measure (default REPO/bin/dindops, which make bench builds)")
 	fs.BoolVar(&o.engine, "engine", true, "run the engine benchmark (false: only the main job)")
 	fs.StringVar(&o.sizes, "sizes", "", "engine benchmark fleet sizes (default 1,10,50, and 100 when the machine has at least 8 GiB of memory)")
 	fs.IntVar(&o.reps, "reps", 3, "runs of each tool in each phase")
@@ -110,6 +112,11 @@ func (o *options) resolve() error {
 	o.repo = repo
 	if o.work == "" {
 		o.work = filepath.Join(repo, "bench", ".work")
+	}
+	if o.dindops == "" {
+		o.dindops = filepath.Join(repo, "bin", "dindops")
+	} else if o.dindops, err = filepath.Abs(o.dindops); err != nil {
+		return err
 	}
 	if o.doc == "" {
 		o.doc = filepath.Join(repo, "docs", "benchmarks.md")
@@ -316,7 +323,7 @@ func invocation(o options) string {
 // (bin/dindops is built by make's bench target).
 func prepare(ctx context.Context, o options, run []tools.Tool, log io.Writer) (tools.Kit, measure.Runner, error) {
 	kit := tools.Kit{
-		Dindops: filepath.Join(o.repo, "bin", "dindops"),
+		Dindops: o.dindops,
 		Floor:   filepath.Join(o.work, "floor"),
 	}
 	meter := measure.Runner{PeakRSS: filepath.Join(o.work, "peakrss")}
