@@ -173,9 +173,21 @@ func (d *DockerDaemonConfig) Plan(ctx context.Context, h Host) ([]Change, error)
 	if len(changedKeys) == 0 {
 		content = cur.Content
 	}
+	// The running dockerd's flags and whether dockerd can validate the new
+	// file are independent reads: one round trip, not three.
+	var validate bool
+	var vw []string
+	var vErr error
+	if len(changedKeys) > 0 {
+		wg.Go(func() { validate, vw, vErr = dockerdValidates(ctx, h, info) })
+	}
 	w, err := checkFlagConflicts(ctx, h, pidfile, p, content, d.Settings)
+	wg.Wait()
 	if err != nil {
 		return nil, err
+	}
+	if vErr != nil {
+		return nil, vErr
 	}
 	warnings = append(warnings, w...)
 	restartNote := ""
@@ -186,10 +198,6 @@ func (d *DockerDaemonConfig) Plan(ctx context.Context, h Host) ([]Change, error)
 		return []Change{{Action: Update, Resource: "file", Target: p, Summary: restartNote,
 			Fields:   []Field{{Name: "storage-driver", Old: running + " (running)", New: d.Settings["storage-driver"].(string)}},
 			Warnings: warnings, Payload: daemonConfigPayload{expect: cur.Content}}}, nil
-	}
-	validate, vw, err := dockerdValidates(ctx, h)
-	if err != nil {
-		return nil, err
 	}
 	warnings = append(warnings, vw...)
 	c := Change{Action: Update, Resource: "file", Target: p, Summary: "set " + strings.Join(changedKeys, ", "),
@@ -205,8 +213,10 @@ func (d *DockerDaemonConfig) Plan(ctx context.Context, h Host) ([]Change, error)
 }
 
 // dockerdValidates reports whether dockerd can check a configuration file
-// (--validate, Docker 23 and later), and if not, a warning saying so.
-func dockerdValidates(ctx context.Context, h Host) (bool, []string, error) {
+// (--validate, Docker 23 and later), and if not, a warning saying so, which
+// names the version of the running daemon (info, nil when none answered)
+// or else of the installed dockerd.
+func dockerdValidates(ctx context.Context, h Host, info *system.Info) (bool, []string, error) {
 	help, err := h.Run(ctx, Cmd{Args: []string{"dockerd", "--help"}})
 	if err != nil {
 		return false, nil, err
@@ -218,7 +228,9 @@ func dockerdValidates(ctx context.Context, h Host) (bool, []string, error) {
 		return false, []string{"dockerd was not found, so daemon.json could not be validated; only its JSON syntax was checked"}, nil
 	}
 	version := "on this host"
-	if out, err := h.Run(ctx, Cmd{Args: []string{"dockerd", "--version"}}); err == nil && out.ExitCode == 0 {
+	if info != nil && info.ServerVersion != "" {
+		version = info.ServerVersion
+	} else if out, err := h.Run(ctx, Cmd{Args: []string{"dockerd", "--version"}}); err == nil && out.ExitCode == 0 {
 		// "Docker version 20.10.24+dfsg1, build 5d6db84"
 		f := strings.Fields(strings.TrimPrefix(strings.TrimSpace(string(out.Stdout)), "Docker version "))
 		if len(f) > 0 {

@@ -365,6 +365,9 @@ func TestDaemonConfigWarnsWhenDockerdCannotValidate(t *testing.T) {
 	if len(changes) != 1 || len(changes[0].Warnings) != 1 || changes[0].Warnings[0] != want {
 		t.Fatalf("warnings = %q, want %q", changes[0].Warnings, want)
 	}
+	if h.Ran("dockerd", "--version") {
+		t.Error("ran dockerd --version although the running daemon told its version")
+	}
 	apply(t, overlay2(), h, changes)
 	if h.Ran("dockerd", "--validate") {
 		t.Error("ran dockerd --validate, which this dockerd does not have")
@@ -413,7 +416,12 @@ func TestDaemonConfigWithoutARunningDocker(t *testing.T) {
 	// docker's images would need.
 	stopped, dockerd = daemonHost("vfs", 3, 1, false)
 	dockerd.engine.SetDown(true)
-	if got := plan(t, overlay2(), stopped); len(got) != 1 || got[0].Action != tasks.Create {
-		t.Errorf("stopped docker, no file: %+v", got)
+	got := plan(t, overlay2(), stopped)
+	if len(got) != 1 || got[0].Action != tasks.Create {
+		t.Fatalf("stopped docker, no file: %+v", got)
+	}
+	// No daemon tells its version: the installed dockerd does.
+	if !stopped.Ran("dockerd", "--version") || len(got[0].Warnings) != 1 || !strings.Contains(got[0].Warnings[0], "dockerd 20.10.24+dfsg1 cannot validate") {
+		t.Errorf("stopped docker: warnings %q", got[0].Warnings)
 	}
 }

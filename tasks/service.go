@@ -137,7 +137,7 @@ func (s *Service) Plan(ctx context.Context, h Host) ([]Change, error) {
 	switch s.State {
 	case "restarted":
 		c := add(Restart, opRestart, "restart")
-		if err := s.planConsequences(ctx, h, systemd, c); err != nil {
+		if err := s.planConsequences(ctx, h, f.running, c); err != nil {
 			return nil, err
 		}
 	case "started", "stopped":
@@ -147,7 +147,7 @@ func (s *Service) Plan(ctx context.Context, h Host) ([]Change, error) {
 		}
 		if s.State == "stopped" && running {
 			c := add(Update, opStop, "stop")
-			if err := s.planConsequences(ctx, h, systemd, c); err != nil {
+			if err := s.planConsequences(ctx, h, running, c); err != nil {
 				return nil, err
 			}
 		}
@@ -166,15 +166,11 @@ func (s *Service) Plan(ctx context.Context, h Host) ([]Change, error) {
 
 // planConsequences adds to a restart or stop of a running docker what it
 // does to the containers ("restart → restarts gitlab-dind, gitlab-runner")
-// and the drain that comes first. A service that is not running has no
-// containers to disrupt.
-func (s *Service) planConsequences(ctx context.Context, h Host, systemd bool, c *Change) error {
-	if !s.isDocker() && s.Drain == nil {
+// and the drain that comes first. A service that is not running (as the
+// plan's probe found it) has no containers to disrupt.
+func (s *Service) planConsequences(ctx context.Context, h Host, running bool, c *Change) error {
+	if (!s.isDocker() && s.Drain == nil) || !running {
 		return nil
-	}
-	running, err := s.running(ctx, h, systemd)
-	if err != nil || !running {
-		return err
 	}
 	var parts []string
 	liveRestore := false
@@ -230,7 +226,10 @@ type serviceFacts struct {
 // used; the other is a harmless read).
 func (s *Service) probe(ctx context.Context, h Host) (serviceFacts, error) {
 	needExists := s.State == "started" || s.State == "restarted" || (s.Enabled != nil && *s.Enabled)
-	needRunning := s.State == "started" || s.State == "stopped"
+	// A restart's consequences (containers, a drain) matter only when the
+	// service runs.
+	needRunning := s.State == "started" || s.State == "stopped" ||
+		(s.State == "restarted" && (s.isDocker() || s.Drain != nil))
 	needEnabled := s.Enabled != nil
 	// sd_booted(3): systemd is the init system iff this directory exists.
 	probes := []Probe{RunProbe("test", "-d", "/run/systemd/system")}

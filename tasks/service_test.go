@@ -94,9 +94,10 @@ func TestServiceRestartedWaitsUntilReady(t *testing.T) {
 	if answers != 3 {
 		t.Errorf("ready command ran %d times, want 3 (until it succeeded)", answers)
 	}
-	// Plan checks that the service exists (and runs: a running docker's
-	// restart takes its containers down); apply restarts it.
-	if len(*calls) < 3 || (*calls)[0] != "docker status" || (*calls)[1] != "docker status" || (*calls)[2] != "docker restart" {
+	// Plan checks with one status that the service exists and runs (a
+	// running docker's restart takes its containers down); apply restarts
+	// it.
+	if len(*calls) < 2 || (*calls)[0] != "docker status" || (*calls)[1] != "docker restart" {
 		t.Errorf("calls = %v", *calls)
 	}
 }

@@ -215,5 +215,5 @@ func (e engine) Info(ctx context.Context, _ client.InfoOptions) (client.SystemIn
 		}
 	}
 	return client.SystemInfoResult{Info: system.Info{Driver: driver, Images: len(d.images), Containers: len(d.containers),
-		ContainersRunning: running, LiveRestoreEnabled: d.LiveRestore, ServerVersion: "20.10.24"}}, nil
+		ContainersRunning: running, LiveRestoreEnabled: d.LiveRestore, ServerVersion: "20.10.24+dfsg1"}}, nil
 }
