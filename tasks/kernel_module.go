@@ -68,15 +68,16 @@ func (k *KernelModule) persistPath() string {
 	return "/etc/modules-load.d/" + k.Name + ".conf"
 }
 
-// Plan implements Task. It reads everything it needs in one probe batch:
-// /sys/module/NAME, /proc/filesystems, the persistence file, whether
-// /etc/modules-load.d exists, and what modprobe --dry-run says.
+// Plan implements Task. It reads in one probe batch whether
+// /sys/module/NAME and /etc/modules-load.d exist and the persistence file;
+// only when the module is not under /sys/module does a second batch read
+// /proc/filesystems (a filesystem built into the kernel) and what modprobe
+// --dry-run says. On a host where the module is loaded, the plan starts
+// two processes there (stat and cat of the file).
 func (k *KernelModule) Plan(ctx context.Context, h Host) ([]Change, error) {
 	p := k.persistPath()
 	probes := []Probe{
 		RunProbe("test", "-d", "/sys/module/"+k.Name),
-		ReadProbe("/proc/filesystems"),
-		RunProbe("modprobe", "--dry-run", k.Name),
 		RunProbe("test", "-d", "/etc/modules-load.d"),
 	}
 	if p != "" {
@@ -87,21 +88,23 @@ func (k *KernelModule) Plan(ctx context.Context, h Host) ([]Change, error) {
 		return nil, err
 	}
 	var changes []Change
-	if !k.loaded(res[0], res[1]) {
-		out := res[2].Output
-		if out.ExitCode != 0 {
-			msg := strings.TrimSpace(string(out.Stderr))
-			if out.ExitCode == 127 {
-				msg = "modprobe is not installed (install kmod)"
-			}
-			return nil, fmt.Errorf("kernel module %s is not loaded and cannot be loaded: %s", k.Name, msg)
+	if res[0].Output.ExitCode != 0 {
+		more, err := RunProbes(ctx, h, ReadProbe("/proc/filesystems"), RunProbe("modprobe", "--dry-run", k.Name))
+		if err != nil {
+			return nil, err
 		}
-		changes = append(changes, Change{Action: Create, Resource: "kernel_module", Target: k.Name, Summary: "load with modprobe", Payload: moduleLoad{}})
+		c, err := k.planLoad(more[0], more[1])
+		if err != nil {
+			return nil, err
+		}
+		if c != nil {
+			changes = append(changes, *c)
+		}
 	}
 	if p == "" {
 		return changes, nil
 	}
-	cur, exists := res[4].File, res[4].Exists
+	cur, exists := res[2].File, res[2].Exists
 	var want []byte
 	if k.Persist == "modules" {
 		want = withOneModuleLine(cur.Content, k.Name)
@@ -118,7 +121,7 @@ func (k *KernelModule) Plan(ctx context.Context, h Host) ([]Change, error) {
 		Diff: UnifiedDiff(p, cur.Content, want), Payload: modulePersist{path: p, content: want}}
 	if !exists {
 		c.Action = Create
-		if k.Persist != "modules" && res[3].Output.ExitCode != 0 {
+		if k.Persist != "modules" && res[1].Output.ExitCode != 0 {
 			c.Payload = modulePersist{path: p, content: want, mkdir: "/etc/modules-load.d"}
 			c.Summary += " (creates /etc/modules-load.d)"
 		}
@@ -126,19 +129,24 @@ func (k *KernelModule) Plan(ctx context.Context, h Host) ([]Change, error) {
 	return append(changes, c), nil
 }
 
-// loaded reports whether the module is available, from the probes of
-// /sys/module/NAME and /proc/filesystems.
-func (k *KernelModule) loaded(sysModule, filesystems ProbeResult) bool {
-	if sysModule.Output.ExitCode == 0 {
-		return true
-	}
+// planLoad is the change that loads a module missing from /sys/module,
+// from /proc/filesystems and modprobe --dry-run: none when the kernel has
+// it built in as a filesystem, an error when modprobe cannot load it.
+func (k *KernelModule) planLoad(filesystems, dryRun ProbeResult) (*Change, error) {
 	for _, line := range strings.Split(string(filesystems.File.Content), "\n") {
 		f := strings.Fields(line)
 		if len(f) > 0 && f[len(f)-1] == k.Name {
-			return true
+			return nil, nil
 		}
 	}
-	return false
+	if out := dryRun.Output; out.ExitCode != 0 {
+		msg := strings.TrimSpace(string(out.Stderr))
+		if out.ExitCode == 127 {
+			msg = "modprobe is not installed (install kmod)"
+		}
+		return nil, fmt.Errorf("kernel module %s is not loaded and cannot be loaded: %s", k.Name, msg)
+	}
+	return &Change{Action: Create, Resource: "kernel_module", Target: k.Name, Summary: "load with modprobe", Payload: moduleLoad{}}, nil
 }
 
 // Apply implements Task.

@@ -136,3 +136,21 @@ func TestKernelModuleValidate(t *testing.T) {
 		}
 	}
 }
+
+// A loaded module's plan is one probe batch that neither asks modprobe nor
+// reads /proc/filesystems: only a module missing from /sys/module needs
+// them, in a second batch.
+func TestKernelModuleLoadedIsOneBatch(t *testing.T) {
+	h := moduleHost([]string{"overlay"}, "overlay")
+	h.SetFile("/etc/modules-load.d/overlay.conf", "overlay\n", 0o644, "root", "root")
+	h.RoundTrips()
+	if changes := plan(t, &tasks.KernelModule{Name: "overlay"}, h); len(changes) != 0 {
+		t.Fatalf("changes = %+v", changes)
+	}
+	if h.Ran("modprobe") {
+		t.Errorf("ran modprobe for a loaded module: %v", h.Commands)
+	}
+	if n := h.RoundTrips(); n != 1 {
+		t.Errorf("%d round trips, want 1", n)
+	}
+}

@@ -17,20 +17,37 @@ import (
 	"github.com/pkg/sftp"
 )
 
-// readScript prints "RAWMODE UID GID USER GROUP" of the file "$1" (symlinks
-// followed) and, when it is a regular file, its content. The path is only
-// ever "$1": it is never part of the script's text. Exit 10: missing;
-// 13: missing, and so is its parent directory (the shell's own test, no
-// process started); 11: stat failed; 12: not a regular file.
-const readScript = `export LC_ALL=C
-h=$(stat -L -c '%f %u %g %U %G' -- "$1" 2>&1) || {
-	case $h in *"No such file or directory"*) d=${1%/*}; [ -d "${d:-/}" ] || exit 13; exit 10;; esac
-	printf '%s\n' "$h" >&2
-	exit 11
+// readFunction defines the shell function r: it prints "RAWMODE UID GID
+// USER GROUP" of the file "$1" (symlinks followed) and, when it is a
+// regular file, its content. The path is only ever "$1": it is never part
+// of the script's text. Status 10: missing; 13: missing, and so is its
+// parent directory (the shell's own test, no process started); 11: stat
+// failed; 12: not a regular file. An existing file costs two processes on
+// the host (stat and cat), a missing one in a directory it may search none
+// (otherwise a stat says why it cannot be read); the probe batch calls r in
+// its own shell.
+const readFunction = `r() {
+	if [ -e "$1" ]; then
+		stat -L -c '%f %u %g %U %G' -- "$1" || { [ -e "$1" ] || return 10; return 11; }
+		[ -f "$1" ] || return 12
+		cat -- "$1"
+		return
+	fi
+	d=${1%/*}
+	if [ -d "${d:-/}" ] && [ -x "${d:-/}" ]; then return 10; fi
+	h=$(stat -L -c '%f %u %g %U %G' -- "$1" 2>&1) || {
+		case $h in *"No such file or directory"*) d=${1%/*}; [ -d "${d:-/}" ] || return 13; return 10;; esac
+		printf '%s\n' "$h" >&2
+		return 11
+	}
+	printf '%s\n' "$h"
+	[ -f "$1" ] || return 12
+	cat -- "$1"
 }
-printf '%s\n' "$h"
-[ -f "$1" ] || exit 12
-exec cat -- "$1"`
+`
+
+// readScript reads the file "$1" with readFunction.
+const readScript = "export LC_ALL=C\n" + readFunction + `r "$1"`
 
 // ReadFile implements tasks.Host with one remote command (under sudo with
 // become): it returns the content, permission bits, owner and group of the

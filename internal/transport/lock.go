@@ -37,12 +37,13 @@ func (e *LockedError) Error() string {
 // never closes the session itself, and sshd only notices when it sends
 // something, so without this a dead run's lock would last until TCP's
 // keepalive, two hours later, and every apply in between would fail.
+// The shell's own read waits for the end of input (no cat to start). The
 // sleep gets no handle on the session's output: sshd ends a session only
 // when every process holding its output has let go, so a sleep left
 // running after release would hold the session (and the run) up to 5 s.
 const lockScript = `echo locked
 (while sleep 5 >/dev/null 2>&1; do echo . || exit; done) &
-cat >/dev/null
+while read -r _; do :; done
 kill $! 2>/dev/null
 exit 0`
 

@@ -1,10 +1,10 @@
 package transport
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/base64"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -15,26 +15,37 @@ import (
 	"github.com/dindops/dindops/tasks"
 )
 
-// probePrologue runs each probe of a batch with stdin closed, its stdout and
-// stderr in files of a private temporary directory, and prints one line per
-// probe: "EXIT BASE64(STDOUT) BASE64(STDERR)". The probes' argv are appended
-// as calls of p, each element quoted with tasks.ShellQuote. It starts as few
-// processes on the host as it can (no command substitution, no base64 for
-// empty output): on a busy host, or many hosts on one machine, processes
-// are what a plan costs there.
+// probePrologue runs each probe of a batch in one shell, with stdin closed
+// and its stdout and stderr going straight to the session's, and ends each
+// probe's output with a line of its own on both: "\nNONCE STATUS\n" on
+// stdout, "\nNONCE\n" on stderr. NONCE ($n, set after the prologue) is a
+// random value the controller picks for each batch, so no output ends a
+// probe early. Under a pty (sudo's requiretty), which merges stderr into
+// stdout, each probe's stderr is kept in a private temporary file instead
+// and printed after its status line, followed by the stderr line. The
+// probes' argv are appended as calls of p, each element quoted with
+// tasks.ShellQuote; a file probe is a call of readFunction's r. Without a
+// pty the batch starts no process of its own (no temporary files, no
+// encoding): on a busy host, or many hosts on one machine, processes are
+// what a plan costs there.
 const probePrologue = `export LC_ALL=C
-command -v base64 >/dev/null || exit 126
-t=$(mktemp -d) || exit 125
-trap 'rm -rf "$t"' EXIT
-p() {
-	"$@" </dev/null >"$t/o" 2>"$t/e"
-	printf '%d ' "$?"
-	if [ -s "$t/o" ]; then base64 -w0 <"$t/o"; fi
-	printf ' '
-	if [ -s "$t/e" ]; then base64 -w0 <"$t/e"; fi
-	printf '\n'
-}
-`
+if [ -t 2 ]; then
+	t=$(mktemp -d) || exit 125
+	trap 'rm -rf "$t"' EXIT
+	p() {
+		"$@" </dev/null 2>"$t/e"
+		printf '\n%s %d\n' "$n" "$?"
+		if [ -s "$t/e" ]; then cat "$t/e"; fi
+		printf '\n%s\n' "$n"
+	}
+else
+	p() {
+		"$@" </dev/null
+		printf '\n%s %d\n' "$n" "$?"
+		printf '\n%s\n' "$n" >&2
+	}
+fi
+` + readFunction
 
 // Probe implements tasks.Prober: all probes run in one remote shell (under
 // sudo with become), so a task's plan costs one round trip however many
@@ -46,13 +57,17 @@ func (h *host) Probe(ctx context.Context, probes []tasks.Probe) ([]tasks.ProbeRe
 		return nil, nil
 	}
 	if len(probes) == 1 {
-		// One probe is one command as it is: the batch's shell, temporary
-		// directory and encoding would only add processes on the host.
+		// One probe is one command as it is: the batch's shell would only
+		// add a process on the host.
 		return h.probeEach(ctx, probes), nil
 	}
-	var script strings.Builder
-	script.WriteString(probePrologue)
+	var nonce [16]byte
+	if _, err := rand.Read(nonce[:]); err != nil {
+		return nil, err
+	}
+	n := "dindops-probe-" + hex.EncodeToString(nonce[:])
 	names := make([]string, len(probes))
+	calls := make([][]string, len(probes))
 	for i, pr := range probes {
 		args := pr.Args
 		switch {
@@ -62,68 +77,81 @@ func (h *host) Probe(ctx context.Context, probes []tasks.Probe) ([]tasks.ProbeRe
 			if !path.IsAbs(pr.Path) {
 				return nil, &fs.PathError{Op: "read", Path: pr.Path, Err: errors.New("path must be absolute")}
 			}
-			args = []string{"sh", "-c", readScript, "sh", pr.Path}
+			args = []string{"r", pr.Path}
 			names[i] = "read " + pr.Path
 		case len(args) == 0:
 			return nil, fmt.Errorf("%s: probe %d is empty", h.c.name, i)
 		default:
 			names[i] = tasks.ShellJoin(args)
 		}
-		script.WriteString("p " + tasks.ShellJoin(args) + "\n")
+		calls[i] = args
 	}
 	display := "probe: " + strings.Join(names, "; ")
-	out, err := h.run(ctx, []string{"sh", "-c", script.String()}, nil, false, execOpts{display: display, whole: true})
+	out, err := h.run(ctx, []string{"sh", "-c", probeScript(n, calls)}, nil, false, execOpts{display: display, whole: true})
 	if err != nil {
 		return nil, err
 	}
-	if out.ExitCode == 126 {
-		// No base64(1) on this host (it is in coreutils and busybox, so this
-		// is rare): probe one by one instead.
-		h.c.log.Debug("no base64 on the host: probing one command at a time")
-		return h.probeEach(ctx, probes), nil
+	outputs, err := splitProbeOutput(out, n, len(probes))
+	if err != nil {
+		return nil, &CommandError{Host: h.c.name, Cmd: display, Stdout: out.Stdout, Stderr: out.Stderr, Err: err}
 	}
-	if out.ExitCode != 0 {
-		return nil, &CommandError{Host: h.c.name, Cmd: display, Stdout: out.Stdout, Stderr: out.Stderr,
-			Err: fmt.Errorf("exit status %d: %s", out.ExitCode, tasks.LastLine(out.Stderr))}
-	}
-	results := make([]tasks.ProbeResult, 0, len(probes))
-	sc := bufio.NewScanner(bytes.NewReader(out.Stdout))
-	sc.Buffer(make([]byte, 64*1024), 1<<30)
-	for sc.Scan() && len(results) < len(probes) {
-		o, err := parseProbeLine(sc.Text())
-		if err != nil {
-			return nil, fmt.Errorf("%s: %s: %w", h.c.name, display, err)
-		}
-		i := len(results)
-		var r tasks.ProbeResult
+	results := make([]tasks.ProbeResult, len(probes))
+	for i, o := range outputs {
 		if probes[i].Path == "" {
-			r.Output = o
+			results[i].Output = o
 		} else {
-			r = tasks.FileResult(h.readResult(probes[i].Path, o))
+			results[i] = tasks.FileResult(h.readResult(probes[i].Path, o))
 		}
-		results = append(results, r)
-	}
-	if len(results) != len(probes) {
-		return nil, fmt.Errorf("%s: %s: %d answers for %d probes", h.c.name, display, len(results), len(probes))
 	}
 	return results, nil
 }
 
-func parseProbeLine(line string) (tasks.Output, error) {
-	f := strings.Split(line, " ")
-	if len(f) != 3 {
-		return tasks.Output{}, fmt.Errorf("unexpected probe answer %q", line)
+// probeScript is the shell script of a batch: probePrologue, the nonce,
+// and one call of p per probe (argv quoted; "r PATH" reads a file).
+func probeScript(nonce string, calls [][]string) string {
+	var b strings.Builder
+	b.WriteString(probePrologue)
+	b.WriteString("n=" + nonce + "\n")
+	for _, args := range calls {
+		b.WriteString("p " + tasks.ShellJoin(args) + "\n")
 	}
-	code, err := strconv.Atoi(f[0])
-	if err != nil {
-		return tasks.Output{}, fmt.Errorf("unexpected probe exit status %q", f[0])
+	return b.String()
+}
+
+// splitProbeOutput cuts a batch's output into its count probes' outputs at
+// the nonce lines probePrologue writes (each probe's stderr on stdout after
+// its status when the batch ran under a pty: then the session's stderr has
+// no nonce line). A batch that ended early (the shell killed, a probe that
+// exited it) is an error naming how far it got.
+func splitProbeOutput(out tasks.Output, nonce string, count int) ([]tasks.Output, error) {
+	stdout, stderr := out.Stdout, out.Stderr
+	outMark, errMark := []byte("\n"+nonce+" "), []byte("\n"+nonce+"\n")
+	pty := !bytes.Contains(stderr, errMark)
+	res := make([]tasks.Output, count)
+	for i := range res {
+		before, after, ok := bytes.Cut(stdout, outMark)
+		if !ok {
+			return nil, fmt.Errorf("%d answers for %d probes (exit status %d): %s", i, count, out.ExitCode, tasks.LastLine(stderr))
+		}
+		status, rest, ok := bytes.Cut(after, []byte("\n"))
+		code, err := strconv.Atoi(string(status))
+		if !ok || err != nil {
+			return nil, fmt.Errorf("unexpected probe exit status %q", status)
+		}
+		if pty {
+			stderr = rest
+		}
+		e, restErr, ok := bytes.Cut(stderr, errMark)
+		if !ok {
+			return nil, fmt.Errorf("%d answers for %d probes (exit status %d; the stderr of probe %d did not end): %s", i, count, out.ExitCode, i+1, tasks.LastLine(stderr))
+		}
+		res[i] = tasks.Output{Stdout: before, Stderr: e, ExitCode: code}
+		stdout, stderr = rest, restErr
+		if pty {
+			stdout = restErr
+		}
 	}
-	stdout, err1 := base64.StdEncoding.DecodeString(f[1])
-	stderr, err2 := base64.StdEncoding.DecodeString(f[2])
-	if err := errors.Join(err1, err2); err != nil {
-		return tasks.Output{}, fmt.Errorf("undecodable probe answer: %w", err)
-	}
-	return tasks.Output{Stdout: stdout, Stderr: stderr, ExitCode: code}, nil
+	return res, nil
 }
 
 // probeEach runs probes one at a time.
