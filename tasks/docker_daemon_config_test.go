@@ -33,6 +33,7 @@ type fakeDockerd struct {
 func daemonHost(driver string, images, containers int, validate bool, opts ...string) (*tasktest.Host, *fakeDockerd) {
 	h := tasktest.New()
 	d := &fakeDockerd{engine: tasktest.InstallDocker(h), validate: validate}
+	d.engine.Newer = validate // Docker 23 and later: --validate, and Info says so
 	d.engine.Driver = driver
 	for i := range images {
 		d.engine.AddImage("app:"+strconv.Itoa(i), tasktest.DockerImage{Cmd: []string{"app", strconv.Itoa(i)}})
@@ -365,8 +366,8 @@ func TestDaemonConfigWarnsWhenDockerdCannotValidate(t *testing.T) {
 	if len(changes) != 1 || len(changes[0].Warnings) != 1 || changes[0].Warnings[0] != want {
 		t.Fatalf("warnings = %q, want %q", changes[0].Warnings, want)
 	}
-	if h.Ran("dockerd", "--version") {
-		t.Error("ran dockerd --version although the running daemon told its version")
+	if h.Ran("dockerd") {
+		t.Errorf("the plan started dockerd although the running daemon told its version: %v", h.Commands)
 	}
 	apply(t, overlay2(), h, changes)
 	if h.Ran("dockerd", "--validate") {
@@ -375,6 +376,20 @@ func TestDaemonConfigWarnsWhenDockerdCannotValidate(t *testing.T) {
 	h = dockerInfoHost("overlay2", 0, 0, true)
 	if changes := plan(t, overlay2(), h); len(changes) != 1 || len(changes[0].Warnings) != 0 {
 		t.Fatalf("a dockerd that validates: %+v", changes)
+	}
+	if h.Ran("dockerd") {
+		t.Errorf("the plan started dockerd although the running daemon (24.0.9) told its version: %v", h.Commands)
+	}
+	// No daemon answers: the installed dockerd's --help decides.
+	h, d := daemonHost("overlay2", 0, 0, true)
+	d.engine.SetDown(true)
+	changes = plan(t, overlay2(), h)
+	if len(changes) != 1 || len(changes[0].Warnings) != 0 || !h.Ran("dockerd", "--help") {
+		t.Fatalf("stopped docker whose dockerd validates: %+v", changes)
+	}
+	apply(t, overlay2(), h, changes)
+	if !h.Ran("dockerd", "--validate") {
+		t.Error("the file was not validated")
 	}
 }
 

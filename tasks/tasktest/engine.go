@@ -31,7 +31,8 @@ import (
 // recorded in the host's Commands as {"API", method, args...}.
 type Docker struct {
 	// Newer makes the engine behave like Docker 23 and later where the
-	// difference shows to tasks: capabilities are stored as "CAP_NET_ADMIN"
+	// difference shows to tasks: Info's ServerVersion is 24.0.9 (else
+	// Debian's 20.10.24+dfsg1), capabilities are stored as "CAP_NET_ADMIN"
 	// (20.10 stores them as given), and new bridge networks get the
 	// com.docker.network.enable_ipv4/enable_ipv6 options.
 	Newer bool
@@ -215,5 +216,13 @@ func (e engine) Info(ctx context.Context, _ client.InfoOptions) (client.SystemIn
 		}
 	}
 	return client.SystemInfoResult{Info: system.Info{Driver: driver, Images: len(d.images), Containers: len(d.containers),
-		ContainersRunning: running, LiveRestoreEnabled: d.LiveRestore, ServerVersion: "20.10.24+dfsg1"}}, nil
+		ContainersRunning: running, LiveRestoreEnabled: d.LiveRestore, ServerVersion: d.version()}}, nil
+}
+
+// version is Info's ServerVersion.
+func (d *Docker) version() string {
+	if d.Newer {
+		return "24.0.9"
+	}
+	return "20.10.24+dfsg1"
 }
