@@ -205,6 +205,11 @@ type Conn struct {
 	sftp    *sftp.Client
 	sftpErr error // SFTP subsystem unavailable: uploads go through stdin
 
+	// The host's /etc/passwd and /etc/group (id → name), read over SFTP
+	// once, to name the owners of files read over SFTP.
+	accountsOnce  sync.Once
+	users, groups map[uint32]string
+
 	commands atomic.Int64
 	sftpOps  atomic.Int64
 

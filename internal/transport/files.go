@@ -49,18 +49,30 @@ const readFunction = `r() {
 // readScript reads the file "$1" with readFunction.
 const readScript = "export LC_ALL=C\n" + readFunction + `r "$1"`
 
-// ReadFile implements tasks.Host with one remote command (under sudo with
-// become): it returns the content, permission bits, owner and group of the
-// regular file path (symlinks followed; files such as /proc's that report
-// size 0 are read fully). Errors wrap fs.ErrNotExist for a missing file,
-// fs.ErrPermission when access is denied; a directory or other non-regular
-// file is an error; content over 256 MiB is an error.
+// ReadFile implements tasks.Host: over the connection's SFTP session when
+// there is no become (no process on the host; see sftpReader), else with
+// one remote command (under sudo with become). It returns the content,
+// permission bits, owner and group of the regular file path (symlinks
+// followed; files such as /proc's that report size 0 are read fully).
+// Errors wrap fs.ErrNotExist for a missing file, fs.ErrPermission when
+// access is denied; a directory or other non-regular file is an error;
+// content over 256 MiB is an error.
 func (h *host) ReadFile(ctx context.Context, p string) (tasks.RemoteFile, error) {
 	fail := func(err error) (tasks.RemoteFile, error) {
 		return tasks.RemoteFile{}, &fs.PathError{Op: "read", Path: p, Err: err}
 	}
 	if !path.IsAbs(p) {
 		return fail(errors.New("path must be absolute"))
+	}
+	cl, err := h.sftpReader()
+	if err != nil {
+		return fail(err)
+	}
+	if cl != nil {
+		f, err := h.sftpRead(ctx, cl, p)
+		if !errors.Is(err, errNeedsShell) {
+			return f, err
+		}
 	}
 	args := []string{"sh", "-c", readScript, "sh", p}
 	out, err := h.run(ctx, args, nil, false, execOpts{display: "read " + p, whole: true})

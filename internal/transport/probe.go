@@ -2,6 +2,7 @@ package transport
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -11,8 +12,10 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/dindops/dindops/tasks"
+	"github.com/pkg/sftp"
 )
 
 // probePrologue runs each probe of a batch in one shell, with stdin closed
@@ -47,15 +50,103 @@ else
 fi
 ` + readFunction
 
-// Probe implements tasks.Prober: all probes run in one remote shell (under
-// sudo with become), so a task's plan costs one round trip however many
-// files and read-only commands it needs. A file probe is read as ReadFile
-// reads it. Errors: those of Run for the batch; per probe, those of ReadFile
-// (a missing file is Exists == false, not an error).
+// Probe implements tasks.Prober, so a task's plan costs one round trip
+// however many files and read-only commands it needs. Without become, file
+// probes and "test -d|-e|-f PATH" are SFTP requests (as ReadFile reads;
+// no process on the host) and the other commands run in one remote shell
+// meanwhile; with become (or without the SFTP subsystem) every probe runs
+// in one remote shell under sudo. Errors: those of Run for the batch; per
+// probe, those of ReadFile (a missing file is Exists == false, not an
+// error).
 func (h *host) Probe(ctx context.Context, probes []tasks.Probe) ([]tasks.ProbeResult, error) {
 	if len(probes) == 0 {
 		return nil, nil
 	}
+	for i, pr := range probes {
+		switch {
+		case pr.Path != "" && len(pr.Args) > 0:
+			return nil, fmt.Errorf("%s: probe %d has both a path and a command", h.c.name, i)
+		case pr.Path != "" && !path.IsAbs(pr.Path):
+			return nil, &fs.PathError{Op: "read", Path: pr.Path, Err: errors.New("path must be absolute")}
+		case pr.Path == "" && len(pr.Args) == 0:
+			return nil, fmt.Errorf("%s: probe %d is empty", h.c.name, i)
+		}
+	}
+	cl, err := h.sftpReader()
+	if err != nil {
+		return nil, err
+	}
+	if cl != nil {
+		return h.probeSFTP(ctx, cl, probes)
+	}
+	return h.probeShell(ctx, probes)
+}
+
+// probeSFTP answers the file probes and the test(1) probes of a path over
+// SFTP, all at once (their requests interleave on the one session), and
+// the others in one remote shell at the same time.
+func (h *host) probeSFTP(ctx context.Context, cl *sftp.Client, probes []tasks.Probe) ([]tasks.ProbeResult, error) {
+	results := make([]tasks.ProbeResult, len(probes))
+	late := make([]bool, len(probes)) // a file whose owner only NSS can name
+	errs := make([]error, len(probes))
+	var shellAt []int
+	var wg sync.WaitGroup
+	for i, pr := range probes {
+		switch {
+		case pr.Path != "":
+			wg.Go(func() {
+				f, err := h.sftpRead(ctx, cl, pr.Path)
+				if errors.Is(err, errNeedsShell) {
+					late[i] = true
+					return
+				}
+				results[i] = tasks.FileResult(f, err)
+			})
+		case isTestProbe(pr.Args):
+			wg.Go(func() { results[i].Output, errs[i] = h.sftpTest(cl, pr.Args) })
+		default:
+			shellAt = append(shellAt, i)
+		}
+	}
+	shellErr := h.probeShellAt(ctx, probes, shellAt, results)
+	wg.Wait()
+	if err := cmp.Or(append([]error{shellErr}, errs...)...); err != nil {
+		return nil, err
+	}
+	var lateAt []int
+	for i, yes := range late {
+		if yes {
+			lateAt = append(lateAt, i)
+		}
+	}
+	if err := h.probeShellAt(ctx, probes, lateAt, results); err != nil {
+		return nil, err
+	}
+	return results, nil
+}
+
+// probeShellAt runs the probes at the indices at in one remote shell and
+// puts their results at the same indices of results.
+func (h *host) probeShellAt(ctx context.Context, probes []tasks.Probe, at []int, results []tasks.ProbeResult) error {
+	if len(at) == 0 {
+		return nil
+	}
+	some := make([]tasks.Probe, len(at))
+	for j, i := range at {
+		some[j] = probes[i]
+	}
+	res, err := h.probeShell(ctx, some)
+	if err != nil {
+		return err
+	}
+	for j, i := range at {
+		results[i] = res[j]
+	}
+	return nil
+}
+
+// probeShell runs probes (checked by Probe) in one remote shell.
+func (h *host) probeShell(ctx context.Context, probes []tasks.Probe) ([]tasks.ProbeResult, error) {
 	if len(probes) == 1 {
 		// One probe is one command as it is: the batch's shell would only
 		// add a process on the host.
@@ -70,18 +161,10 @@ func (h *host) Probe(ctx context.Context, probes []tasks.Probe) ([]tasks.ProbeRe
 	calls := make([][]string, len(probes))
 	for i, pr := range probes {
 		args := pr.Args
-		switch {
-		case pr.Path != "" && len(pr.Args) > 0:
-			return nil, fmt.Errorf("%s: probe %d has both a path and a command", h.c.name, i)
-		case pr.Path != "":
-			if !path.IsAbs(pr.Path) {
-				return nil, &fs.PathError{Op: "read", Path: pr.Path, Err: errors.New("path must be absolute")}
-			}
+		if pr.Path != "" {
 			args = []string{"r", pr.Path}
 			names[i] = "read " + pr.Path
-		case len(args) == 0:
-			return nil, fmt.Errorf("%s: probe %d is empty", h.c.name, i)
-		default:
+		} else {
 			names[i] = tasks.ShellJoin(args)
 		}
 		calls[i] = args

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -208,6 +209,55 @@ func TestOpenSSH(t *testing.T) {
 		}
 		if f, err := h.ReadFile(ctx, "/proc/self/status"); err != nil || !bytes.Contains(f.Content, []byte("Name:")) {
 			t.Errorf("/proc/self/status: %q %v", f.Content, err)
+		}
+	})
+
+	// Without become, reads are SFTP requests to sshd's sftp-server: no
+	// command, the same answers as the shell's stat and cat.
+	t.Run("read over sftp", func(t *testing.T) {
+		dir := t.TempDir()
+		p := filepath.Join(dir, "f")
+		big := bytes.Repeat([]byte("0123456789abcdef"), 10<<10) // 160 KiB: several requests
+		os.WriteFile(p, big, 0o640)
+		syscall.Chmod(p, 0o4750) // raw bits: os.Chmod would drop the setuid bit
+		link := filepath.Join(dir, "link")
+		os.Symlink(p, link)
+		fifo := filepath.Join(dir, "fifo")
+		if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		before := c.Stats().Commands
+		for _, q := range []string{p, link} {
+			f, err := h.ReadFile(ctx, q)
+			if err != nil || !bytes.Equal(f.Content, big) || f.Mode != 0o4750 {
+				t.Errorf("ReadFile(%s) = %d bytes mode %04o, %v", q, len(f.Content), f.Mode, err)
+			}
+		}
+		// A FIFO is never opened (that would wait for a writer).
+		if _, err := h.ReadFile(ctx, fifo); err == nil || !strings.Contains(err.Error(), "not a regular file: named pipe") {
+			t.Errorf("ReadFile(fifo) = %v", err)
+		}
+		if _, err := h.ReadFile(ctx, dir); err == nil || !strings.Contains(err.Error(), "not a regular file: directory") {
+			t.Errorf("ReadFile(dir) = %v", err)
+		}
+		if n := c.Stats().Commands - before; n != 0 {
+			t.Errorf("%d commands for reads over SFTP, want 0", n)
+		}
+		if os.Getuid() != 0 {
+			return
+		}
+		// An owner that /etc/passwd does not name is asked of the shell,
+		// whose stat knows every name service (here: none, so numeric).
+		if err := os.Chown(p, 54321, 54322); err != nil {
+			t.Fatal(err)
+		}
+		before = c.Stats().Commands
+		f, err := h.ReadFile(ctx, p)
+		if err != nil || f.Owner != "54321" || f.Group != "54322" || !bytes.Equal(f.Content, big) {
+			t.Errorf("ReadFile(unnamed owner) = %s:%s %d bytes, %v", f.Owner, f.Group, len(f.Content), err)
+		}
+		if n := c.Stats().Commands - before; n != 1 {
+			t.Errorf("%d commands for a file of an unnamed owner, want 1 (the shell's read)", n)
 		}
 	})
 

@@ -369,13 +369,15 @@ func TestOneConnectionForEverything(t *testing.T) {
 		t.Errorf("server accepted %d connections, want 1", n)
 	}
 	st := c.Stats()
-	// 20 runs, 3 finalize commands, 3 reads.
-	if st.Commands != 26 {
-		t.Errorf("Stats().Commands = %d, want 26", st.Commands)
+	// 20 runs, 3 finalize commands; the reads are SFTP requests.
+	if st.Commands != 23 {
+		t.Errorf("Stats().Commands = %d, want 23", st.Commands)
 	}
-	// Each write: create, chmod, write, close.
-	if st.SFTPOps != 12 {
-		t.Errorf("Stats().SFTPOps = %d, want 12", st.SFTPOps)
+	// Each write: create, chmod, write, close (12). Each read: stat, open,
+	// fstat, read, read to the end, close (18). Once: /etc/passwd and
+	// /etc/group, each open, read, read to the end, close (8).
+	if st.SFTPOps != 38 {
+		t.Errorf("Stats().SFTPOps = %d, want 38", st.SFTPOps)
 	}
 }
 
@@ -1054,56 +1056,74 @@ func TestLockIsExclusive(t *testing.T) {
 }
 
 // A batch of probes is one remote command, whatever it reads and runs.
+// TestProbeIsOneRoundTrip runs a batch of probes with and without the
+// SFTP subsystem: without it, every probe runs in one remote shell; with
+// it, files and test(1) of a path are SFTP requests and only the other
+// commands start a shell.
 func TestProbeIsOneRoundTrip(t *testing.T) {
-	s := newServer(t, serverOpts{})
-	c := dial(t, s.config())
-	dir := t.TempDir()
-	file := filepath.Join(dir, "daemon.json")
-	if err := os.WriteFile(file, []byte("{\"a\": 1}\n"), 0o640); err != nil {
-		t.Fatal(err)
-	}
-	before := c.Stats().Commands
-	res, err := tasks.RunProbes(t.Context(), c.Host(false),
-		tasks.ReadProbe(file),
-		tasks.ReadProbe(filepath.Join(dir, "missing")),
-		tasks.RunProbe("sh", "-c", "printf '\\377\\376 out'; echo err >&2; exit 3"),
-		tasks.RunProbe("test", "-d", dir),
-		tasks.RunProbe("cat"), // stdin is closed: EOF, not a hang
-	)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n := c.Stats().Commands - before; n != 1 {
-		t.Errorf("%d remote commands for 5 probes, want 1", n)
-	}
-	if !res[0].Exists || string(res[0].File.Content) != "{\"a\": 1}\n" || res[0].File.Mode != 0o640 {
-		t.Errorf("file probe = %+v", res[0])
-	}
-	if res[1].Exists || res[1].Err != nil {
-		t.Errorf("missing file probe = %+v", res[1])
-	}
-	if o := res[2].Output; o.ExitCode != 3 || string(o.Stdout) != "\xff\xfe out" || string(o.Stderr) != "err\n" {
-		t.Errorf("command probe = %+v", o)
-	}
-	if res[3].Output.ExitCode != 0 || res[4].Output.ExitCode != 0 {
-		t.Errorf("test -d / cat probes = %+v %+v", res[3], res[4])
-	}
-	// A single probe is that one command, as Run or ReadFile would run it.
-	before = c.Stats().Commands
-	res, err = tasks.RunProbes(t.Context(), c.Host(false), tasks.ReadProbe(file))
-	if err != nil || !res[0].Exists || string(res[0].File.Content) != "{\"a\": 1}\n" {
-		t.Errorf("single file probe: %v %+v", err, res)
-	}
-	res, err = tasks.RunProbes(t.Context(), c.Host(false), tasks.RunProbe("sh", "-c", "echo out; exit 4"))
-	if err != nil || res[0].Output.ExitCode != 4 || string(res[0].Output.Stdout) != "out\n" {
-		t.Errorf("single command probe: %v %+v", err, res)
-	}
-	if n := c.Stats().Commands - before; n != 2 {
-		t.Errorf("%d remote commands for 2 single probes, want 2", n)
-	}
-	// A directory read as a file is that probe's error, not the batch's.
-	res, err = tasks.RunProbes(t.Context(), c.Host(false), tasks.ReadProbe(dir), tasks.RunProbe("true"))
-	if err == nil || res[0].Err == nil || res[1].Err != nil || !strings.Contains(err.Error(), "not a regular file") {
-		t.Errorf("directory probe: err %v, results %+v", err, res)
+	for _, sftpOn := range []bool{true, false} {
+		t.Run(fmt.Sprintf("sftp=%v", sftpOn), func(t *testing.T) {
+			s := newServer(t, serverOpts{noSFTP: !sftpOn})
+			c := dial(t, s.config())
+			dir := t.TempDir()
+			file := filepath.Join(dir, "daemon.json")
+			if err := os.WriteFile(file, []byte("{\"a\": 1}\n"), 0o640); err != nil {
+				t.Fatal(err)
+			}
+			before := c.Stats().Commands
+			res, err := tasks.RunProbes(t.Context(), c.Host(false),
+				tasks.ReadProbe(file),
+				tasks.ReadProbe(filepath.Join(dir, "missing")),
+				tasks.RunProbe("sh", "-c", "printf '\\377\\376 out'; echo err >&2; exit 3"),
+				tasks.RunProbe("test", "-d", dir),
+				tasks.RunProbe("test", "-d", file),
+				tasks.RunProbe("test", "-e", filepath.Join(dir, "missing")),
+				tasks.RunProbe("test", "-f", file),
+				tasks.RunProbe("cat"), // stdin is closed: EOF, not a hang
+			)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := c.Stats().Commands - before; n != 1 {
+				t.Errorf("%d remote commands for 8 probes, want 1", n)
+			}
+			if !res[0].Exists || string(res[0].File.Content) != "{\"a\": 1}\n" || res[0].File.Mode != 0o640 {
+				t.Errorf("file probe = %+v", res[0])
+			}
+			if res[1].Exists || res[1].Err != nil {
+				t.Errorf("missing file probe = %+v", res[1])
+			}
+			if o := res[2].Output; o.ExitCode != 3 || string(o.Stdout) != "\xff\xfe out" || string(o.Stderr) != "err\n" {
+				t.Errorf("command probe = %+v", o)
+			}
+			for i, want := range map[int]int{3: 0, 4: 1, 5: 1, 6: 0, 7: 0} {
+				if got := res[i].Output.ExitCode; got != want || res[i].Err != nil {
+					t.Errorf("probe %d = %+v (exit status %d), want exit status %d", i, res[i], got, want)
+				}
+			}
+			// A single probe is that one command, as Run or ReadFile would
+			// run it; a file is no command at all over SFTP.
+			before = c.Stats().Commands
+			res, err = tasks.RunProbes(t.Context(), c.Host(false), tasks.ReadProbe(file))
+			if err != nil || !res[0].Exists || string(res[0].File.Content) != "{\"a\": 1}\n" {
+				t.Errorf("single file probe: %v %+v", err, res)
+			}
+			res, err = tasks.RunProbes(t.Context(), c.Host(false), tasks.RunProbe("sh", "-c", "echo out; exit 4"))
+			if err != nil || res[0].Output.ExitCode != 4 || string(res[0].Output.Stdout) != "out\n" {
+				t.Errorf("single command probe: %v %+v", err, res)
+			}
+			want := int64(2)
+			if sftpOn {
+				want = 1
+			}
+			if n := c.Stats().Commands - before; n != want {
+				t.Errorf("%d remote commands for 2 single probes, want %d", n, want)
+			}
+			// A directory read as a file is that probe's error, not the batch's.
+			res, err = tasks.RunProbes(t.Context(), c.Host(false), tasks.ReadProbe(dir), tasks.RunProbe("true"))
+			if err == nil || res[0].Err == nil || res[1].Err != nil || !strings.Contains(err.Error(), "not a regular file") {
+				t.Errorf("directory probe: err %v, results %+v", err, res)
+			}
+		})
 	}
 }
