@@ -37,11 +37,16 @@ func (e *LockedError) Error() string {
 // never closes the session itself, and sshd only notices when it sends
 // something, so without this a dead run's lock would last until TCP's
 // keepalive, two hours later, and every apply in between would fail.
-// The shell's own read waits for the end of input (no cat to start). The
-// sleep gets no handle on the session's output: sshd ends a session only
-// when every process holding its output has let go, so a sleep left
-// running after release would hold the session (and the run) up to 5 s.
+// Where there is bash, its read with a timeout does both (no process
+// started beside it); else the POSIX shell's read waits for the end of
+// input and a background loop of sleep writes the byte. That sleep gets
+// no handle on the session's output: sshd ends a session only when every
+// process holding its output has let go, so a sleep left running after
+// release would hold the session (and the run) up to 5 s.
 const lockScript = `echo locked
+if command -v bash >/dev/null 2>&1; then
+	exec bash -c 'while :; do read -r -t 5 _; s=$?; if [ "$s" -gt 128 ]; then echo . || exit 0; elif [ "$s" -ne 0 ]; then exit 0; fi; done'
+fi
 (while sleep 5 >/dev/null 2>&1; do echo . || exit; done) &
 while read -r _; do :; done
 kill $! 2>/dev/null

@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"net"
 	"os"
+	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
@@ -1023,8 +1024,28 @@ func TestAcceptNewWaitsForTheLock(t *testing.T) {
 
 // Two runs never change one host at once: the second Lock fails with
 // *LockedError while the first holds it, and succeeds once it is released.
+// TestLockIsExclusive takes the lock on a host with bash (its read with a
+// timeout keeps the session alive) and on one without (sh's read and a
+// loop of sleep: PATH holds only sh, flock and sleep).
 func TestLockIsExclusive(t *testing.T) {
-	s := newServer(t, serverOpts{})
+	t.Run("bash", func(t *testing.T) { testLockIsExclusive(t, nil) })
+	t.Run("sh", func(t *testing.T) {
+		bin := t.TempDir()
+		for _, prog := range []string{"sh", "flock", "sleep"} {
+			p, err := exec.LookPath(prog)
+			if err != nil {
+				t.Skip(err)
+			}
+			if err := os.Symlink(p, filepath.Join(bin, prog)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		testLockIsExclusive(t, []string{"PATH=" + bin})
+	})
+}
+
+func testLockIsExclusive(t *testing.T, env []string) {
+	s := newServer(t, serverOpts{env: env})
 	cfg := s.config()
 	cfg.LockPath = filepath.Join(t.TempDir(), "dindops.lock")
 	var logs syncBuffer
@@ -1055,7 +1076,6 @@ func TestLockIsExclusive(t *testing.T) {
 	}
 }
 
-// A batch of probes is one remote command, whatever it reads and runs.
 // TestProbeIsOneRoundTrip runs a batch of probes with and without the
 // SFTP subsystem: without it, every probe runs in one remote shell; with
 // it, files and test(1) of a path are SFTP requests and only the other
