@@ -49,7 +49,7 @@ type options struct {
 	dindops                               string
 	sizes, latencySizes, toolList, phases string
 	reps, dockerHosts                     int
-	latency, runTimeout                   time.Duration
+	latency, runTimeout, settle           time.Duration
 	engine, dockerLatency, keepFleets     bool
 	noDoc, appendRuns                     bool
 	busyLoad                              float64
@@ -71,6 +71,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.dockerLatency, "docker-latency", false, "also run the main job through the delay proxies")
 	fs.StringVar(&o.toolList, "tools", "dindops,ansible-default,ansible-best,floor,floor-physical,ansible-mitogen", "tools to run")
 	fs.StringVar(&o.phases, "phases", "plan,first,noop", "phases to run, in this order after each reset")
+	fs.DurationVar(&o.settle, "settle", 10*time.Second, "untimed pause before every tool's no-op run (daemons its first run started settle)")
 	fs.DurationVar(&o.runTimeout, "run-timeout", 30*time.Minute, "longest a single run may take")
 	fs.BoolVar(&o.keepFleets, "keep-fleets", false, "leave the fleets running at the end")
 	fs.StringVar(&o.doc, "doc", "", "Markdown file to write (default REPO/docs/benchmarks.md)")
@@ -274,6 +275,7 @@ func (o options) config() (suite.Config, error) {
 		Repo: o.repo, Work: o.work, Sizes: sizes, Reps: o.reps,
 		Latency: o.latency, LatencySizes: lat, DockerHosts: o.dockerHosts, DockerLatency: o.dockerLatency,
 		EngineFleet: "bench", DockerFleet: "bench-docker", KeepFleets: o.keepFleets, RunTimeout: o.runTimeout,
+		Settle: o.settle,
 	}
 	for _, t := range strings.Split(o.toolList, ",") {
 		if !slices.Contains(tools.All, tools.Tool(t)) {

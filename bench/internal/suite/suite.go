@@ -32,6 +32,11 @@ type Config struct {
 	Sizes []int
 	// Reps is how many times each tool runs each phase.
 	Reps int
+	// Settle is an untimed pause before every no-op run, the same for
+	// every tool: daemons that the first run started (the main job's
+	// dind) finish starting, so that a tool's no-op run is not measured
+	// against its own first run's aftermath while the floor's is not.
+	Settle time.Duration
 	// Latency is the delay the proxies add in each direction;
 	// LatencySizes the engine fleet sizes that are also run through them.
 	Latency      time.Duration
@@ -185,7 +190,8 @@ func (s *Suite) views(ctx context.Context, sc tools.Scenario, f *fleet.Fleet, n 
 // rotates from one repetition to the next (dindops first in the first one,
 // so that the floor knows its round trips), so that no tool always runs
 // right after the same other one. Before a tool's plan (or first) run the
-// hosts are reset, untimed.
+// hosts are reset, untimed, and before every no-op run the machine is left
+// to settle for Config.Settle.
 func (s *Suite) matrix(ctx context.Context, sc tools.Scenario, f *fleet.Fleet, files *inventory.Files, net string) error {
 	n := len(files.Endpoints)
 	if sc.Prepare != "" {
@@ -203,6 +209,13 @@ func (s *Suite) matrix(ctx context.Context, sc tools.Scenario, f *fleet.Fleet, f
 						return fmt.Errorf("reset before %s %s: %w", tool, phase, err)
 					}
 					needReset = false
+				}
+				if phase == tools.Noop && s.cfg.Settle > 0 {
+					select {
+					case <-time.After(s.cfg.Settle):
+					case <-ctx.Done():
+						return ctx.Err()
+					}
 				}
 				key := results.Key{Scenario: sc.Name, Net: net, Hosts: n, Phase: string(phase), Tool: string(tool)}
 				if err := s.one(ctx, sc, files, key, rep); err != nil {
