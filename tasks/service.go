@@ -136,6 +136,10 @@ func (s *Service) Plan(ctx context.Context, h Host) ([]Change, error) {
 	}
 	switch s.State {
 	case "restarted":
+		if !f.running {
+			add(Restart, opStart, "start (it is not running)")
+			break
+		}
 		c := add(Restart, opRestart, "restart")
 		if err := s.planConsequences(ctx, h, f.running, c); err != nil {
 			return nil, err
@@ -228,8 +232,9 @@ func (s *Service) probe(ctx context.Context, h Host) (serviceFacts, error) {
 	needExists := s.State == "started" || s.State == "restarted" || (s.Enabled != nil && *s.Enabled)
 	// A restart's consequences (containers, a drain) matter only when the
 	// service runs.
-	needRunning := s.State == "started" || s.State == "stopped" ||
-		(s.State == "restarted" && (s.isDocker() || s.Drain != nil))
+	// A stopped service's "restart" is a start: Debian's init scripts abort
+	// a restart when the daemon is not running.
+	needRunning := s.State != ""
 	needEnabled := s.Enabled != nil
 	// sd_booted(3): systemd is the init system iff this directory exists.
 	probes := []Probe{RunProbe("test", "-d", "/run/systemd/system")}
@@ -394,28 +399,40 @@ func (s *Service) running(ctx context.Context, h Host, systemd bool) (bool, erro
 	return runningFrom(args, out)
 }
 
-// Apply implements Task.
+// opArgs is the command that does op: systemctl under systemd, else
+// service(8), or update-rc.d to enable or disable.
+func (s *Service) opArgs(op serviceOp, systemd bool) []string {
+	switch {
+	case systemd:
+		return []string{"systemctl", string(op), s.Name}
+	case op == opEnable || op == opDisable:
+		return []string{"update-rc.d", s.Name, string(op)}
+	}
+	return []string{"service", s.Name, string(op)}
+}
+
+// Apply implements Task. A restart that fails on a service that no longer
+// runs is retried as a start.
 func (s *Service) Apply(ctx context.Context, h Host, changes []Change) error {
 	for _, c := range changes {
 		p, ok := c.Payload.(servicePayload)
 		if !ok {
 			return fmt.Errorf("service: unknown change")
 		}
-		var args []string
-		switch {
-		case p.systemd:
-			args = []string{"systemctl", string(p.op), s.Name}
-		case p.op == opEnable || p.op == opDisable:
-			args = []string{"update-rc.d", s.Name, string(p.op)}
-		default:
-			args = []string{"service", s.Name, string(p.op)}
-		}
 		starts := p.op == opStart || p.op == opRestart
 		drained, err := p.drain.apply(ctx, h)
 		if err != nil {
 			return err
 		}
-		if _, err := Exec(ctx, h, args...); err != nil {
+		_, err = Exec(ctx, h, s.opArgs(p.op, p.systemd)...)
+		if err != nil && p.op == opRestart && ctx.Err() == nil {
+			// It stopped since the plan (a crash, an interrupted run), and
+			// an init script refuses to restart what does not run: start.
+			if running, rerr := s.running(ctx, h, p.systemd); rerr == nil && !running {
+				_, err = Exec(ctx, h, s.opArgs(opStart, p.systemd)...)
+			}
+		}
+		if err != nil {
 			if starts {
 				return s.withLog(ctx, h, p.systemd, err)
 			}

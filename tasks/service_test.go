@@ -35,7 +35,11 @@ func sysvHost(running bool) (*tasktest.Host, *[]string) {
 				d.StartDaemon()
 			}
 		case "restart":
-			running = true
+			if !running {
+				// Debian's /etc/init.d/docker: restart stops first, and
+				// start-stop-daemon --stop fails on a stopped daemon.
+				return tasks.Output{ExitCode: 1, Stderr: []byte("Stopping Docker: docker failed!\n")}
+			}
 			if d := h.Engine(); d != nil {
 				d.Restart()
 			}
@@ -70,6 +74,40 @@ func TestServiceStartedOnSysV(t *testing.T) {
 	}
 	if !strings.Contains(strings.Join(*calls, ";"), "docker start") {
 		t.Errorf("calls = %v", *calls)
+	}
+}
+
+// A handler's restart of a docker that is not running (an interrupted
+// run left it stopped) is a start: plan says so, and apply starts it, as
+// Debian's init script would refuse "restart". And a docker that stopped
+// between plan and apply is started too.
+func TestServiceRestartOfStoppedServiceStarts(t *testing.T) {
+	h, calls := sysvHost(false)
+	s := &tasks.Service{Name: "docker", State: "restarted"}
+	changes := plan(t, s, h)
+	if err := s.Apply(context.Background(), h, changes); err != nil {
+		t.Fatal(err)
+	}
+	if len(changes) != 1 || changes[0].Action != tasks.Restart || changes[0].Summary != "start (it is not running)" {
+		t.Fatalf("changes = %+v", changes)
+	}
+	if got := strings.Join(*calls, ";"); !strings.Contains(got, "docker start") || strings.Contains(got, "docker restart") {
+		t.Errorf("calls = %v", *calls)
+	}
+
+	h, calls = sysvHost(true)
+	changes, err := s.Plan(context.Background(), h)
+	if err != nil || len(changes) != 1 || changes[0].Summary != "restart" {
+		t.Fatalf("plan = %+v, %v", changes, err)
+	}
+	if _, err := h.Run(context.Background(), tasks.Cmd{Args: []string{"service", "docker", "stop"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Apply(context.Background(), h, changes); err != nil {
+		t.Fatalf("apply after docker stopped: %v", err)
+	}
+	if got := strings.Join(*calls, ";"); !strings.HasSuffix(got, "docker restart;docker status;docker start;docker status") {
+		t.Errorf("calls = %v", got)
 	}
 }
 
@@ -277,6 +315,8 @@ func TestServiceFailureShowsItsLog(t *testing.T) {
 		switch args[1] {
 		case "show":
 			return tasks.Output{Stdout: []byte("loaded\n")}
+		case "is-active":
+			return tasks.Output{} // it runs: the restart is what fails
 		case "restart":
 			return tasks.Output{ExitCode: 1, Stderr: []byte("Job for docker.service failed because the control process exited with error code.\n" +
 				"See \"systemctl status docker.service\" and \"journalctl -xeu docker.service\" for details.\n")}
