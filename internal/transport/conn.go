@@ -166,8 +166,9 @@ type Stats struct {
 	// Commands is the number of remote commands run (one session each;
 	// a command retried with a pty counts twice).
 	Commands int64
-	// SFTPOps is the number of SFTP requests made (create, chmod, write,
-	// close, mkdir, remove, …), counted per call, not per packet.
+	// SFTPOps is the number of SFTP requests made (stat, open, read,
+	// create, chmod, write, close, mkdir, remove, …): per call for writes,
+	// per request for reads (a read that finds the end of the file counts).
 	SFTPOps int64
 	// APIRequests is the number of Docker Engine API requests (HTTP
 	// requests of the host's Docker clients, the version negotiation's
