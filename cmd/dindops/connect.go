@@ -49,6 +49,7 @@ type sshOptions struct {
 	connectTimeoutSet bool
 	keepaliveInterval time.Duration
 	keepaliveCountMax int
+	lockTimeout       time.Duration
 	flags             *pflag.FlagSet
 	// askPassword reads the become password from the terminal; tests
 	// replace it.
@@ -69,6 +70,7 @@ func (o *sshOptions) register(cmd *cobra.Command) {
 	f.IntVar(&o.maxHandshakes, "ssh-max-handshakes", transport.DefaultMaxHandshakes, "SSH logins at once towards one address (keep it below the sshd MaxStartups, 10 by default)")
 	f.DurationVar(&o.connectTimeout, "connect-timeout", transport.DefaultConnectTimeout, "time allowed to connect and log in to a host")
 	f.DurationVar(&o.keepaliveInterval, "ssh-keepalive-interval", transport.DefaultKeepaliveInterval, "interval between SSH keepalives; a host silent for this × --ssh-keepalive-count-max is reported lost (when not given: ssh_config's ServerAliveInterval, if any)")
+	f.DurationVar(&o.lockTimeout, "lock-timeout", 0, "how long apply waits for another dindops run to release a host's run lock before failing that host (0: fail at once)")
 	f.IntVar(&o.keepaliveCountMax, "ssh-keepalive-count-max", transport.DefaultKeepaliveCountMax, "unanswered keepalives before a connection is declared lost (when not given: ssh_config's ServerAliveCountMax, if any)")
 	_ = cmd.RegisterFlagCompletionFunc("ssh-host-key-policy", cobra.FixedCompletions([]string{policyStrict, policyAcceptNew}, cobra.ShellCompDirectiveNoFileComp))
 }
@@ -487,6 +489,10 @@ func (c *sshConnector) timeouts(n *notes, cfg *transport.Config) error {
 	cfg.ConnectTimeout = c.o.connectTimeout
 	cfg.KeepaliveInterval = c.o.keepaliveInterval
 	cfg.KeepaliveCountMax = c.o.keepaliveCountMax
+	if c.o.lockTimeout < 0 {
+		return fmt.Errorf("--lock-timeout %s: give 0 or a positive duration", c.o.lockTimeout)
+	}
+	cfg.LockTimeout = c.o.lockTimeout
 	seconds := func(kw string) (int, bool, error) {
 		v, ok := n.use(kw)
 		if !ok {

@@ -95,6 +95,9 @@ type Config struct {
 	// LockPath is the file Lock locks on the host; empty means
 	// DefaultLockPath.
 	LockPath string
+	// LockTimeout is how long Lock waits on the host for another run's
+	// lock (flock -w) before *LockedError; 0 fails at once.
+	LockTimeout time.Duration
 	// Jump lists the bastions (jump hosts) to go through, in order, as
 	// OpenSSH's ProxyJump: the first is dialed directly, each next one and
 	// finally this host through the previous one. Each hop's host key is

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 
@@ -24,10 +25,15 @@ const lockedExit = 75
 type LockedError struct {
 	Host string
 	Path string
+	// Waited is how long Lock waited for it (Config.LockTimeout).
+	Waited time.Duration
 }
 
 func (e *LockedError) Error() string {
-	return fmt.Sprintf("%s: another dindops run is changing this host (it holds the lock on %s); wait for it to finish and run again", e.Host, e.Path)
+	if e.Waited > 0 {
+		return fmt.Sprintf("%s: another dindops run is changing this host (it held the lock on %s for the %s --lock-timeout allowed); wait for it to finish and run again, or give a longer --lock-timeout", e.Host, e.Path, e.Waited)
+	}
+	return fmt.Sprintf("%s: another dindops run is changing this host (it holds the lock on %s); wait for it to finish and run again, or give --lock-timeout to wait for it", e.Host, e.Path)
 }
 
 // lockScript runs under flock -o (only flock itself holds the lock): it
@@ -79,7 +85,15 @@ func (c *Conn) Lock(ctx context.Context) (release func(), err error) {
 		freeSlot()
 		return nil, fmt.Errorf("%s: lock: %w", c.name, err)
 	}
-	line := tasks.ShellJoin([]string{"flock", "-n", "-o", "-E", fmt.Sprint(lockedExit), c.cfg.LockPath, "sh", "-c", lockScript})
+	// flock -w waits on the host for another run's lock, up to
+	// LockTimeout (fractional seconds); -n does not wait.
+	wait := []string{"-n"}
+	if c.cfg.LockTimeout > 0 {
+		wait = []string{"-w", strconv.FormatFloat(c.cfg.LockTimeout.Seconds(), 'f', -1, 64)}
+	}
+	argv := append([]string{"flock"}, wait...)
+	argv = append(argv, "-o", "-E", fmt.Sprint(lockedExit), c.cfg.LockPath, "sh", "-c", lockScript)
+	line := tasks.ShellJoin(argv)
 	c.log.Debug("lock", "path", c.cfg.LockPath)
 	if err := sess.Start(line); err != nil {
 		sess.Close()
@@ -105,7 +119,7 @@ func (c *Conn) Lock(ctx context.Context) (release func(), err error) {
 			var exit interface{ ExitStatus() int }
 			switch {
 			case errors.As(werr, &exit) && exit.ExitStatus() == lockedExit:
-				return fail(&LockedError{Host: c.name, Path: c.cfg.LockPath})
+				return fail(&LockedError{Host: c.name, Path: c.cfg.LockPath, Waited: c.cfg.LockTimeout})
 			case errors.As(werr, &exit) && exit.ExitStatus() == 127:
 				c.log.Warn("flock is not installed: this host is not locked against a second dindops run", "host", c.name)
 				stdin.Close()
@@ -120,8 +134,8 @@ func (c *Conn) Lock(ctx context.Context) (release func(), err error) {
 		}
 	case <-ctx.Done():
 		return fail(ctx.Err())
-	case <-time.After(c.cfg.ConnectTimeout):
-		return fail(fmt.Errorf("%s: lock %s: no answer within %s", c.name, c.cfg.LockPath, c.cfg.ConnectTimeout))
+	case <-time.After(c.cfg.ConnectTimeout + c.cfg.LockTimeout):
+		return fail(fmt.Errorf("%s: lock %s: no answer within %s", c.name, c.cfg.LockPath, c.cfg.ConnectTimeout+c.cfg.LockTimeout))
 	}
 	var released bool
 	return func() {

@@ -1076,6 +1076,45 @@ func testLockIsExclusive(t *testing.T, env []string) {
 	}
 }
 
+// TestLockTimeoutWaits: with LockTimeout, a second run waits on the host
+// (flock -w) and gets the lock once the first releases it; a lock held
+// longer than LockTimeout is a *LockedError that says how long it waited.
+func TestLockTimeoutWaits(t *testing.T) {
+	s := newServer(t, serverOpts{})
+	cfg := s.config()
+	cfg.LockPath = filepath.Join(t.TempDir(), "dindops.lock")
+	first := dial(t, cfg)
+	cfg.LockTimeout = 5 * time.Second
+	second := dial(t, cfg)
+	release, err := first.Lock(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.AfterFunc(300*time.Millisecond, release)
+	start := time.Now()
+	release2, err := second.Lock(t.Context())
+	if err != nil {
+		t.Fatalf("second lock, waiting up to 5s for a release after 300ms: %v", err)
+	}
+	if waited := time.Since(start); waited < 250*time.Millisecond {
+		t.Errorf("second lock taken after %s, before the first was released", waited)
+	}
+	release2()
+
+	release, err = first.Lock(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	cfg.LockTimeout = 200 * time.Millisecond
+	third := dial(t, cfg)
+	_, err = third.Lock(t.Context())
+	var locked *LockedError
+	if !errors.As(err, &locked) || locked.Waited != 200*time.Millisecond || !strings.Contains(err.Error(), "for the 200ms --lock-timeout allowed") {
+		t.Fatalf("lock held past the timeout: %v, want *LockedError after 200ms", err)
+	}
+}
+
 // TestProbeIsOneRoundTrip runs a batch of probes with and without the
 // SFTP subsystem: without it, every probe runs in one remote shell; with
 // it, files and test(1) of a path are SFTP requests and only the other
