@@ -136,6 +136,9 @@ type connFields struct {
 	Become       *bool   `yaml:"become"`
 	BecomeUser   *string `yaml:"become_user"`
 	DockerHost   *string `yaml:"docker_host"`
+	// AllowDuplicateAddress lets hosts share an address and port (and
+	// bastions): several names for one sshd, on purpose.
+	AllowDuplicateAddress *bool `yaml:"allow_duplicate_address"`
 	// Jump and its alias Bastion: a string or a list of strings; parsed by
 	// checkConn into jump.
 	Jump    yaml.Node `yaml:"jump"`
@@ -413,6 +416,19 @@ func (l *loader) finish() {
 		}
 		return groups[i].Name < groups[j].Name
 	})
+	// Two names for one sshd would be changed twice at once (the second
+	// run would fail on the first's lock, or race it): an error unless
+	// both hosts allow it.
+	type endpoint struct {
+		addr string
+		port int
+		jump string
+	}
+	type firstUse struct {
+		host  *Host
+		allow bool
+	}
+	endpoints := map[endpoint]firstUse{}
 	for _, h := range l.inv.Hosts {
 		d := l.hosts[h.Name]
 		member := l.memberGroups(d)
@@ -469,6 +485,15 @@ func (l *loader) finish() {
 				l.errorf(at, "host %q: address gives port %d but port is %d; keep one", h.Name, port, *d.entry.Port)
 			}
 			h.Port = port
+		}
+		allow := conn.AllowDuplicateAddress != nil && *conn.AllowDuplicateAddress
+		// ssh_config's ProxyJump applies only where the inventory gave no
+		// jump: such a host is not taken for one with jump: none.
+		key := endpoint{strings.ToLower(h.Address), h.Port, fmt.Sprint(h.HasJump, h.Jump)}
+		if first, ok := endpoints[key]; !ok {
+			endpoints[key] = firstUse{h, allow}
+		} else if !first.allow || !allow {
+			l.errorf(at, "host %q has the same address and port as host %q (%s, line %d): one machine under two names would be changed twice at once; remove one, or set allow_duplicate_address: true on both", h.Name, first.host.Name, netJoin(h.Address, h.Port), first.host.Line)
 		}
 		if conn.User != nil {
 			h.User = *conn.User
@@ -554,6 +579,9 @@ func mergeConn(base, over connFields) connFields {
 	}
 	if over.jump != nil {
 		base.jump = over.jump
+	}
+	if over.AllowDuplicateAddress != nil {
+		base.AllowDuplicateAddress = over.AllowDuplicateAddress
 	}
 	return base
 }

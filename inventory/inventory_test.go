@@ -239,3 +239,34 @@ func TestDockerHostIsInheritedAndOverridden(t *testing.T) {
 		t.Errorf("DockerSocket: %q %v", p, err)
 	}
 }
+
+// TestDuplicateAddress: two hosts on one address and port (and the same
+// way there) are an error at the second, naming both, unless both allow
+// it; another port, another bastion, or ssh_config's jump against jump:
+// none are different endpoints.
+func TestDuplicateAddress(t *testing.T) {
+	for _, c := range []struct {
+		name, in, wantErr string
+	}{
+		{"same", "all:\n  hosts:\n    a: {address: 10.0.0.1}\n    b: {address: 10.0.0.1:22}\n",
+			`hosts.yml:4:5: host "b" has the same address and port as host "a" (10.0.0.1:22, line 3)`},
+		{"case", "all:\n  hosts:\n    a: {address: Build.example}\n    b: {address: build.example}\n",
+			`host "b" has the same address and port as host "a"`},
+		{"one allows", "all:\n  hosts:\n    a: {address: 10.0.0.1}\n    b: {address: 10.0.0.1, allow_duplicate_address: true}\n",
+			`set allow_duplicate_address: true on both`},
+		{"both allow", "all:\n  allow_duplicate_address: true\n  hosts:\n    a: {address: 10.0.0.1}\n    b: {address: 10.0.0.1}\n", ""},
+		{"ports", "all:\n  hosts:\n    a: {address: 10.0.0.1}\n    b: {address: 10.0.0.1, port: 2222}\n", ""},
+		{"bastions", "all:\n  hosts:\n    a: {address: 10.0.0.1, jump: j1}\n    b: {address: 10.0.0.1, jump: j2}\n", ""},
+		{"ssh_config jump", "all:\n  hosts:\n    a: {address: 10.0.0.1}\n    b: {address: 10.0.0.1, jump: none}\n", ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Parse("hosts.yml", []byte(c.in))
+			switch {
+			case c.wantErr == "" && err != nil:
+				t.Errorf("Parse: %v", err)
+			case c.wantErr != "" && (err == nil || !strings.Contains(err.Error(), c.wantErr)):
+				t.Errorf("Parse = %v, want an error containing %q", err, c.wantErr)
+			}
+		})
+	}
+}
