@@ -875,6 +875,11 @@ func (g *GitLabRunner) planRegister(ctx context.Context, h Host, path string, do
 			moved = true
 			summary += " (" + reason + ")"
 			need = fmt.Sprintf("runner %s: %s: registering it again with %s", g.Name, reason, base)
+			// GitLab refuses the old token, so dindops cannot delete the old
+			// runner with it; one whose token was reset is still listed.
+			if id, ok := oldID.(int64); ok && id > 0 {
+				warnings = append(warnings, fmt.Sprintf("the runner this replaces (id %d) may still be listed in GitLab if its token was reset rather than the runner deleted: dindops cannot remove it with a token GitLab refuses; delete it there (Settings > CI/CD > Runners, or DELETE %s/api/v4/runners/%d with an access token that may manage it)", id, base, id))
+			}
 		case t != "":
 			moved = true
 			summary += fmt.Sprintf(" (its [[runners]] entry in %s is registered with %s: its token and url are replaced)", path, oldURL)

@@ -179,6 +179,7 @@ func TestGitLabRunnerInvalidTokenIsReportedAndReplacedOnlyWhenAllowed(t *testing
 	tasktest.Converge(t, f.mustPrepare(f.task(regToken, nil)), h)
 	before, _ := h.File(cfgPath)
 	old := runnersOf(t, decodeConfig(t, h))[0]["token"].(string)
+	oldID := runnersOf(t, decodeConfig(t, h))[0]["id"]
 	f.fake.DeleteRunner(f.fake.Runners()[0].ID)
 
 	_, err := f.plan(f.mustPrepare(f.task(regToken, nil)), h)
@@ -195,6 +196,10 @@ func TestGitLabRunnerInvalidTokenIsReportedAndReplacedOnlyWhenAllowed(t *testing
 	f.record(changes)
 	if c := changes[0]; c.Action != tasks.Create || !strings.Contains(c.Summary, "its token in "+cfgPath+" is no longer valid (403 from GitLab): replace_invalid_token is set") {
 		t.Errorf("change %v %q", c.Action, c.Summary)
+	}
+	// The old runner's id is named: dindops cannot delete it with a refused token.
+	if w := strings.Join(changes[0].Warnings, "\n"); !strings.Contains(w, fmt.Sprintf("the runner this replaces (id %v)", oldID)) {
+		t.Errorf("warnings %q do not name the old runner's id %v", w, oldID)
 	}
 	rs := runnersOf(t, decodeConfig(t, h))
 	if len(f.fake.Runners()) != 1 || f.fake.CountRequests("POST", "/api/v4/runners") != 2 || len(rs) != 1 || rs[0]["token"] == old {
