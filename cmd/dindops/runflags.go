@@ -18,6 +18,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/dindops/dindops/internal/runner"
+	"github.com/dindops/dindops/internal/strictyaml"
 	"github.com/dindops/dindops/inventory"
 	"github.com/dindops/dindops/playbooks"
 	"github.com/dindops/dindops/tasks"
@@ -70,6 +71,8 @@ type prepared struct {
 	playbook string
 	plays    []runner.Play
 	hosts    int
+	// warnings are said before the run starts (variables no play reads).
+	warnings []string
 }
 
 // prepare loads and checks the inventory, the playbook and every task for
@@ -156,7 +159,70 @@ func (o *runOptions) prepare(args []string) (*prepared, error) {
 	if p.hosts == 0 {
 		return nil, usageErr(fmt.Errorf("no host of %s matches the playbook's plays%s", inv.File, limitNote(o.limit)))
 	}
+	p.warnings = unreadVars(pb, inv, seen, extra)
 	return p, nil
+}
+
+// unreadVars warns of the variables that the inventory (for the hosts in
+// run) or -e sets and that no template of the playbook reads: most often a
+// misspelled name, which would otherwise leave the default in place
+// silently. Ansible's own (ansible_*) are not warned of: an inventory may
+// serve both tools.
+func unreadVars(pb *playbooks.Playbook, inv *inventory.Inventory, run map[string]bool, extra map[string]any) []string {
+	read, all := pb.ReadVars()
+	if all {
+		return nil
+	}
+	known := make([]string, 0, len(read))
+	for k := range read {
+		known = append(known, k)
+	}
+	for _, play := range pb.Plays {
+		for k := range play.Vars {
+			known = append(known, k)
+		}
+	}
+	unread := func(name string) bool {
+		return !read[name] && name != "inventory_hostname" && name != "group_names" && !strings.HasPrefix(name, "ansible_")
+	}
+	hint := func(name string) string {
+		if s := strictyaml.Suggest(name, known); s != "" {
+			return fmt.Sprintf("; did you mean %q?", s)
+		}
+		return ""
+	}
+	counts := map[string]int{}
+	var names []string
+	for _, h := range inv.Hosts {
+		if !run[h.Name] {
+			continue
+		}
+		for k := range h.Vars {
+			if _, given := extra[k]; given || !unread(k) {
+				continue
+			}
+			if counts[k] == 0 {
+				names = append(names, k)
+			}
+			counts[k]++
+		}
+	}
+	sort.Strings(names)
+	var out []string
+	for _, k := range names {
+		out = append(out, fmt.Sprintf("%s sets variable %q (for %d of the hosts in this run), but no play of %s reads it%s", inv.File, k, counts[k], pb.File, hint(k)))
+	}
+	var given []string
+	for k := range extra {
+		if unread(k) {
+			given = append(given, k)
+		}
+	}
+	sort.Strings(given)
+	for _, k := range given {
+		out = append(out, fmt.Sprintf("-e %s: no play of %s reads this variable%s", k, pb.File, hint(k)))
+	}
+	return out
 }
 
 func limitNote(limit string) string {
@@ -293,6 +359,9 @@ func (o *runOptions) execute(ctx context.Context, p *prepared, mode runner.Mode,
 	color := !o.noColor && os.Getenv("NO_COLOR") == ""
 	out := newOutput(o.output, mode, color, stdout, stderr)
 	logger := newLogger(out.logs, o.verbose, color && isTerminal(stderr))
+	for _, w := range p.warnings {
+		logger.Warn(w)
+	}
 	connector, err := o.ssh.connector(logger)
 	if err != nil {
 		out.abort()
