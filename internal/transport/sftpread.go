@@ -173,7 +173,7 @@ func readAll(c *Conn, f *sftp.File, size int64) ([]byte, error) {
 func (h *host) sftpMissing(cl *sftp.Client, p string, err error) error {
 	if !errors.Is(err, os.ErrNotExist) {
 		if errors.Is(err, os.ErrPermission) {
-			return fmt.Errorf("permission denied: %w", fs.ErrPermission)
+			return fs.ErrPermission
 		}
 		return err
 	}
