@@ -259,6 +259,15 @@ func TestOpenSSH(t *testing.T) {
 		if n := c.Stats().Commands - before; n != 1 {
 			t.Errorf("%d commands for a file of an unnamed owner, want 1 (the shell's read)", n)
 		}
+		// In a batch of probes too: that file alone goes to the shell.
+		before = c.Stats().Commands
+		res, err := tasks.RunProbes(ctx, h, tasks.ReadProbe(p), tasks.ReadProbe(link+"-missing"), tasks.RunProbe("test", "-d", dir))
+		if err != nil || res[0].File.Owner != "54321" || !bytes.Equal(res[0].File.Content, big) || res[1].Exists || res[2].Output.ExitCode != 0 {
+			t.Errorf("probes with an unnamed owner: %v %+v", err, res[1:])
+		}
+		if n := c.Stats().Commands - before; n != 1 {
+			t.Errorf("%d commands for the batch, want 1 (the unnamed owner's read)", n)
+		}
 	})
 
 	t.Run("write", func(t *testing.T) {
