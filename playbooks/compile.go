@@ -26,6 +26,8 @@ type HostPlay struct {
 	Vars     map[string]any
 	Tasks    []*Step
 	Handlers []*Step
+	// Health are the play's health checks, bound to the host.
+	Health []*Step
 }
 
 // Step is one task bound to a host.
@@ -35,7 +37,10 @@ type Step struct {
 	Become bool
 	// Timeout bounds the step (the task's timeout; zero: no limit).
 	Timeout time.Duration
-	Task    tasks.Task
+	// Task is the task, or nil for a health check (Check).
+	Task tasks.Task
+	// Check is the health check, for a step of the play's health.
+	Check tasks.Checker
 }
 
 // CompileOptions are the inputs of Compile besides the play and host.
@@ -83,7 +88,7 @@ func Compile(play *Play, host *inventory.Host, opts CompileOptions) (*HostPlay, 
 	for _, list := range []struct {
 		defs []*TaskDef
 		out  *[]*Step
-	}{{play.Tasks, &hp.Tasks}, {play.Handlers, &hp.Handlers}} {
+	}{{play.Tasks, &hp.Tasks}, {play.Handlers, &hp.Handlers}, {play.Health, &hp.Health}} {
 		for _, d := range list.defs {
 			if list.out == &hp.Tasks && !opts.Tags.Selects(d.Tags) {
 				continue
@@ -154,7 +159,7 @@ func (b *binder) compileTask(d *TaskDef, become bool, ctl tasks.Controller) (*St
 	if d.Become != nil {
 		s.Become = *d.Become
 	}
-	task := tasks.Kinds()[d.Kind]()
+	task := newKind(d)
 	if d.options != nil && !(d.options.Kind == yaml.ScalarNode && d.options.Tag == "!!null") {
 		expanded, err := b.expandNode(d.options)
 		if err != nil {
@@ -174,7 +179,11 @@ func (b *binder) compileTask(d *TaskDef, become bool, ctl tasks.Controller) (*St
 			return nil, taskErr(d, b.annotate(fieldErr(d, err)))
 		}
 	}
-	s.Task = task
+	if c, ok := task.(tasks.Checker); ok && d.Check {
+		s.Check = c
+	} else {
+		s.Task = task.(tasks.Task)
+	}
 	return s, nil
 }
 

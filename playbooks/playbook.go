@@ -40,6 +40,10 @@ type Play struct {
 	Vars     map[string]any
 	Tasks    []*TaskDef
 	Handlers []*TaskDef
+	// Health are the play's health checks (kinds of tasks.CheckKinds):
+	// run after its tasks and handlers in apply, against the current state
+	// in plan, and alone by `dindops check`.
+	Health []*TaskDef
 	// Serial splits the play's hosts into batches that run one after
 	// another; empty means one batch of every host.
 	Serial Serial
@@ -53,9 +57,12 @@ type Play struct {
 // TaskDef is a task as written in the playbook, before templates are
 // expanded for a host.
 type TaskDef struct {
-	File   string
-	Name   string // may hold templates
-	Kind   string // the task kind's key, e.g. "docker_container"
+	File string
+	Name string // may hold templates
+	Kind string // the task kind's key, e.g. "docker_container"
+	// Check says Kind is a health check kind (tasks.CheckKinds), listed
+	// under the play's health.
+	Check  bool
 	Notify []string
 	Become *bool
 	Tags   []string
@@ -71,7 +78,7 @@ type TaskDef struct {
 // Pos returns "file:line:column" of the task.
 func (t *TaskDef) Pos() string { return fmt.Sprintf("%s:%d:%d", t.File, t.Line, t.Column) }
 
-var playKeys = []string{"name", "hosts", "become", "vars", "tasks", "handlers", "serial", "max_fail_percentage"}
+var playKeys = []string{"name", "hosts", "become", "vars", "tasks", "handlers", "health", "serial", "max_fail_percentage"}
 
 var taskKeys = []string{"name", "notify", "become", "tags", "timeout"}
 
@@ -119,7 +126,7 @@ func Parse(file string, data []byte) (*Playbook, error) {
 	if root.Kind != yaml.SequenceNode {
 		return nil, strictyaml.Errorf(file, root, "a playbook is a list of plays (each starting with \"- name:\"), got %s", strictyaml.KindName(root))
 	}
-	p := &parser{file: file, kinds: tasks.Kinds()}
+	p := &parser{file: file, kinds: tasks.Kinds(), checks: tasks.CheckKinds()}
 	pb := &Playbook{File: file}
 	for _, n := range root.Content {
 		if play := p.play(n); play != nil {
@@ -136,9 +143,27 @@ func Parse(file string, data []byte) (*Playbook, error) {
 }
 
 type parser struct {
-	file  string
-	kinds map[string]func() tasks.Task
-	errs  strictyaml.Errors
+	file   string
+	kinds  map[string]func() tasks.Task
+	checks map[string]func() tasks.Checker
+	errs   strictyaml.Errors
+}
+
+// listKind says which list of a play a task is in.
+type listKind int
+
+const (
+	inTasks listKind = iota
+	inHandlers
+	inHealth
+)
+
+// kindNames are the kinds a list may use, sorted.
+func (l listKind) kindNames() []string {
+	if l == inHealth {
+		return tasks.CheckKindNames()
+	}
+	return tasks.KindNames()
 }
 
 func (p *parser) errorf(n *yaml.Node, format string, args ...any) {
@@ -151,7 +176,7 @@ func (p *parser) play(n *yaml.Node) *Play {
 		return nil
 	}
 	play := &Play{Line: n.Line, Column: n.Column}
-	var tasksNode, handlersNode *yaml.Node
+	var tasksNode, handlersNode, healthNode *yaml.Node
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		var err error
@@ -172,6 +197,8 @@ func (p *parser) play(n *yaml.Node) *Play {
 			tasksNode = v
 		case "handlers":
 			handlersNode = v
+		case "health":
+			healthNode = v
 		case "serial":
 			play.Serial, err = parseSerial(p.file, v)
 		case "max_fail_percentage":
@@ -184,8 +211,9 @@ func (p *parser) play(n *yaml.Node) *Play {
 	if strings.TrimSpace(play.Hosts) == "" {
 		p.errorf(n, "play %q has no hosts: add \"hosts: all\" or a host pattern", play.Name)
 	}
-	play.Handlers = p.taskList(handlersNode, "handlers", true)
-	play.Tasks = p.taskList(tasksNode, "tasks", false)
+	play.Handlers = p.taskList(handlersNode, "handlers", inHandlers)
+	play.Tasks = p.taskList(tasksNode, "tasks", inTasks)
+	play.Health = p.taskList(healthNode, "health", inHealth)
 	handlerNames := map[string]bool{}
 	for _, h := range play.Handlers {
 		if handlerNames[h.Name] {
@@ -214,7 +242,7 @@ func (p *parser) play(n *yaml.Node) *Play {
 	return play
 }
 
-func (p *parser) taskList(n *yaml.Node, what string, handlers bool) []*TaskDef {
+func (p *parser) taskList(n *yaml.Node, what string, list listKind) []*TaskDef {
 	if n == nil || n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
 		return nil
 	}
@@ -224,19 +252,20 @@ func (p *parser) taskList(n *yaml.Node, what string, handlers bool) []*TaskDef {
 	}
 	var out []*TaskDef
 	for _, tn := range n.Content {
-		if t := p.task(tn, handlers); t != nil {
+		if t := p.task(tn, list); t != nil {
 			out = append(out, t)
 		}
 	}
 	return out
 }
 
-func (p *parser) task(n *yaml.Node, handler bool) *TaskDef {
+func (p *parser) task(n *yaml.Node, list listKind) *TaskDef {
 	if n.Kind != yaml.MappingNode {
 		p.errorf(n, "a task must be a mapping with a name and one task kind, got %s", strictyaml.KindName(n))
 		return nil
 	}
-	t := &TaskDef{File: p.file, Line: n.Line, Column: n.Column}
+	t := &TaskDef{File: p.file, Line: n.Line, Column: n.Column, Check: list == inHealth}
+	kindNames := list.kindNames()
 	var kindKeys []*yaml.Node
 	ok := true
 	for i := 0; i+1 < len(n.Content); i += 2 {
@@ -246,8 +275,13 @@ func (p *parser) task(n *yaml.Node, handler bool) *TaskDef {
 		case "name":
 			err = strictyaml.Decode(p.file, v, &t.Name)
 		case "notify":
-			if handler {
+			if list == inHandlers {
 				p.errorf(k, "handlers cannot notify other handlers in dindops; notify both from the task")
+				ok = false
+				continue
+			}
+			if list == inHealth {
+				p.errorf(k, "health checks change nothing, so they cannot notify handlers")
 				ok = false
 				continue
 			}
@@ -259,18 +293,30 @@ func (p *parser) task(n *yaml.Node, handler bool) *TaskDef {
 		case "timeout":
 			t.Timeout, err = parseTimeout(p.file, v)
 		default:
-			if _, isKind := p.kinds[k.Value]; isKind {
+			if p.isKind(list, k.Value) {
 				t.Kind = k.Value
 				t.options = v
 				kindKeys = append(kindKeys, k)
 				continue
 			}
-			known := append(append([]string(nil), taskKeys...), tasks.KindNames()...)
+			if list == inHealth && p.isKind(inTasks, k.Value) {
+				p.errorf(k, "%s is a task kind, not a health check: move it to the play's tasks (health checks: %s)", k.Value, strings.Join(kindNames, ", "))
+				ok = false
+				continue
+			}
+			if list != inHealth && p.isKind(inHealth, k.Value) {
+				p.errorf(k, "%s is a health check, not a task: list it under the play's health:", k.Value)
+				ok = false
+				continue
+			}
+			known := append(append([]string(nil), taskKeys...), kindNames...)
 			msg := fmt.Sprintf("unknown field %q in a task", k.Value)
 			if s := strictyaml.Suggest(k.Value, known); s != "" {
 				msg += fmt.Sprintf("; did you mean %q?", s)
+			} else if list == inHealth {
+				msg += "; health checks: " + strings.Join(kindNames, ", ")
 			} else {
-				msg += "; task kinds: " + strings.Join(tasks.KindNames(), ", ")
+				msg += "; task kinds: " + strings.Join(kindNames, ", ")
 			}
 			p.errorf(k, "%s", msg)
 			ok = false
@@ -283,7 +329,7 @@ func (p *parser) task(n *yaml.Node, handler bool) *TaskDef {
 	}
 	switch {
 	case len(kindKeys) == 0 && ok:
-		p.errorf(n, "task %q has no task kind; add one of: %s", t.Name, strings.Join(tasks.KindNames(), ", "))
+		p.errorf(n, "task %q has no task kind; add one of: %s", t.Name, strings.Join(kindNames, ", "))
 		return nil
 	case len(kindKeys) > 1:
 		p.errorf(kindKeys[1], "task %q has two task kinds (%s and %s); split it into two tasks", t.Name, kindKeys[0].Value, kindKeys[1].Value)
@@ -298,7 +344,7 @@ func (p *parser) task(n *yaml.Node, handler bool) *TaskDef {
 	}
 	// Unknown option keys are found now, before any host's vars are known;
 	// value types are checked per host by Compile, once templates expand.
-	task := p.kinds[t.Kind]()
+	task := newKind(t)
 	if t.options.Kind == yaml.ScalarNode && t.options.Tag == "!!null" {
 		return t
 	}
@@ -325,6 +371,24 @@ func (p *parser) task(n *yaml.Node, handler bool) *TaskDef {
 		}
 	}
 	return t
+}
+
+func (p *parser) isKind(list listKind, name string) bool {
+	if list == inHealth {
+		_, ok := p.checks[name]
+		return ok
+	}
+	_, ok := p.kinds[name]
+	return ok
+}
+
+// newKind returns a new zero value of t's kind (a tasks.Task, or a
+// tasks.Checker for a health check).
+func newKind(t *TaskDef) any {
+	if t.Check {
+		return tasks.CheckKinds()[t.Kind]()
+	}
+	return tasks.Kinds()[t.Kind]()
 }
 
 func nodeHasTemplate(n *yaml.Node) bool {

@@ -21,7 +21,7 @@ func (pb *Playbook) ReadVars() (names map[string]bool, all bool) {
 		for _, v := range p.Vars {
 			r.value(v)
 		}
-		for _, list := range [][]*TaskDef{p.Tasks, p.Handlers} {
+		for _, list := range [][]*TaskDef{p.Tasks, p.Handlers, p.Health} {
 			for _, t := range list {
 				r.text(t.Name)
 				r.node(t.options)

@@ -49,12 +49,13 @@ secrets from the environment included. No host is contacted.`,
 				if err != nil {
 					return err
 				}
-				n := 0
+				n, hc := 0, 0
 				for _, rp := range p.plays {
 					n += len(rp.Play.Tasks) + len(rp.Play.Handlers)
+					hc += len(rp.Play.Health)
 				}
-				fmt.Fprintf(stdout, "%s: %d %s, %d tasks and handlers, checked for %d %s: ok\n",
-					p.playbook, len(p.plays), plural(len(p.plays), "play", "plays"), n, p.hosts, plural(p.hosts, "host", "hosts"))
+				fmt.Fprintf(stdout, "%s: %d %s, %d tasks and handlers%s, checked for %d %s: ok\n",
+					p.playbook, len(p.plays), plural(len(p.plays), "play", "plays"), n, healthCount(hc), p.hosts, plural(p.hosts, "host", "hosts"))
 				return nil
 			}
 			var pb *playbooks.Playbook
@@ -67,12 +68,13 @@ secrets from the environment included. No host is contacted.`,
 			if err != nil {
 				return usageErr(err)
 			}
-			n := 0
+			n, hc := 0, 0
 			for _, p := range pb.Plays {
 				n += len(p.Tasks) + len(p.Handlers)
+				hc += len(p.Health)
 			}
-			fmt.Fprintf(stdout, "%s: %d %s, %d tasks and handlers: ok (templates unchecked: give -i INVENTORY to check them for each host)\n",
-				pb.File, len(pb.Plays), plural(len(pb.Plays), "play", "plays"), n)
+			fmt.Fprintf(stdout, "%s: %d %s, %d tasks and handlers%s: ok (templates unchecked: give -i INVENTORY to check them for each host)\n",
+				pb.File, len(pb.Plays), plural(len(pb.Plays), "play", "plays"), n, healthCount(hc))
 			return nil
 		},
 	}
@@ -89,4 +91,13 @@ func plural(n int, one, many string) string {
 		return one
 	}
 	return many
+}
+
+// healthCount words the number of health checks: "" for none, else
+// ", 1 health check".
+func healthCount(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", %d %s", n, plural(n, "health check", "health checks"))
 }

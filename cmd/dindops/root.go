@@ -17,6 +17,7 @@ daemon with cached layers, and a gitlab-runner container registered exactly once
 
   dindops plan  -i hosts.yml    show what would change, with diffs; changes nothing
   dindops apply -i hosts.yml    make those changes on every host at once
+  dindops check -i hosts.yml    check every runner works, as the runner sees it
 
 Without a playbook argument, the playbook built into dindops is used
 (see 'dindops playbook show').`,
@@ -30,6 +31,7 @@ Without a playbook argument, the playbook built into dindops is used
 	root.AddCommand(
 		newPlanCommand(stdout, stderr),
 		newApplyCommand(stdout, stderr),
+		newCheckCommand(stdout, stderr),
 		newPlaybookCommand(stdout),
 		newInventoryCommand(stdout),
 		newSSHCommand(stdout, stderr),

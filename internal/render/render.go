@@ -43,8 +43,11 @@ func (h Human) paint(color, s string) string {
 // Header writes the line that opens a run.
 func (h Human) Header(mode runner.Mode, playbook string, hosts int) {
 	verb := "Planning"
-	if mode == runner.ApplyMode {
+	switch mode {
+	case runner.ApplyMode:
 		verb = "Applying"
+	case runner.CheckMode:
+		verb = "Checking the health of"
 	}
 	fmt.Fprintf(h.W, "%s %s on %d %s\n", h.paint(bold, verb), playbook, hosts, plural(hosts, "host", "hosts"))
 }
@@ -110,13 +113,47 @@ func (h Human) Batch(mode runner.Mode, number, total int, hosts []*runner.HostRe
 		}
 		if hr.Status == runner.Unreachable && len(hr.Tasks) == 0 {
 			fmt.Fprintf(h.W, "    %s %s\n", h.status(runner.Unreachable, mode), clean(hr.Error))
-		} else if hr.Status == runner.Failed && len(hr.Tasks) == 0 {
+		} else if hr.Status == runner.Failed && len(hr.Tasks) == 0 && hr.Health == nil {
 			fmt.Fprintf(h.W, "    %s %s\n", h.status(runner.Failed, mode), clean(hr.Error))
 		}
 		if hr.StateUnknown {
 			fmt.Fprintf(h.W, "    %s\n", h.paint(red, "state unknown: the connection was lost while a task ran; run again once the host answers"))
 		}
+		if hr.Health != nil {
+			h.health(mode, hr.Health)
+		}
 	}
+}
+
+// health writes a host's health under its tasks: in plan it is the health
+// now, before any change; `check` lists what answered too.
+func (h Human) health(mode runner.Mode, hl *tasks.Health) {
+	label := "health"
+	if mode == runner.PlanMode {
+		label = "health now"
+	}
+	fmt.Fprintf(h.W, "    %s %s\n", h.paint(bold, label+":"), h.healthWords(hl))
+	if mode == runner.CheckMode {
+		for _, c := range hl.Checked {
+			fmt.Fprintf(h.W, "      %s\n", h.paint(dim, "✓ "+clean(c)))
+		}
+	}
+	for _, w := range hl.Warnings {
+		fmt.Fprintf(h.W, "      %s %s\n", h.paint(yellow, "warning:"), clean(w))
+	}
+}
+
+// healthWords is "healthy", or the status and its reason, colored.
+func (h Human) healthWords(hl *tasks.Health) string {
+	switch hl.Status {
+	case tasks.Healthy:
+		return h.paint(green, "healthy")
+	case tasks.NotChecked:
+		return h.paint(dim, "not checked: "+clean(hl.Reason))
+	case tasks.HealthUnknown:
+		return h.paint(yellow, "unknown: "+clean(hl.Reason))
+	}
+	return h.paint(red, string(hl.Status)+": "+clean(hl.Reason))
 }
 
 // PlayEnd lists the hosts of the play that the rollout left untouched.
@@ -268,6 +305,10 @@ func (h Human) Recap(r *runner.Result) {
 			fmt.Fprintf(h.W, "  %s  %s\n", h.paint(yellow, fmt.Sprintf("%-*s", width, rc.Host)), h.paint(yellow, "not run"))
 			continue
 		}
+		if r.Mode == runner.CheckMode {
+			h.checkRecap(rc, width)
+			continue
+		}
 		changedWord := "changed"
 		if r.Mode == runner.PlanMode {
 			changedWord = "to change"
@@ -285,6 +326,9 @@ func (h Human) Recap(r *runner.Result) {
 		if rc.StateUnknown {
 			line += "  " + h.paint(red, "state unknown")
 		}
+		if rc.Health != nil && r.Mode != runner.PlanMode {
+			line += "  " + h.healthWords(short(rc.Health))
+		}
 		fmt.Fprintln(h.W, line)
 	}
 	fmt.Fprintf(h.W, "\n%s\n", h.paint(bold, SummaryLine(r)))
@@ -300,6 +344,9 @@ var summaryWords = map[runner.Mode]words{
 // SummaryLine is the one-line summary of a run, e.g.
 // "Plan: 2 to create, 1 to update, 1 to restart on 3 hosts."
 func SummaryLine(r *runner.Result) string {
+	if r.Mode == runner.CheckMode {
+		return checkSummary(r)
+	}
 	s := r.Summary
 	hosts := len(r.Recap)
 	var b strings.Builder
@@ -335,6 +382,67 @@ func SummaryLine(r *runner.Result) string {
 			what = "Interrupted"
 		}
 		fmt.Fprintf(&b, " %s early: not run on %d %s.", what, len(st.NotRun), plural(len(st.NotRun), "host", "hosts"))
+	}
+	return b.String()
+}
+
+// checkRecap is a host's recap line in `dindops check`.
+func (h Human) checkRecap(rc *runner.HostRecap, width int) {
+	var what string
+	color := green
+	switch {
+	case rc.Unreachable > 0:
+		what, color = h.paint(red, "unreachable: "+clean(rc.Error)), red
+	case rc.Health == nil && rc.Failed > 0:
+		what, color = h.paint(red, "failed: "+clean(rc.Error)), red
+	case rc.Health == nil:
+		what, color = h.paint(dim, "not checked"), yellow
+	default:
+		what = h.healthWords(short(rc.Health))
+		if rc.Health.Status != tasks.Healthy {
+			color = red
+		}
+	}
+	fmt.Fprintf(h.W, "  %s  %s  %s\n", h.paint(color, fmt.Sprintf("%-*s", width, rc.Host)), what, h.paint(dim, rc.Duration.Round(100*time.Millisecond).String()))
+}
+
+// short keeps a recap line short: the reason up to its first ":" or 100
+// characters (the host's section above has it whole).
+func short(hl *tasks.Health) *tasks.Health {
+	c := *hl
+	if i := strings.Index(c.Reason, ": "); i > 20 {
+		c.Reason = c.Reason[:i]
+	}
+	if len(c.Reason) > 100 {
+		c.Reason = c.Reason[:100] + "…"
+	}
+	return &c
+}
+
+// checkSummary is the summary of `dindops check`: "Check: 3 of 3 hosts
+// healthy." or which are not.
+func checkSummary(r *runner.Result) string {
+	var bad, unchecked []string
+	healthy := 0
+	for _, rc := range r.Recap {
+		switch {
+		case rc.Unreachable > 0 || rc.Health == nil && rc.Failed > 0:
+			bad = append(bad, rc.Host)
+		case rc.Health == nil || rc.Health.Status == tasks.NotChecked:
+			unchecked = append(unchecked, rc.Host)
+		case rc.Health.Status == tasks.Healthy:
+			healthy++
+		default:
+			bad = append(bad, rc.Host)
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "Check: %d of %d %s healthy.", healthy, len(r.Recap), plural(len(r.Recap), "host", "hosts"))
+	if len(bad) > 0 {
+		fmt.Fprintf(&b, " Not healthy: %s.", strings.Join(bad, ", "))
+	}
+	if len(unchecked) > 0 {
+		fmt.Fprintf(&b, " Not checked: %s.", strings.Join(unchecked, ", "))
 	}
 	return b.String()
 }

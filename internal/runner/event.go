@@ -1,6 +1,10 @@
 package runner
 
-import "time"
+import (
+	"time"
+
+	"github.com/dindops/dindops/tasks"
+)
 
 // EventType names what an Event reports.
 type EventType string
@@ -9,16 +13,18 @@ type EventType string
 // hosts interleave as the hosts progress; the Result is what is in
 // inventory order.
 const (
-	EventRunStart   EventType = "run_start"   // Mode, Playbook, Hosts (every host of the run)
-	EventPlayStart  EventType = "play_start"  // Play, PlayResult (name, serial, batches)
-	EventBatchStart EventType = "batch_start" // Play, Batch, Batches, Hosts
-	EventHostStart  EventType = "host_start"  // Play, Batch, Host
-	EventTaskStart  EventType = "task_start"  // Play, Host, Task, Step, Steps, Handler
-	EventTaskEnd    EventType = "task_end"    // ... Status, Error, Duration, Task result
-	EventHostEnd    EventType = "host_end"    // Play, Host, Status, Error, Duration
-	EventBatchEnd   EventType = "batch_end"   // Play, Batch, Batches, Failed, Results
-	EventPlayEnd    EventType = "play_end"    // Play, PlayResult
-	EventStopped    EventType = "rollout_stopped"
+	EventRunStart    EventType = "run_start"    // Mode, Playbook, Hosts (every host of the run)
+	EventPlayStart   EventType = "play_start"   // Play, PlayResult (name, serial, batches)
+	EventBatchStart  EventType = "batch_start"  // Play, Batch, Batches, Hosts
+	EventHostStart   EventType = "host_start"   // Play, Batch, Host
+	EventTaskStart   EventType = "task_start"   // Play, Host, Task, Step, Steps, Handler
+	EventTaskEnd     EventType = "task_end"     // ... Status, Error, Duration, Task result
+	EventHealthStart EventType = "health_start" // Play, Host, Task (the check's name)
+	EventHealth      EventType = "health"       // Play, Host, Health (every check of the play)
+	EventHostEnd     EventType = "host_end"     // Play, Host, Status, Error, Duration
+	EventBatchEnd    EventType = "batch_end"    // Play, Batch, Batches, Failed, Results
+	EventPlayEnd     EventType = "play_end"     // Play, PlayResult
+	EventStopped     EventType = "rollout_stopped"
 )
 
 // Event is one step of a run as it happens, for live progress and for the
@@ -46,6 +52,8 @@ type Event struct {
 	Duration time.Duration `json:"duration_ns,omitempty"`
 	// Result is the task's result (task_end).
 	Result *TaskResult `json:"result,omitempty"`
+	// Health is what the play's health checks found (health).
+	Health *tasks.Health `json:"health,omitempty"`
 	// Stop is why the rollout stopped (rollout_stopped).
 	Stop *Stop `json:"stop,omitempty"`
 

@@ -25,6 +25,8 @@ type Mode string
 const (
 	PlanMode  Mode = "plan"
 	ApplyMode Mode = "apply"
+	// CheckMode runs only the plays' health checks (`dindops check`).
+	CheckMode Mode = "check"
 )
 
 // Result is everything a run did or would do, in inventory order. Human and
@@ -102,7 +104,11 @@ type HostResult struct {
 	StateUnknown bool          `json:"state_unknown,omitempty"`
 	Batch        int           `json:"batch,omitempty"` // the host's batch, from 1, when the play has a serial
 	Tasks        []*TaskResult `json:"tasks"`
-	Duration     time.Duration `json:"duration_ns"`
+	// Health is what the play's health checks found (after its tasks and
+	// handlers in apply; the current state in plan and check); nil when
+	// the play has none, or the host could not be reached.
+	Health   *tasks.Health `json:"health,omitempty"`
+	Duration time.Duration `json:"duration_ns"`
 }
 
 // TaskResult is one task (or handler) on one host.
@@ -139,6 +145,9 @@ type HostRecap struct {
 	// NotRun is true for a host the run never touched: the rollout
 	// stopped (or was interrupted) before its turn.
 	NotRun bool `json:"not_run,omitempty"`
+	// Health is the host's health over every play that checks it (the
+	// worst of them); nil when no play checked it.
+	Health *tasks.Health `json:"health,omitempty"`
 }
 
 // Summary counts planned or applied changes by action.
@@ -158,6 +167,18 @@ type Summary struct {
 
 // Total is the number of changes of every action.
 func (s Summary) Total() int { return s.Create + s.Update + s.Delete + s.Restart + s.Run }
+
+// Unhealthy counts the hosts whose health is not healthy (unhealthy, or
+// unknown: it could not be checked).
+func (r *Result) Unhealthy() int {
+	n := 0
+	for _, rc := range r.Recap {
+		if rc.Health != nil && (rc.Health.Status == tasks.Unhealthy || rc.Health.Status == tasks.HealthUnknown) {
+			n++
+		}
+	}
+	return n
+}
 
 // HostFailed reports whether any host failed or was unreachable.
 func (r *Result) HostFailed() bool { return r.Summary.Failed > 0 }

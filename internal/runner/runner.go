@@ -108,7 +108,7 @@ func Run(ctx context.Context, playbook string, plays []Play, o Options) (*Result
 	if o.PendingPath == "" {
 		o.PendingPath = DefaultPendingPath
 	}
-	r := &run{o: o, playbook: playbook, conns: map[string]*connSlot{}, out: map[string]bool{}, pending: map[string]*pendingState{}}
+	r := &run{o: o, playbook: playbook, conns: map[string]*connSlot{}, out: map[string]bool{}, changed: map[string]bool{}, pending: map[string]*pendingState{}}
 	defer r.closeAll()
 	start := o.Now()
 	res := &Result{Mode: o.Mode, Playbook: playbook}
@@ -180,6 +180,22 @@ func recap(res *Result, everyHost []string) ([]*HostRecap, Summary) {
 					rc.Failed++ // it failed before any task (login, become, lock)
 				}
 			}
+			if hr.Health != nil {
+				h := *hr.Health
+				if rc.Health != nil {
+					h = tasks.Worse(*rc.Health, h)
+				}
+				rc.Health = &h
+			}
+			taskFailed := false
+			for _, t := range hr.Tasks {
+				if t.Status == Failed {
+					taskFailed = true
+				}
+			}
+			if hr.Status == Failed && len(hr.Tasks) > 0 && !taskFailed {
+				rc.Failed++ // every task went well, but the host is unhealthy
+			}
 			for _, t := range hr.Tasks {
 				switch t.Status {
 				case OK:
@@ -235,6 +251,7 @@ type run struct {
 	mu       sync.Mutex
 	conns    map[string]*connSlot
 	out      map[string]bool // hosts out of the run (failed or unreachable)
+	changed  map[string]bool // hosts a play of this run changed
 	pending  map[string]*pendingState
 	emitMu   sync.Mutex
 }
@@ -336,6 +353,9 @@ func (r *run) play(ctx context.Context, p Play, stopped *Stop) (*PlayResult, *St
 	case stopped != nil:
 		pr.NotRun = hostNames(active)
 		pr.Note = "the rollout stopped before this play"
+	case r.o.Mode == CheckMode && len(p.Play.Health) == 0:
+		pr.Note = "this play has no health checks"
+		active = nil
 	}
 	r.emit(Event{Type: EventPlayStart, Play: pr.Name, Hosts: hostNames(active), PlayResult: pr})
 	defer func() { r.emit(Event{Type: EventPlayEnd, Play: pr.Name, PlayResult: pr}) }()
@@ -463,11 +483,16 @@ func (r *run) window(ctx context.Context, hosts []*playbooks.HostPlay, batch, ba
 				hr.Batch = batch
 			}
 			results[i] = hr
+			r.mu.Lock()
 			if hr.Status == Failed || hr.Status == Unreachable {
-				r.mu.Lock()
 				r.out[hp.Host.Name] = true
-				r.mu.Unlock()
 			}
+			for _, t := range hr.Tasks {
+				if t.Status == Changed {
+					r.changed[hp.Host.Name] = true
+				}
+			}
+			r.mu.Unlock()
 		}()
 	}
 	wg.Wait()
@@ -494,7 +519,19 @@ func (r *run) host(ctx context.Context, hp *playbooks.HostPlay, batch, batches i
 		logger.Info("cannot connect", "err", err)
 		return hr
 	}
+	if r.o.Mode != CheckMode {
+		r.steps(ctx, conn, hp, hr, logger)
+	}
+	if len(hp.Health) > 0 && hr.Status != Unreachable {
+		r.checkHealth(ctx, conn, hp, hr, logger)
+	}
+	return hr
+}
 
+// steps runs a play's tasks, then its notified handlers (and those an
+// earlier run left pending), on one host, into hr.
+func (r *run) steps(ctx context.Context, conn Conn, hp *playbooks.HostPlay, hr *HostResult, logger *log.Logger) {
+	play := hp.Play.Name
 	// Handlers an earlier run left pending on this host.
 	var ps *pendingState
 	if len(hp.Handlers) > 0 {
@@ -507,7 +544,7 @@ func (r *run) host(ctx context.Context, hp *playbooks.HostPlay, batch, batches i
 				hr.Status = Unreachable
 			}
 			logger.Info("cannot read pending handlers", "err", err)
-			return hr
+			return
 		}
 		for _, p := range ps.handlers {
 			if p.Play == play {
@@ -524,7 +561,7 @@ func (r *run) host(ctx context.Context, hp *playbooks.HostPlay, batch, batches i
 	for i, s := range hp.Tasks {
 		tr, ok := r.record(ctx, conn, s, false, i+1, len(hp.Tasks), hp, hr, logger)
 		if !ok {
-			return hr
+			return
 		}
 		if tr.Status != Changed {
 			continue
@@ -559,7 +596,7 @@ func (r *run) host(ctx context.Context, hp *playbooks.HostPlay, batch, batches i
 			tr.Pending = pend
 		}
 		if !ok {
-			return hr
+			return
 		}
 		if r.o.Mode == ApplyMode && pend != nil {
 			if err := ps.remove(ctx, conn.Host(s.Become), r.o.PendingPath, play, s.Def.Name); err != nil {
@@ -568,7 +605,6 @@ func (r *run) host(ctx context.Context, hp *playbooks.HostPlay, batch, batches i
 			}
 		}
 	}
-	return hr
 }
 
 func (r *run) pendingState(host string) *pendingState {

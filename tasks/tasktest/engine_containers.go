@@ -5,6 +5,7 @@ package tasktest
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"path"
 	"strings"
 	"time"
@@ -19,6 +20,10 @@ import (
 func (d *Docker) exitLocked(c *fakeContainer, code int) {
 	st := c.c.State
 	st.Running, st.Paused, st.Restarting, st.Status, st.ExitCode = false, false, false, container.StateExited, code
+	// A stopped container has no address on its networks, as in docker.
+	for _, ep := range c.c.NetworkSettings.Networks {
+		ep.IPAddress = netip.Addr{}
+	}
 	if c.exited != nil {
 		close(c.exited)
 		c.exited = nil
@@ -39,6 +44,7 @@ func (d *Docker) startLocked(c *fakeContainer) error {
 	// aliases on each user-defined network.
 	for n, ep := range c.c.NetworkSettings.Networks {
 		d.shortIDAlias(c, n, ep)
+		d.assignIPLocked(ep)
 	}
 	st := c.c.State
 	st.Running, st.Status, st.Error, st.ExitCode = true, container.StateRunning, "", 0
@@ -46,6 +52,17 @@ func (d *Docker) startLocked(c *fakeContainer) error {
 	st.StartedAt = fmt.Sprintf("2024-01-01T00:00:%02d.000000000Z", d.seq%60)
 	c.exited = make(chan struct{})
 	return nil
+}
+
+// assignIPLocked gives a running container's endpoint an address, as
+// docker's IPAM does: 172.30.x.y, unique in the engine.
+func (d *Docker) assignIPLocked(ep *network.EndpointSettings) {
+	if ep == nil || ep.IPAddress.IsValid() {
+		return
+	}
+	d.seq++
+	ep.IPAddress = netip.AddrFrom4([4]byte{172, 30, byte(d.seq >> 8), byte(d.seq)})
+	ep.IPPrefixLen = 16
 }
 
 // shortIDAlias adds c's short ID to its aliases on network n, as docker

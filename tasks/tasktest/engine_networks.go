@@ -149,6 +149,7 @@ func (e engine) NetworkConnect(ctx context.Context, id string, o client.NetworkC
 	c.c.NetworkSettings.Networks[n.Name] = ep
 	if c.c.State.Running {
 		d.shortIDAlias(c, n.Name, ep)
+		d.assignIPLocked(ep)
 	}
 	return client.NetworkConnectResult{}, nil
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"net"
 	"path"
 	"sort"
 	"strings"
@@ -29,6 +30,7 @@ type Host struct {
 	handlers map[string]Handler
 	frozen   bool
 	docker   *Docker // the Docker Engine, once installed
+	dial     func(ctx context.Context, address string) (net.Conn, error)
 
 	// Commands records every command run, in order, and every call of the
 	// Docker Engine API as {"API", method, args...}.
@@ -469,4 +471,23 @@ func Converge(t testing.TB, task tasks.Task, h *Host) []tasks.Change {
 		t.Fatalf("plan after apply still reports %d change(s): %+v", len(again), again)
 	}
 	return changes
+}
+
+// SetDialer gives h the tasks.TCPDialer ability: DialTCP calls dial (a
+// test points it at its own listeners). Nil takes the ability away again.
+func (h *Host) SetDialer(dial func(ctx context.Context, address string) (net.Conn, error)) {
+	h.mu.Lock()
+	h.dial = dial
+	h.mu.Unlock()
+}
+
+// DialTCP implements tasks.TCPDialer when SetDialer gave h a dialer.
+func (h *Host) DialTCP(ctx context.Context, address string) (net.Conn, error) {
+	h.mu.Lock()
+	dial := h.dial
+	h.mu.Unlock()
+	if dial == nil {
+		return nil, tasks.ErrNoTCPDialer
+	}
+	return dial(ctx, address)
 }

@@ -1,0 +1,296 @@
+package tasks
+
+// runner_health: the health check of a GitLab runner that runs its jobs in
+// a Docker-in-Docker daemon, made as the runner sees it.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
+)
+
+// RunnerHealth checks that a runner works, in this order, stopping at the
+// first fault:
+//
+//  1. the host's dockerd answers (Engine API _ping);
+//  2. config.toml (config_file, read on the host) has the runner named
+//     name, and says which Docker daemon its jobs use ([runners.docker]
+//     host, tls_verify, tls_cert_path; an empty host means the runner
+//     container's DOCKER_HOST, as gitlab-runner does);
+//  3. the runner container (container) runs;
+//  4. that daemon answers _ping and version at that host and port, reached
+//     from the host through the runner container's networks (the name is
+//     resolved as docker's DNS does for the runner: a container or alias of
+//     that name on a network the runner is on), with TLS exactly as
+//     config.toml sets it: the CA, client certificate and key from
+//     tls_cert_path (a directory inside the runner container, found on the
+//     host through the container's mounts), the server's certificate
+//     checked against the name the runner uses when tls_verify is true. A
+//     TLS or port mismatch is named as such;
+//  5. when config.toml sets listen_address, the runner answers GET /metrics
+//     there (https://docs.gitlab.com/runner/monitoring/);
+//  6. GitLab accepts the runner's token: POST /api/v4/runners/verify
+//     (https://docs.gitlab.com/api/runners/#verify-authentication-for-a-registered-runner)
+//     from the controller, with the host's system ID. A GitLab that cannot
+//     be reached is a warning, not a fault: the runner keeps working.
+//
+// With state: absent (a decommissioned runner) nothing is checked.
+//
+//	health:
+//	  - name: runner reaches dind as config.toml says
+//	    runner_health:
+//	      config_file: /srv/gitlab-runner/config/config.toml
+//	      name: build-1
+//	      container: gitlab-runner
+//	      settle: 60
+type RunnerHealth struct {
+	// ConfigFile is config.toml's path on the host.
+	ConfigFile string `yaml:"config_file"`
+	// Name is the runner's name in config.toml ([[runners]] name).
+	Name string `yaml:"name"`
+	// Container is the runner container's name.
+	Container string `yaml:"container"`
+	// State is present (the default: check) or absent (nothing to check).
+	State string `yaml:"state"`
+	// Settle is how long, in seconds, a problem that may be a daemon still
+	// starting (nothing listens yet, a container restarting) is retried
+	// after the play changed the host (default 60; 0 keeps the default,
+	// -1 never retries).
+	Settle int `yaml:"settle"`
+
+	client *http.Client
+	// retryEvery is the pause between tries while settling (tests shorten it).
+	retryEvery time.Duration
+}
+
+const defaultHealthSettle = 60
+
+// Validate implements Validator.
+func (r *RunnerHealth) Validate() error {
+	switch r.State {
+	case "", "present", "absent":
+	default:
+		return FieldErrorf("state", "must be present or absent, got %q", r.State)
+	}
+	if r.State == "absent" {
+		return nil
+	}
+	if !strings.HasPrefix(r.ConfigFile, "/") {
+		return FieldErrorf("config_file", "must be an absolute path, got %q", r.ConfigFile)
+	}
+	if r.Name == "" {
+		return FieldErrorf("name", "is required: the runner's name in config.toml")
+	}
+	if !dockerNameRE.MatchString(r.Container) {
+		return FieldErrorf("container", "must be a container name, got %q", r.Container)
+	}
+	if r.Settle < -1 {
+		return FieldErrorf("settle", "must be seconds (0 for the default %d, -1 for no retry), got %d", defaultHealthSettle, r.Settle)
+	}
+	return nil
+}
+
+// Prepare implements Preparer: the HTTP client for GitLab.
+func (r *RunnerHealth) Prepare(c Controller) error {
+	r.client = c.HTTPClient
+	return nil
+}
+
+// Check implements Checker.
+func (r *RunnerHealth) Check(ctx context.Context, h Host, o CheckOptions) Health {
+	if r.State == "absent" {
+		return Health{Status: NotChecked, Reason: "runner " + r.Name + " is decommissioned (state: absent)"}
+	}
+	settle := time.Duration(r.Settle) * time.Second
+	switch {
+	case r.Settle == 0:
+		settle = defaultHealthSettle * time.Second
+	case r.Settle < 0 || !o.AfterChange:
+		settle = 0
+	}
+	every := r.retryEvery
+	if every == 0 {
+		every = time.Second
+	}
+	deadline := time.Now().Add(settle)
+	for {
+		hl, transient := r.checkOnce(ctx, h)
+		if hl.Status == Healthy || !transient || time.Now().Add(every).After(deadline) {
+			return hl
+		}
+		select {
+		case <-ctx.Done():
+			return hl
+		case <-time.After(every):
+		}
+	}
+}
+
+// runnerConfig is the part of config.toml the check reads
+// (https://docs.gitlab.com/runner/configuration/advanced-configuration/).
+type runnerConfig struct {
+	ListenAddress string `toml:"listen_address"`
+	Runners       []struct {
+		Name   string `toml:"name"`
+		URL    string `toml:"url"`
+		Token  string `toml:"token"`
+		Docker struct {
+			Host        string `toml:"host"`
+			TLSVerify   bool   `toml:"tls_verify"`
+			TLSCertPath string `toml:"tls_cert_path"`
+		} `toml:"docker"`
+	} `toml:"runners"`
+}
+
+// healthRun is one try of the check, with what it has found so far.
+type healthRun struct {
+	r       *RunnerHealth
+	h       Host
+	docker  DockerEngine
+	checked []string
+}
+
+func (hr *healthRun) fail(p HealthProblem, format string, args ...any) Health {
+	return Health{Status: Unhealthy, Problem: p, Reason: fmt.Sprintf(format, args...), Checked: hr.checked}
+}
+
+func (hr *healthRun) unknown(p HealthProblem, format string, args ...any) Health {
+	return Health{Status: HealthUnknown, Problem: p, Reason: fmt.Sprintf(format, args...), Checked: hr.checked}
+}
+
+// checkOnce makes every check once; transient says the fault may be a
+// daemon still starting.
+func (r *RunnerHealth) checkOnce(ctx context.Context, h Host) (Health, bool) {
+	hr := &healthRun{r: r, h: h}
+	d, err := Docker(ctx, h)
+	if err == nil {
+		_, err = d.Ping(ctx, client.PingOptions{})
+	}
+	if err != nil {
+		return hr.fail(ProblemDockerDown, "the host's docker daemon does not answer: %v", err), DockerUnreachable(err)
+	}
+	hr.docker = d
+	hr.checked = append(hr.checked, "dockerd answers")
+
+	res, err := RunProbes(ctx, h, ReadProbe(r.ConfigFile), ReadProbe(systemIDPath(r.ConfigFile)))
+	if err != nil || len(res) != 2 || res[0].Err != nil {
+		if err == nil && len(res) > 0 {
+			err = res[0].Err
+		}
+		return hr.fail(ProblemRunnerConfig, "cannot read %s: %v", r.ConfigFile, err), false
+	}
+	if !res[0].Exists {
+		return hr.fail(ProblemRunnerConfig, "%s does not exist: the runner is not registered", r.ConfigFile), false
+	}
+	var cfg runnerConfig
+	if _, err := toml.Decode(string(res[0].File.Content), &cfg); err != nil {
+		return hr.fail(ProblemRunnerConfig, "%s is not valid TOML: %v", r.ConfigFile, err), false
+	}
+	idx := -1
+	for i, rn := range cfg.Runners {
+		if rn.Name == r.Name {
+			idx = i
+			break
+		}
+	}
+	if idx < 0 {
+		return hr.fail(ProblemRunnerConfig, "%s has no runner named %q", r.ConfigFile, r.Name), false
+	}
+	rn := cfg.Runners[idx]
+	systemID := ""
+	if res[1].Exists {
+		systemID, _, _ = parseSystemID(systemIDPath(r.ConfigFile), res[1].File.Content)
+	}
+
+	ctr, err := d.ContainerInspect(ctx, r.Container, client.ContainerInspectOptions{})
+	if err != nil {
+		if DockerNotFound(err) {
+			return hr.fail(ProblemRunnerNotRunning, "the runner container %s does not exist", r.Container), false
+		}
+		return hr.fail(ProblemDockerDown, "inspecting the runner container %s: %v", r.Container, err), DockerUnreachable(err)
+	}
+	c := ctr.Container
+	if c.State == nil || !c.State.Running || c.State.Restarting || c.State.Paused {
+		return hr.fail(ProblemRunnerNotRunning, "the runner container %s is %s", r.Container, describeState(c.State)), c.State != nil && c.State.Restarting
+	}
+	hr.checked = append(hr.checked, "runner container "+r.Container+" runs")
+
+	dockerHost := rn.Docker.Host
+	from := r.ConfigFile + " [runners.docker] host"
+	if dockerHost == "" && c.Config != nil {
+		for _, e := range c.Config.Env {
+			if v, ok := strings.CutPrefix(e, "DOCKER_HOST="); ok {
+				dockerHost, from = v, "the runner container's DOCKER_HOST (config.toml sets no host)"
+			}
+		}
+	}
+	if h, transient := hr.dind(ctx, c, dockerHost, from, rn.Docker.TLSVerify, rn.Docker.TLSCertPath); h.Status != Healthy {
+		return h, transient
+	}
+	if cfg.ListenAddress != "" {
+		if h, transient := hr.metrics(ctx, c, cfg.ListenAddress); h.Status != Healthy {
+			return h, transient
+		}
+	}
+	out := Health{Status: Healthy}
+	if w := hr.token(ctx, rn.URL, rn.Token, systemID); w != nil {
+		if w.Status != Healthy {
+			return *w, false
+		}
+		out.Warnings = w.Warnings
+	}
+	out.Checked = hr.checked
+	return out, false
+}
+
+// describeState words a container's state: "exited (code 1)", "restarting".
+func describeState(s *container.State) string {
+	switch {
+	case s == nil:
+		return "in an unknown state"
+	case s.Restarting:
+		return fmt.Sprintf("restarting (last exit code %d)", s.ExitCode)
+	case s.Paused:
+		return "paused"
+	case s.Running:
+		return "running"
+	}
+	msg := fmt.Sprintf("%s (exit code %d)", s.Status, s.ExitCode)
+	if s.Error != "" {
+		msg += ": " + s.Error
+	}
+	return msg
+}
+
+// token verifies the runner's token with GitLab; nil when there is no URL
+// or token to check.
+func (hr *healthRun) token(ctx context.Context, gitlabURL, token, systemID string) *Health {
+	if gitlabURL == "" || token == "" {
+		return nil
+	}
+	if u, err := url.Parse(gitlabURL); err != nil || u.Host == "" {
+		h := hr.fail(ProblemRunnerConfig, "%s: runner %s has url %q, not a GitLab URL", hr.r.ConfigFile, hr.r.Name, gitlabURL)
+		return &h
+	}
+	g := &GitLabRunner{URL: gitlabURL, Name: hr.r.Name, ConfigFile: hr.r.ConfigFile, client: hr.r.client}
+	_, err := g.verify(ctx, token, systemID)
+	var apiErr *GitLabAPIError
+	switch {
+	case err == nil:
+		hr.checked = append(hr.checked, "GitLab accepts the runner's token")
+		return &Health{Status: Healthy}
+	case errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusForbidden:
+		h := hr.fail(ProblemTokenInvalid, "GitLab (%s) refuses the runner's token in %s (403 to POST /api/v4/runners/verify): the runner was deleted in GitLab or its token reset; re-run apply with runner_replace_invalid_token=true", gitlabURL, hr.r.ConfigFile)
+		return &h
+	default:
+		return &Health{Status: Healthy, Warnings: []string{fmt.Sprintf("the runner's token was not checked: %v (the runner keeps working; GitLab is asked again on the next run)", err)}}
+	}
+}
