@@ -111,10 +111,10 @@ func (r *RunnerHealth) Check(ctx context.Context, h Host, o CheckOptions) Health
 	}
 	settle := time.Duration(r.Settle) * time.Second
 	switch {
-	case r.Settle == 0:
-		settle = defaultHealthSettle * time.Second
 	case r.Settle < 0 || !o.AfterChange:
 		settle = 0
+	case r.Settle == 0:
+		settle = defaultHealthSettle * time.Second
 	}
 	every := r.retryEvery
 	if every == 0 {

@@ -310,3 +310,15 @@ func (d *Docker) RemoveNetwork(name string) {
 	}
 	delete(d.networks, name)
 }
+
+// SetAlias adds alias to the named container's aliases on network, as
+// `docker run --network-alias` does (set-up for a test).
+func (d *Docker) SetAlias(name, network, alias string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if c := d.containers[name]; c != nil {
+		if ep := c.c.NetworkSettings.Networks[network]; ep != nil {
+			ep.Aliases = append(ep.Aliases, alias)
+		}
+	}
+}
