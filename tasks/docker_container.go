@@ -920,6 +920,11 @@ func (c *DockerContainer) Apply(ctx context.Context, h Host, changes []Change) e
 			if err == nil {
 				err = startAgain(ctx, h, drained)
 			}
+			if err != nil && ctx.Err() != nil {
+				// Interrupted with the old container gone or going: a
+				// host without its dind or runner is broken, so finish.
+				err = c.finishRecreate(ctx, h, drained, err)
+			}
 		case "start":
 			_, err = api.ContainerStart(ctx, c.Name, client.ContainerStartOptions{})
 		case "unpause":
@@ -932,6 +937,34 @@ func (c *DockerContainer) Apply(ctx context.Context, h Host, changes []Change) e
 		if err != nil {
 			return dockerErr(op.op+" container "+c.Name, err)
 		}
+	}
+	return nil
+}
+
+// finishRecreate finishes a recreation that ctx's cancellation (an
+// interrupt, a timeout) cut short, in an UndoContext: the new container
+// created and started if it is not, the drained containers started again.
+// It returns nil when the recreation is complete, else both errors.
+func (c *DockerContainer) finishRecreate(ctx context.Context, h Host, drained []string, cause error) error {
+	u, cancel := UndoContext(ctx, undoTimeout)
+	defer cancel()
+	api, err := Docker(u, h)
+	if err == nil {
+		var cur *container.InspectResponse
+		if cur, err = inspectContainer(u, api, c.Name); err == nil {
+			switch {
+			case cur == nil:
+				err = c.createAndStart(u, h, api)
+			case !cur.State.Running:
+				_, err = api.ContainerStart(u, c.Name, client.ContainerStartOptions{})
+			}
+		}
+	}
+	if err == nil {
+		err = startAgain(u, h, drained)
+	}
+	if err != nil {
+		return fmt.Errorf("%w; finishing the recreation after the interruption failed too: %v (the next apply recreates it)", cause, err)
 	}
 	return nil
 }

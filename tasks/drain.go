@@ -274,7 +274,7 @@ func (p *drainPlan) apply(ctx context.Context, h Host) ([]string, error) {
 		exited, err := waitNotRunning(waitCtx, api, n)
 		switch {
 		case ctx.Err() != nil:
-			return nil, fmt.Errorf("drain of %s interrupted: %w; they may be stopped: start them with docker start %s", strings.Join(names, ", "), ctx.Err(), strings.Join(names, " "))
+			return nil, drainInterrupted(ctx, h, names)
 		case err != nil:
 			return nil, dockerErr("drain "+n+": wait for it to exit", err)
 		case !exited:
@@ -287,6 +287,21 @@ func (p *drainPlan) apply(ctx context.Context, h Host) ([]string, error) {
 		}
 	}
 	return names, nil
+}
+
+// drainInterrupted starts again, in an UndoContext, the drained containers
+// that have exited already, and says what became of the others: a
+// container told to stop gracefully cannot be told to go on, so one still
+// finishing its jobs exits when done and stays stopped until the next
+// apply (or docker start) starts it.
+func drainInterrupted(ctx context.Context, h Host, names []string) error {
+	u, cancel := UndoContext(ctx, undoTimeout)
+	defer cancel()
+	cause := ctx.Err()
+	if err := startAgain(u, h, names); err != nil {
+		return fmt.Errorf("drain of %s interrupted (%w), and starting them again failed: %v; start them with docker start %s", strings.Join(names, ", "), cause, err, strings.Join(names, " "))
+	}
+	return fmt.Errorf("drain of %s interrupted (%w): those that had exited were started again; one still finishing its jobs stops when they end, and the next apply starts it (or docker start %s)", strings.Join(names, ", "), cause, strings.Join(names, " "))
 }
 
 // waitNotRunning waits until the container is not running, or ctx is done

@@ -432,6 +432,16 @@ func (s *Service) Apply(ctx context.Context, h Host, changes []Change) error {
 				_, err = Exec(ctx, h, s.opArgs(opStart, p.systemd)...)
 			}
 		}
+		if err == nil && starts {
+			err = s.waitReady(ctx, h, p.systemd)
+		}
+		if err != nil && starts && ctx.Err() != nil {
+			// Interrupted in the middle: leave the service running.
+			err = s.finishStart(ctx, h, p.systemd, drained, err)
+			if err == nil {
+				continue
+			}
+		}
 		if err != nil {
 			if starts {
 				return s.withLog(ctx, h, p.systemd, err)
@@ -439,13 +449,32 @@ func (s *Service) Apply(ctx context.Context, h Host, changes []Change) error {
 			return err
 		}
 		if starts {
-			if err := s.waitReady(ctx, h, p.systemd); err != nil {
-				return s.withLog(ctx, h, p.systemd, err)
-			}
 			if err := startAgain(ctx, h, drained); err != nil {
 				return err
 			}
 		}
+	}
+	return nil
+}
+
+// finishStart makes sure, in an UndoContext, that a service whose start or
+// restart ctx's cancellation cut short runs and is ready, and starts the
+// drained containers again; nil when it does.
+func (s *Service) finishStart(ctx context.Context, h Host, systemd bool, drained []string, cause error) error {
+	u, cancel := UndoContext(ctx, undoTimeout)
+	defer cancel()
+	running, err := s.running(u, h, systemd)
+	if err == nil && !running {
+		_, err = Exec(u, h, s.opArgs(opStart, systemd)...)
+	}
+	if err == nil {
+		err = s.waitReady(u, h, systemd)
+	}
+	if err == nil {
+		err = startAgain(u, h, drained)
+	}
+	if err != nil {
+		return fmt.Errorf("%w; starting %s after the interruption failed too: %v", cause, s.Name, err)
 	}
 	return nil
 }

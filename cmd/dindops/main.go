@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/dindops/dindops/internal/interrupt"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -19,19 +21,25 @@ var version = "dev"
 // Exit codes, documented in docs/rollout.md.
 const (
 	exitOK         = 0
-	exitHostFailed = 1 // a host failed or was unreachable
-	exitUsage      = 2 // bad usage or bad input (inventory, playbook, vars)
-	exitChanges    = 2 // plan --detailed-exitcode: changes are pending
-	exitStopped    = 3 // apply: the rollout stopped early (max_fail_percentage, a whole batch failed)
-	exitInterrupt  = 130
+	exitHostFailed = 1   // a host failed or was unreachable
+	exitUsage      = 2   // bad usage or bad input (inventory, playbook, vars)
+	exitChanges    = 2   // plan --detailed-exitcode: changes are pending
+	exitStopped    = 3   // apply: the rollout stopped early (max_fail_percentage, a whole batch failed)
+	exitInterrupt  = 130 // interrupted: 128 + the signal (130 SIGINT, 143 SIGTERM)
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	st := interrupt.Watch(context.Background(), sigs)
+	go func() {
+		<-st.Stopping()
+		fmt.Fprintf(os.Stderr, "\n%s: no new step starts; the steps in progress get %s to finish or undo their change. Interrupt again to stop at once.\n", st.Signal(), st.Grace())
+	}()
 	stopProfile := startProfile(os.Getenv, os.Stderr)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	code := run(st.Context(), os.Args[1:], os.Stdout, os.Stderr)
 	stopProfile()
-	stop()
+	st.Stop()
 	os.Exit(code)
 }
 
@@ -71,6 +79,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if detailedExitCode(args) {
 			code = exitHostFailed // with --detailed-exitcode, 2 means "changes pending"
 		}
+	}
+	if st := interrupt.FromContext(ctx); st != nil && st.Signal() != nil && code != exitOK {
+		return st.ExitCode() // 130 for SIGINT, 143 for SIGTERM
 	}
 	if ctx.Err() != nil && code != exitOK {
 		return exitInterrupt

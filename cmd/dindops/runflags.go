@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/dindops/dindops/internal/interrupt"
 	"github.com/dindops/dindops/internal/runner"
 	"github.com/dindops/dindops/internal/strictyaml"
 	"github.com/dindops/dindops/inventory"
@@ -36,6 +37,7 @@ type runOptions struct {
 	output    string
 	noColor   bool
 	verbose   int
+	grace     time.Duration
 	ssh       sshOptions
 }
 
@@ -45,6 +47,7 @@ func (o *runOptions) register(cmd *cobra.Command) {
 	f.StringArrayVarP(&o.extraVars, "extra-vars", "e", nil, "set a variable: name=value, or @file.yml; overrides play and inventory vars (repeatable)")
 	f.StringVarP(&o.limit, "limit", "l", "", "only run on hosts matching this host pattern")
 	f.IntVarP(&o.forks, "forks", "f", 20, "how many hosts to work on at once (within a batch, when a play has a serial)")
+	f.DurationVar(&o.grace, "interrupt-grace", interrupt.DefaultGrace, "after an interrupt (SIGINT, SIGTERM), how long the steps in progress may take to finish before they are cancelled and undo what they can; a second interrupt stops at once")
 	f.StringArrayVarP(&o.tags, "tags", "t", nil, "only run tasks tagged with one of these (comma-separated, repeatable; tasks tagged always run too)")
 	f.StringArrayVar(&o.skipTags, "skip-tags", nil, "do not run tasks tagged with any of these (comma-separated, repeatable)")
 	f.StringVarP(&o.output, "output", "o", "text", "output format: text, or json (JSON lines: one event per line as the run goes, the whole result last)")
@@ -369,6 +372,10 @@ func (o *runOptions) execute(ctx context.Context, p *prepared, mode runner.Mode,
 	}
 	out.header(p.playbook, p.hosts)
 	ropts := runner.Options{Mode: mode, Forks: o.forks, Connector: connector, Logger: logger, OnEvent: out.event}
+	if st := interrupt.FromContext(ctx); st != nil {
+		st.SetGrace(o.grace)
+		ropts.Stop, ropts.Force = st.Stopping(), st.Force()
+	}
 	res, err := runner.Run(ctx, p.playbook, p.plays, ropts)
 	if err != nil {
 		out.abort()

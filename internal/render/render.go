@@ -119,6 +119,13 @@ func (h Human) Batch(mode runner.Mode, number, total int, hosts []*runner.HostRe
 		if hr.StateUnknown {
 			fmt.Fprintf(h.W, "    %s\n", h.paint(red, "state unknown: the connection was lost while a task ran; run again once the host answers"))
 		}
+		if hr.Interrupted {
+			msg := "interrupted: the tasks above are what this play did here"
+			if len(hr.NotStarted) > 0 {
+				msg += "; not started: " + strings.Join(hr.NotStarted, ", ")
+			}
+			fmt.Fprintf(h.W, "    %s\n", h.paint(yellow, clean(msg)))
+		}
 		if hr.Health != nil {
 			h.health(mode, hr.Health)
 		}
@@ -326,6 +333,9 @@ func (h Human) Recap(r *runner.Result) {
 		if rc.StateUnknown {
 			line += "  " + h.paint(red, "state unknown")
 		}
+		if rc.Interrupted {
+			line += "  " + h.paint(yellow, "interrupted")
+		}
 		if rc.Health != nil && r.Mode != runner.PlanMode {
 			line += "  " + h.healthWords(short(rc.Health))
 		}
@@ -351,6 +361,13 @@ func SummaryLine(r *runner.Result) string {
 	hosts := len(r.Recap)
 	var b strings.Builder
 	w := summaryWords[r.Mode]
+	if st := r.Stopped; st != nil && st.Interrupted && r.Mode == runner.ApplyMode {
+		// Never "Nothing applied" when something was.
+		w.head, w.none, w.nothing = "Interrupted", "Interrupted: 0 changed;", "Interrupted: nothing applied."
+	}
+	if s.Total() == 0 && s.Partial > 0 {
+		w.nothing = strings.TrimSuffix(w.nothing, ".") + " in full."
+	}
 	if s.Total() == 0 {
 		if ok := hosts - s.Failed - s.NotRun; ok > 0 {
 			fmt.Fprintf(&b, "%s %d %s up to date.", w.none, ok, plural(ok, "host is", "hosts are"))
@@ -366,6 +383,9 @@ func SummaryLine(r *runner.Result) string {
 			fmt.Fprintf(&b, ", %d %s", s.Run, w.run)
 		}
 		fmt.Fprintf(&b, " on %d %s.", s.Hosts, plural(s.Hosts, "host", "hosts"))
+	}
+	if s.Partial > 0 {
+		fmt.Fprintf(&b, " %d %s failed part-way through making %s changes: some may be made (the next plan shows what is left).", s.Partial, plural(s.Partial, "task", "tasks"), plural(s.Partial, "its", "their"))
 	}
 	if s.Failed > 0 {
 		var names []string

@@ -101,9 +101,14 @@ type HostResult struct {
 	Error   string `json:"error,omitempty"`
 	// StateUnknown is true when the connection was lost while a task was
 	// running: what that task did on the host is unknown.
-	StateUnknown bool          `json:"state_unknown,omitempty"`
-	Batch        int           `json:"batch,omitempty"` // the host's batch, from 1, when the play has a serial
-	Tasks        []*TaskResult `json:"tasks"`
+	StateUnknown bool `json:"state_unknown,omitempty"`
+	// Interrupted is true when the run was interrupted before the play
+	// ended on the host; NotStarted lists the steps it left, in order. The
+	// tasks above them are exactly what the play did.
+	Interrupted bool          `json:"interrupted,omitempty"`
+	NotStarted  []string      `json:"not_started,omitempty"`
+	Batch       int           `json:"batch,omitempty"` // the host's batch, from 1, when the play has a serial
+	Tasks       []*TaskResult `json:"tasks"`
 	// Health is what the play's health checks found (after its tasks and
 	// handlers in apply; the current state in plan and check); nil when
 	// the play has none, or the host could not be reached.
@@ -124,6 +129,9 @@ type TaskResult struct {
 	// Pending is set on a handler that runs because an earlier run left it
 	// pending on the host (see PendingHandler).
 	Pending *PendingHandler `json:"pending,omitempty"`
+	// ApplyFailed is true when the task failed while making its changes:
+	// some of them may have been made (Changes lists them all).
+	ApplyFailed bool `json:"apply_failed,omitempty"`
 	// Warnings are problems that did not fail the task.
 	Warnings []string      `json:"warnings,omitempty"`
 	Duration time.Duration `json:"duration_ns"`
@@ -145,6 +153,12 @@ type HostRecap struct {
 	// NotRun is true for a host the run never touched: the rollout
 	// stopped (or was interrupted) before its turn.
 	NotRun bool `json:"not_run,omitempty"`
+	// Interrupted: the run was interrupted in the middle of a play on the
+	// host.
+	Interrupted bool `json:"interrupted,omitempty"`
+	// Partial counts the tasks that failed while making their changes on
+	// the host: what they changed is not known exactly.
+	Partial int `json:"partial,omitempty"`
 	// Health is the host's health over every play that checks it (the
 	// worst of them); nil when no play checked it.
 	Health *tasks.Health `json:"health,omitempty"`
@@ -163,6 +177,9 @@ type Summary struct {
 	Failed int `json:"failed"`
 	// NotRun is how many hosts the run never touched.
 	NotRun int `json:"not_run"`
+	// Partial is how many tasks failed while making their changes (an
+	// interrupted or failed apply): some of their changes may be made.
+	Partial int `json:"partial,omitempty"`
 }
 
 // Total is the number of changes of every action.

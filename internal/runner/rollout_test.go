@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -309,9 +310,18 @@ func TestInterruptLeavesWaitingHostsNotRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// h1 finished the step in progress (probe), started no other, and its
+	// second play never ran: it is listed as not run too.
 	st := res.Stopped
-	if st == nil || !st.Interrupted || fmt.Sprint(st.NotRun) != "[h2 h3 h4]" { // h1 was interrupted mid-way: it failed
+	if st == nil || !st.Interrupted || fmt.Sprint(st.NotRun) != "[h1 h2 h3 h4]" {
 		t.Fatalf("stopped = %+v", st)
+	}
+	h1 := res.Plays[0].Hosts[0]
+	if !h1.Interrupted || h1.Status == runner.Failed || len(h1.Tasks) != 1 || h1.Tasks[0].Status != runner.OK || fmt.Sprint(h1.NotStarted) != "[mark]" {
+		t.Fatalf("h1 = %s interrupted=%v tasks=%d not started %q", h1.Status, h1.Interrupted, len(h1.Tasks), h1.NotStarted)
+	}
+	if !res.Recap[0].Interrupted || res.Recap[0].NotRun {
+		t.Errorf("recap h1 = %+v", res.Recap[0])
 	}
 	for _, h := range []string{"h2", "h3", "h4"} {
 		if fc.connect[h] != 0 {
@@ -377,5 +387,56 @@ func TestTaskTimeout(t *testing.T) {
 	var te *runner.TimeoutError
 	if !errors.As(&runner.TimeoutError{After: time.Second}, &te) || te.Error() != "timed out after 1s (possibly waiting for input)" {
 		t.Errorf("TimeoutError: %v", te)
+	}
+}
+
+// TestGracefulStopFinishesTheStepInProgress: the first interrupt (Stop)
+// lets the step in progress finish, starts no other step, leaves the
+// notified handler recorded on the host, and the result says exactly what
+// changed.
+func TestGracefulStopFinishesTheStepInProgress(t *testing.T) {
+	var restarts atomic.Int32
+	h := newBuildServer(&restarts)
+	stop := make(chan struct{})
+	var once sync.Once
+	h.Handle("touch", func(h *tasktest.Host, args []string, _ []byte) tasks.Output {
+		once.Do(func() { close(stop) }) // Ctrl-C while the first touch runs
+		h.SetFile(args[1], "", 0o644, "root", "root")
+		return tasks.Output{}
+	})
+	src := `- name: p
+  hosts: all
+  tasks:
+    - name: one
+      command: {argv: [touch, /var/one], creates: /var/one}
+      notify: restart docker
+    - name: two
+      command: {argv: [touch, /var/two], creates: /var/two}
+  handlers:
+    - name: restart docker
+      service: {name: docker, state: restarted}
+`
+	fc := &fakeConnector{hosts: map[string]*tasktest.Host{"b1": h}, connect: map[string]int{}}
+	res, err := runner.Run(context.Background(), "t.yml", compilePlays(t, src, testInventory(t, "b1")), runner.Options{Mode: runner.ApplyMode, Connector: fc, Now: fixedClock(), Stop: stop})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hr := res.Plays[0].Hosts[0]
+	if !hr.Interrupted || len(hr.Tasks) != 1 || hr.Tasks[0].Status != runner.Changed {
+		t.Fatalf("host = %s interrupted=%v tasks=%d", hr.Status, hr.Interrupted, len(hr.Tasks))
+	}
+	_, one := h.File("/var/one")
+	_, two := h.File("/var/two")
+	if !one || two || restarts.Load() != 0 {
+		t.Fatalf("one=%v two=%v restarts=%d: the step in progress finishes, no other starts", one, two, restarts.Load())
+	}
+	if got := fmt.Sprint(hr.NotStarted); !strings.Contains(got, "two") || !strings.Contains(got, "handler restart docker (recorded on the host") {
+		t.Errorf("not started = %s", got)
+	}
+	if f, _ := h.File(runner.DefaultPendingPath); !strings.Contains(string(f.Content), "restart docker") {
+		t.Error("the notified handler is not recorded on the host: the next apply would not run it")
+	}
+	if st := res.Stopped; st == nil || !st.Interrupted || res.Summary.Run != 1 {
+		t.Fatalf("stopped %+v, summary %+v", res.Stopped, res.Summary)
 	}
 }

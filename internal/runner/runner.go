@@ -79,6 +79,15 @@ type Options struct {
 	PendingPath string
 	// Now is the clock (tests may fix it).
 	Now func() time.Time
+	// Stop, when closed, stops the run gracefully (the first interrupt):
+	// no new host, batch, task or handler starts; the steps in progress go
+	// on under ctx (which the caller cancels when their grace period ends)
+	// and the result says interrupted.
+	Stop <-chan struct{}
+	// Force is cancelled by a forced stop (a second interrupt): what a
+	// cancelled task does to finish or undo its change ends then (see
+	// tasks.UndoContext). Nil: such work is bounded by its timeout only.
+	Force context.Context
 }
 
 // Run runs plays in order over their hosts and returns the results.
@@ -168,6 +177,13 @@ func recap(res *Result, everyHost []string) ([]*HostRecap, Summary) {
 		for _, hr := range pr.Hosts {
 			rc := byHost[hr.Host]
 			rc.NotRun = false
+			rc.Interrupted = rc.Interrupted || hr.Interrupted
+			for _, t := range hr.Tasks {
+				if t.ApplyFailed {
+					rc.Partial++
+					sum.Partial++
+				}
+			}
 			rc.Duration += hr.Duration
 			switch hr.Status {
 			case Unreachable:
@@ -371,7 +387,7 @@ func (r *run) play(ctx context.Context, p Play, stopped *Stop) (*PlayResult, *St
 	}
 	for gi, group := range groups {
 		number, total := gi+1, len(groups)
-		if ctx.Err() != nil {
+		if r.stopping(ctx) {
 			var rest []string
 			for _, g := range groups[gi:] {
 				rest = append(rest, hostNames(g)...)
@@ -398,7 +414,7 @@ func (r *run) play(ctx context.Context, p Play, stopped *Stop) (*PlayResult, *St
 			pr.Batches[gi].Ran, pr.Batches[gi].Failed = true, failed
 		}
 		r.emit(Event{Type: EventBatchEnd, Play: pr.Name, Batch: number, Batches: total, Failed: failed, Results: ran})
-		if len(ran) < len(group) {
+		if len(ran) < len(group) || r.stopping(ctx) {
 			var rest []string
 			for _, g := range groups[gi+1:] {
 				rest = append(rest, hostNames(g)...)
@@ -470,8 +486,9 @@ func (r *run) window(ctx context.Context, hosts []*playbooks.HostPlay, batch, ba
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
+		case <-r.o.Stop:
 		}
-		if ctx.Err() != nil {
+		if r.stopping(ctx) {
 			break
 		}
 		wg.Add(1)
@@ -559,6 +576,10 @@ func (r *run) steps(ctx context.Context, conn Conn, hp *playbooks.HostPlay, hr *
 
 	notified := map[string]bool{}
 	for i, s := range hp.Tasks {
+		if r.stopping(ctx) {
+			r.interrupted(hr, hp.Tasks[i:], nil)
+			break // the handlers notified so far are listed below
+		}
 		tr, ok := r.record(ctx, conn, s, false, i+1, len(hp.Tasks), hp, hr, logger)
 		if !ok {
 			return
@@ -590,6 +611,10 @@ func (r *run) steps(ctx context.Context, conn Conn, hp *playbooks.HostPlay, hr *
 		}
 		if !notified[s.Def.Name] && pend == nil {
 			continue
+		}
+		if r.stopping(ctx) {
+			r.interrupted(hr, nil, s)
+			continue // each handler left is listed; it stays recorded on the host
 		}
 		tr, ok := r.record(ctx, conn, s, true, 0, len(hp.Tasks), hp, hr, logger)
 		if !notified[s.Def.Name] {
@@ -657,6 +682,9 @@ func (r *run) step(ctx context.Context, conn Conn, s *playbooks.Step, handler bo
 		tctx, cancel = context.WithTimeout(ctx, s.Timeout)
 		defer cancel()
 	}
+	if r.o.Force != nil {
+		tctx = tasks.WithForce(tctx, r.o.Force)
+	}
 	h := conn.Host(s.Become)
 	fail := func(err error) *TaskResult {
 		if ctx.Err() == nil && errors.Is(tctx.Err(), context.DeadlineExceeded) && !IsUnreachable(err) {
@@ -690,6 +718,8 @@ func (r *run) step(ctx context.Context, conn Conn, s *playbooks.Step, handler bo
 	if r.o.Mode == ApplyMode {
 		logger.Info("applying", "task", s.Name, "changes", len(changes))
 		if err := s.Task.Apply(tctx, h, changes); err != nil {
+			// Some of the changes may have been made.
+			tr.ApplyFailed = true
 			return fail(err)
 		}
 	}
@@ -697,6 +727,32 @@ func (r *run) step(ctx context.Context, conn Conn, s *playbooks.Step, handler bo
 	return tr
 }
 
+// stopping reports whether the run is being stopped: a graceful stop was
+// asked for (Options.Stop) or ctx is done.
+func (r *run) stopping(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	select {
+	case <-r.o.Stop:
+		return true
+	default:
+		return false
+	}
+}
+
 type nilWriter struct{}
 
 func (nilWriter) Write(p []byte) (int, error) { return len(p), nil }
+
+// interrupted records on hr that the run stopped before the given tasks
+// (or the handler h) could start on the host.
+func (r *run) interrupted(hr *HostResult, left []*playbooks.Step, h *playbooks.Step) {
+	hr.Interrupted = true
+	for _, s := range left {
+		hr.NotStarted = append(hr.NotStarted, s.Name)
+	}
+	if h != nil {
+		hr.NotStarted = append(hr.NotStarted, "handler "+h.Name+" (recorded on the host: the next apply runs it)")
+	}
+}
