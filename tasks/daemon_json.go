@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"slices"
 	"strings"
 )
 
@@ -84,6 +85,16 @@ func (o *jsonObject) set(k string, v json.RawMessage) {
 		o.touched = map[string]bool{}
 	}
 	o.touched[k] = true
+}
+
+// remove deletes k and reports whether it was there.
+func (o *jsonObject) remove(k string) bool {
+	if _, ok := o.values[k]; !ok {
+		return false
+	}
+	delete(o.values, k)
+	o.keys = slices.DeleteFunc(o.keys, func(s string) bool { return s == k })
+	return true
 }
 
 func (o *jsonObject) encode() []byte {

@@ -24,7 +24,14 @@ import (
 //	      settings: {storage-driver: overlay2}
 //	    notify: restart docker
 //
-// Keys not named in settings are kept with their JSON types and order; the
+// remove lists keys to delete from the file (a key the file does not have
+// is no change):
+//
+//	docker_daemon_config:
+//	  settings: {storage-driver: overlay2}
+//	  remove: [debug]
+//
+// Keys not named in settings or remove are kept with their JSON types and order; the
 // file is rewritten only when a value differs, so a handler it notifies runs
 // only then. A file that is not exactly one JSON object (a syntax error, two
 // objects concatenated, duplicate keys) fails the task and is never
@@ -52,6 +59,8 @@ type DockerDaemonConfig struct {
 	// Settings are the keys to set, with daemon.json's own names and JSON
 	// types.
 	Settings map[string]any `yaml:"settings"`
+	// Remove are top-level keys to delete from the file.
+	Remove []string `yaml:"remove"`
 	// AllowStorageDriverChange lets a storage-driver change go ahead although
 	// existing images and containers would no longer be visible.
 	AllowStorageDriverChange bool `yaml:"allow_storage_driver_change"`
@@ -77,8 +86,21 @@ func (d *DockerDaemonConfig) path() string {
 
 // Validate implements Validator.
 func (d *DockerDaemonConfig) Validate() error {
-	if len(d.Settings) == 0 {
-		return FieldErrorf("settings", "give at least one daemon.json key, e.g. storage-driver: overlay2")
+	if len(d.Settings) == 0 && len(d.Remove) == 0 {
+		return FieldErrorf("settings", "give at least one daemon.json key, e.g. storage-driver: overlay2 (or keys to delete in remove)")
+	}
+	seen := map[string]bool{}
+	for _, k := range d.Remove {
+		switch {
+		case strings.TrimSpace(k) == "":
+			return FieldErrorf("remove", "an empty key")
+		case seen[k]:
+			return FieldErrorf("remove", "%q is listed twice", k)
+		}
+		if _, ok := d.Settings[k]; ok {
+			return FieldErrorf("remove", "%q is also in settings: set it or remove it, not both", k)
+		}
+		seen[k] = true
 	}
 	for k, v := range d.Settings {
 		if _, err := json.Marshal(jsonable(v)); err != nil {
@@ -145,6 +167,13 @@ func (d *DockerDaemonConfig) Plan(ctx context.Context, h Host) ([]Change, error)
 		doc.set(k, want)
 		changedKeys = append(changedKeys, k)
 	}
+	removedKeys := []string{}
+	for _, k := range slices.Sorted(slices.Values(d.Remove)) {
+		if doc.remove(k) {
+			removedKeys = append(removedKeys, k)
+		}
+	}
+	edited := len(changedKeys)+len(removedKeys) > 0
 	for _, k := range doc.keys {
 		if v, _ := doc.get(k); daemonBoolKeys[k] && (string(v) == `"true"` || string(v) == `"false"`) {
 			warnings = append(warnings, fmt.Sprintf("%s: %q is the string %s, not a boolean; dockerd 23 and later refuse it (write %s without quotes)", p, k, v, strings.Trim(string(v), `"`)))
@@ -162,11 +191,11 @@ func (d *DockerDaemonConfig) Plan(ctx context.Context, h Host) ([]Change, error)
 		warnings = append(warnings, w...)
 	}
 	restart := running != "" && !slices.Contains(changedKeys, "storage-driver")
-	if len(changedKeys) == 0 && !restart {
+	if !edited && !restart {
 		return nil, nil
 	}
 	content := doc.encode()
-	if len(changedKeys) == 0 {
+	if !edited {
 		content = cur.Content
 	}
 	// The running dockerd's flags and whether dockerd can validate the new
@@ -174,7 +203,7 @@ func (d *DockerDaemonConfig) Plan(ctx context.Context, h Host) ([]Change, error)
 	var validate bool
 	var vw []string
 	var vErr error
-	if len(changedKeys) > 0 {
+	if edited {
 		wg.Go(func() { validate, vw, vErr = dockerdValidates(ctx, h, info) })
 	}
 	w, err := checkFlagConflicts(ctx, h, pidfile, p, content, d.Settings)
@@ -190,13 +219,20 @@ func (d *DockerDaemonConfig) Plan(ctx context.Context, h Host) ([]Change, error)
 	if restart {
 		restartNote = fmt.Sprintf("docker runs %s; restart to use %s", running, d.Settings["storage-driver"])
 	}
-	if len(changedKeys) == 0 {
+	if !edited {
 		return []Change{{Action: Update, Resource: "file", Target: p, Summary: restartNote,
 			Fields:   []Field{{Name: "storage-driver", Old: running + " (running)", New: d.Settings["storage-driver"].(string)}},
 			Warnings: warnings, Payload: daemonConfigPayload{expect: cur.Content}}}, nil
 	}
 	warnings = append(warnings, vw...)
-	c := Change{Action: Update, Resource: "file", Target: p, Summary: "set " + strings.Join(changedKeys, ", "),
+	var did []string
+	if len(changedKeys) > 0 {
+		did = append(did, "set "+strings.Join(changedKeys, ", "))
+	}
+	if len(removedKeys) > 0 {
+		did = append(did, "remove "+strings.Join(removedKeys, ", "))
+	}
+	c := Change{Action: Update, Resource: "file", Target: p, Summary: strings.Join(did, "; "),
 		Diff: UnifiedDiff(p, cur.Content, content), Warnings: warnings,
 		Payload: daemonConfigPayload{write: true, content: content, validate: validate}}
 	if restart {

@@ -440,3 +440,60 @@ func TestDaemonConfigWithoutARunningDocker(t *testing.T) {
 		t.Errorf("stopped docker: warnings %q", got[0].Warnings)
 	}
 }
+
+// remove deletes keys: the plan shows the diff, a key the file does not
+// have is no change, and the other keys keep their text and order.
+func TestDaemonConfigRemoveKeys(t *testing.T) {
+	h := dockerInfoHost("overlay2", 0, 0, false)
+	h.SetFile("/etc/docker/daemon.json", "{\n  \"debug\": true,\n  \"storage-driver\": \"overlay2\",\n  \"storage-drvier\": \"overlay2\",\n  \"mtu\": 1450\n}\n", 0o644, "root", "root")
+	d := &tasks.DockerDaemonConfig{Settings: map[string]any{"storage-driver": "overlay2"}, Remove: []string{"storage-drvier", "debug", "not-there"}}
+	changes := tasktest.Converge(t, d, h)
+	if len(changes) != 1 || changes[0].Summary != "remove debug, storage-drvier" {
+		t.Fatalf("changes = %+v", changes)
+	}
+	for _, want := range []string{"-  \"debug\": true,", "-  \"storage-drvier\": \"overlay2\","} {
+		if !strings.Contains(changes[0].Diff, want) {
+			t.Errorf("diff lacks %q:\n%s", want, changes[0].Diff)
+		}
+	}
+	f, _ := h.File("/etc/docker/daemon.json")
+	if want := "{\n  \"storage-driver\": \"overlay2\",\n  \"mtu\": 1450\n}\n"; string(f.Content) != want {
+		t.Errorf("daemon.json = %q, want %q", f.Content, want)
+	}
+
+	// Only keys the file does not have: no change, nothing written.
+	h = dockerInfoHost("overlay2", 0, 0, false)
+	h.SetFile("/etc/docker/daemon.json", `{"mtu": 1450}`, 0o644, "root", "root")
+	if got := plan(t, &tasks.DockerDaemonConfig{Remove: []string{"debug"}}, h); len(got) != 0 {
+		t.Errorf("removing a missing key: %+v", got)
+	}
+	// No file at all: nothing to remove.
+	h = dockerInfoHost("overlay2", 0, 0, false)
+	if got := plan(t, &tasks.DockerDaemonConfig{Remove: []string{"debug"}}, h); len(got) != 0 {
+		t.Errorf("removing from no file: %+v", got)
+	}
+	// Set one key and remove another in one write.
+	h = dockerInfoHost("overlay2", 0, 0, false)
+	h.SetFile("/etc/docker/daemon.json", `{"debug": true}`, 0o644, "root", "root")
+	d = &tasks.DockerDaemonConfig{Settings: map[string]any{"mtu": 1400}, Remove: []string{"debug"}}
+	if got := tasktest.Converge(t, d, h); len(got) != 1 || got[0].Summary != "set mtu; remove debug" {
+		t.Errorf("set and remove: %+v", got)
+	}
+}
+
+func TestDaemonConfigValidateRemove(t *testing.T) {
+	for _, tc := range []struct {
+		d    tasks.DockerDaemonConfig
+		want string
+	}{
+		{tasks.DockerDaemonConfig{Remove: []string{"debug"}}, ""},
+		{tasks.DockerDaemonConfig{Remove: []string{""}}, "remove: an empty key"},
+		{tasks.DockerDaemonConfig{Remove: []string{"debug", "debug"}}, `remove: "debug" is listed twice`},
+		{tasks.DockerDaemonConfig{Settings: map[string]any{"debug": true}, Remove: []string{"debug"}}, `remove: "debug" is also in settings`},
+	} {
+		err := tc.d.Validate()
+		if (err == nil) != (tc.want == "") || err != nil && !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: Validate() = %v, want %q", tc.d, err, tc.want)
+		}
+	}
+}
