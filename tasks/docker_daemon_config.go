@@ -48,11 +48,15 @@ import (
 // task reports a change that writes nothing, so that the handler it notifies
 // restarts docker.
 //
-// When the plan has changes, the task also reads the running dockerd's
-// command line: dockerd refuses to start when a setting is given both as a
-// flag (DOCKER_OPTS in /etc/default/docker, a systemd drop-in) and in the
-// file, so such a file would take docker down at the next restart, and the
-// plan fails instead, naming the key and the flag.
+// When the plan has changes, the task also reads where dockerd's flags come
+// from: its running command line, and where its next start takes them
+// (docker.service's ExecStart, its drop-ins and the variables it expands
+// from Environment= and EnvironmentFile= under systemd; DOCKER_OPTS in
+// /etc/default/docker and OPTIONS in /etc/sysconfig/docker for init
+// scripts). dockerd refuses to start when a setting is given both as a
+// flag and in the file, so such a file would take docker down at the next
+// restart, and the plan fails instead, naming the key, the flag and the
+// file it is in.
 type DockerDaemonConfig struct {
 	// Path of the file (default /etc/docker/daemon.json).
 	Path string `yaml:"path"`

@@ -497,3 +497,112 @@ func TestDaemonConfigValidateRemove(t *testing.T) {
 		}
 	}
 }
+
+// debianUnit is Debian's docker.service as `systemctl cat` shows it, with
+// the drop-ins given (each "path\ncontent").
+func debianUnit(dropIns ...string) string {
+	out := "# /lib/systemd/system/docker.service\n[Unit]\nDescription=Docker Application Container Engine\n\n[Service]\nType=notify\nEnvironmentFile=-/etc/default/docker\nExecStart=/usr/sbin/dockerd -H fd:// $DOCKER_OPTS\nExecReload=/bin/kill -s HUP $MAINPID\n\n[Install]\nWantedBy=multi-user.target\n"
+	for _, d := range dropIns {
+		p, content, _ := strings.Cut(d, "\n")
+		out += "\n# " + p + "\n" + content
+	}
+	return out
+}
+
+// systemdHost makes h a host whose init system is systemd, with unit as
+// `systemctl cat docker.service`.
+func systemdHost(h *tasktest.Host, unit string) {
+	h.MkdirAll("/run/systemd/system")
+	h.Handle("systemctl", func(_ *tasktest.Host, args []string, _ []byte) tasks.Output {
+		if len(args) == 3 && args[1] == "cat" && args[2] == "docker.service" {
+			return tasks.Output{Stdout: []byte(unit)}
+		}
+		return tasks.Output{ExitCode: 1}
+	})
+}
+
+// dockerd's next start takes flags from elsewhere than its running command
+// line: the plan fails, before anything is written, naming the file (and
+// variable) the flag is in, the flag, and what to do.
+func TestDaemonConfigFlagConflictWhereTheNextStartTakesFlags(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		setup    func(h *tasktest.Host)
+		settings map[string]any
+		want     []string
+	}{
+		{"DOCKER_OPTS of Debian's init script", func(h *tasktest.Host) {
+			h.SetFile("/etc/default/docker", "# Docker Upstart and SysVinit configuration file\n#DOCKER_OPTS=\"--dns 8.8.8.8\"\nDOCKER_OPTS=\"--dns 8.8.8.8 --storage-driver=overlay2\"\n", 0o644, "root", "root")
+		}, map[string]any{"storage-driver": "overlay2"},
+			[]string{"storage-driver (flag --storage-driver=overlay2) from DOCKER_OPTS in /etc/default/docker", "remove the flag from DOCKER_OPTS in /etc/default/docker", "leave storage-driver out of settings"}},
+		{"OPTIONS of /etc/sysconfig/docker", func(h *tasktest.Host) {
+			h.SetFile("/etc/sysconfig/docker", "OPTIONS='--selinux-enabled --log-driver=journald'\n", 0o644, "root", "root")
+		}, map[string]any{"log-driver": "json-file"},
+			[]string{"log-driver (flag --log-driver=journald) from OPTIONS in /etc/sysconfig/docker"}},
+		{"systemd drop-in", func(h *tasktest.Host) {
+			systemdHost(h, debianUnit("/etc/systemd/system/docker.service.d/override.conf\n[Service]\nExecStart=\nExecStart=/usr/sbin/dockerd \\\n  --log-level=warn -H unix:///var/run/docker.sock\n"))
+		}, map[string]any{"log-level": "info", "hosts": []any{"unix:///var/run/docker.sock"}},
+			[]string{"log-level (flag --log-level=warn) from ExecStart of docker.service in /etc/systemd/system/docker.service.d/override.conf",
+				"hosts (flag -H unix:///var/run/docker.sock) from ExecStart of docker.service in /etc/systemd/system/docker.service.d/override.conf"}},
+		{"systemd unit's own -H fd://", func(h *tasktest.Host) { systemdHost(h, debianUnit()) },
+			map[string]any{"hosts": []any{"unix:///var/run/docker.sock"}},
+			[]string{"hosts (flag -H fd://) from ExecStart of docker.service in /lib/systemd/system/docker.service"}},
+		{"DOCKER_OPTS through the unit's EnvironmentFile", func(h *tasktest.Host) {
+			systemdHost(h, debianUnit())
+			h.SetFile("/etc/default/docker", "DOCKER_OPTS='-s overlay2'\n", 0o644, "root", "root")
+		}, map[string]any{"storage-driver": "overlay2"},
+			[]string{"storage-driver (flag -s overlay2) from DOCKER_OPTS in /etc/default/docker (EnvironmentFile of docker.service)"}},
+		{"an EnvironmentFile of its own and Environment=", func(h *tasktest.Host) {
+			systemdHost(h, debianUnit("/etc/systemd/system/docker.service.d/env.conf\n[Service]\nEnvironmentFile=/etc/docker/dockerd.env\nEnvironment=\"EXTRA=--debug --mtu 1400\"\nExecStart=\nExecStart=/usr/sbin/dockerd $OPTS ${EXTRA}\n"))
+			h.SetFile("/etc/docker/dockerd.env", "OPTS=--registry-mirror=http://m:5000\n", 0o644, "root", "root")
+		}, map[string]any{"registry-mirrors": []any{"http://m:5000"}, "mtu": 1400},
+			[]string{"registry-mirrors (flag --registry-mirror=http://m:5000) from OPTS in /etc/docker/dockerd.env (EnvironmentFile of docker.service)",
+				"mtu (flag --mtu 1400) from Environment=EXTRA in /etc/systemd/system/docker.service.d/env.conf"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h, _ := daemonHost("overlay2", 0, 0, false)
+			h.RemoveFile("/var/run/docker.pid") // no dockerd runs: only the next start counts
+			tc.setup(h)
+			h.Freeze()
+			changes, err := (&tasks.DockerDaemonConfig{Settings: tc.settings}).Plan(context.Background(), h)
+			h.Thaw()
+			if err == nil {
+				t.Fatalf("plan = %+v, want an error", changes)
+			}
+			for _, w := range append(tc.want, "specified both as a flag and in the configuration file", "nothing was written") {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error lacks %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+}
+
+// What the next start does not get is no conflict: a commented or empty
+// DOCKER_OPTS, an ExecStart that a drop-in replaced, a unit whose ExecStart
+// is not dockerd, a systemd host's /etc/default/docker that its unit does
+// not read, and a non-systemd host's unit files.
+func TestDaemonConfigNoConflictWhereTheNextStartTakesNoFlag(t *testing.T) {
+	for name, setup := range map[string]func(h *tasktest.Host){
+		"commented DOCKER_OPTS": func(h *tasktest.Host) {
+			h.SetFile("/etc/default/docker", "#DOCKER_OPTS=\"--storage-driver=overlay2\"\nDOCKER_OPTS=\n", 0o644, "root", "root")
+		},
+		"ExecStart replaced by a drop-in": func(h *tasktest.Host) {
+			systemdHost(h, strings.Replace(debianUnit("/etc/systemd/system/docker.service.d/override.conf\n[Service]\nExecStart=\nExecStart=/usr/sbin/dockerd --containerd=/run/containerd/containerd.sock\n"), "$DOCKER_OPTS", "-s overlay2", 1))
+		},
+		"unit without EnvironmentFile": func(h *tasktest.Host) {
+			systemdHost(h, "# /etc/systemd/system/docker.service\n[Service]\nExecStart=/usr/bin/dockerd --containerd=/run/containerd/containerd.sock\n")
+			h.SetFile("/etc/default/docker", "DOCKER_OPTS=--storage-driver=overlay2\n", 0o644, "root", "root")
+		},
+		"ExecStart is a wrapper": func(h *tasktest.Host) {
+			systemdHost(h, "# /etc/systemd/system/docker.service\n[Service]\nExecStart=/usr/local/bin/start-docker -s overlay2\n")
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			h, _ := daemonHost("overlay2", 0, 0, false)
+			h.RemoveFile("/var/run/docker.pid")
+			setup(h)
+			tasktest.Converge(t, overlay2(), h)
+		})
+	}
+}

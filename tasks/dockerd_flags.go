@@ -111,19 +111,32 @@ func runningDockerdArgs(ctx context.Context, h Host, pidfile string) ([]string, 
 	return args[1:], nil
 }
 
-// checkFlagConflicts fails when the running dockerd gets a setting of the
-// file as it will be (content) also as a command-line flag: dockerd would
-// refuse to start with it ("the following directives are specified both as
-// a flag and in the configuration file"), so the restart this change leads
-// to would take docker down. No dockerd running, nothing to check; a
-// command line that cannot be read is a warning.
+// runningCmdline names the running dockerd's flags as a flagSource.
+const runningCmdline = "the running dockerd's command line"
+
+// checkFlagConflicts fails when dockerd gets a setting of the file as it
+// will be (content) also as a flag, from its running command line or from
+// where its next start takes flags (startFlagSources): dockerd would refuse
+// to start with it ("the following directives are specified both as a flag
+// and in the configuration file"), so the restart this change leads to
+// would take docker down. A running command line that cannot be read is a
+// warning.
 func checkFlagConflicts(ctx context.Context, h Host, pidfile, file string, content []byte, settings map[string]any) ([]string, error) {
+	var warnings []string
+	var sources []flagSource
 	args, err := runningDockerdArgs(ctx, h, pidfile)
 	if err != nil {
-		return []string{fmt.Sprintf("could not read the running dockerd's command line (%v): if it gets a setting of %s also as a flag, dockerd will refuse to start", err, file)}, nil
+		warnings = append(warnings, fmt.Sprintf("could not read the running dockerd's command line (%v): if it gets a setting of %s also as a flag, dockerd will refuse to start", err, file))
+	} else if len(args) > 0 {
+		sources = append(sources, flagSource{where: runningCmdline, args: args})
 	}
-	if len(args) == 0 || len(bytes.TrimSpace(content)) == 0 {
-		return nil, nil
+	start, err := startFlagSources(ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	sources = append(sources, start...)
+	if len(sources) == 0 || len(bytes.TrimSpace(content)) == 0 {
+		return warnings, nil
 	}
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(content, &top); err != nil {
@@ -140,41 +153,60 @@ func checkFlagConflicts(ctx context.Context, h Host, pidfile, file string, conte
 		}
 		owner[k] = k
 	}
-	var conflicts, inSettings, inFile []string
-	for _, f := range parseDockerdFlags(args) {
-		keys, named := dockerdFlagKeys[f.name]
-		if !named {
-			keys = []string{f.name}
-		}
-		for _, k := range keys {
-			topKey, ok := owner[k]
-			if !ok {
-				continue
+	// Each conflict once ("storage-driver (flag -s overlay2)"), with every
+	// place that gives its flag.
+	var conflicts []string
+	from := map[string][]string{}
+	var inSettings, inFile, places []string
+	for _, src := range sources {
+		for _, f := range parseDockerdFlags(src.args) {
+			keys, named := dockerdFlagKeys[f.name]
+			if !named {
+				keys = []string{f.name}
 			}
-			name := topKey
-			if topKey != k {
-				name = topKey + "." + k
-			}
-			conflicts = append(conflicts, fmt.Sprintf("%s (flag %s)", name, f.text))
-			if _, set := settings[topKey]; set {
-				inSettings = appendNew(inSettings, name)
-			} else {
-				inFile = appendNew(inFile, name)
+			for _, k := range keys {
+				topKey, ok := owner[k]
+				if !ok {
+					continue
+				}
+				name := topKey
+				if topKey != k {
+					name = topKey + "." + k
+				}
+				c := fmt.Sprintf("%s (flag %s)", name, f.text)
+				if from[c] == nil {
+					conflicts = append(conflicts, c)
+				}
+				from[c] = appendNew(from[c], src.where)
+				places = appendNew(places, src.where)
+				if _, set := settings[topKey]; set {
+					inSettings = appendNew(inSettings, name)
+				} else {
+					inFile = appendNew(inFile, name)
+				}
 			}
 		}
 	}
 	if len(conflicts) == 0 {
-		return nil, nil
+		return warnings, nil
+	}
+	for i, c := range conflicts {
+		conflicts[i] = c + " from " + strings.Join(from[c], " and ")
 	}
 	var fix []string
+	if start := slices.DeleteFunc(slices.Clone(places), func(p string) bool { return p == runningCmdline }); len(start) > 0 {
+		fix = append(fix, "remove the flag from "+strings.Join(start, " and "))
+	} else {
+		fix = append(fix, "remove the flag from where docker's start takes it (DOCKER_OPTS in /etc/default/docker, or ExecStart of docker.service and its drop-ins in /etc/systemd/system/docker.service.d/) and restart docker")
+	}
 	if len(inSettings) > 0 {
 		fix = append(fix, "leave "+strings.Join(inSettings, ", ")+" out of settings")
 	}
 	if len(inFile) > 0 {
-		fix = append(fix, "remove "+strings.Join(inFile, ", ")+" from "+file)
+		fix = append(fix, "remove "+strings.Join(inFile, ", ")+" from "+file+" (remove: ["+strings.Join(inFile, ", ")+"])")
 	}
-	return nil, fmt.Errorf("the running dockerd already gets %s on its command line, and dockerd refuses to start when a setting is given both as a flag and in %s (\"the following directives are specified both as a flag and in the configuration file\"), so restarting docker with this file would take it down; remove the flag from dockerd's command line (DOCKER_OPTS in /etc/default/docker, or ExecStart of docker.service and its drop-ins in /etc/systemd/system/docker.service.d/), or %s",
-		strings.Join(conflicts, ", "), file, strings.Join(fix, " and "))
+	return nil, fmt.Errorf("dockerd gets %s, and dockerd refuses to start when a setting is given both as a flag and in %s (\"the following directives are specified both as a flag and in the configuration file\"), so restarting docker with this file would take it down; nothing was written. To go ahead, %s",
+		strings.Join(conflicts, ", "), file, strings.Join(fix, ", or "))
 }
 
 func appendNew(l []string, s string) []string {
