@@ -37,7 +37,11 @@ import (
 // objects concatenated, duplicate keys) fails the task and is never
 // overwritten (moby/moby#44905). When dockerd supports --validate (Docker 23
 // and later), the new file is validated by dockerd before it replaces the old
-// one.
+// one. An older dockerd (Debian's 20.10) cannot validate it: then each key
+// of the new file is checked against the options that dockerd --help lists
+// (see dockerd_keys.go for how dockerd names them), and a key it does not
+// know fails the plan with the nearest one it knows, since dockerd would
+// refuse to start with it.
 //
 // Changing "storage-driver" away from the driver docker runs with hides the
 // images and containers kept under the old driver (moby/moby#34112): plan
@@ -204,11 +208,11 @@ func (d *DockerDaemonConfig) Plan(ctx context.Context, h Host) ([]Change, error)
 	}
 	// The running dockerd's flags and whether dockerd can validate the new
 	// file are independent reads: one round trip, not three.
-	var validate bool
+	var checks dockerdChecks
 	var vw []string
 	var vErr error
 	if edited {
-		wg.Go(func() { validate, vw, vErr = dockerdValidates(ctx, h, info) })
+		wg.Go(func() { checks, vw, vErr = dockerdCanCheck(ctx, h, info) })
 	}
 	w, err := checkFlagConflicts(ctx, h, pidfile, p, content, d.Settings)
 	wg.Wait()
@@ -217,6 +221,9 @@ func (d *DockerDaemonConfig) Plan(ctx context.Context, h Host) ([]Change, error)
 	}
 	if vErr != nil {
 		return nil, vErr
+	}
+	if err := checkDaemonKeys(p, content, checks, d.Settings); err != nil {
+		return nil, err
 	}
 	warnings = append(warnings, w...)
 	restartNote := ""
@@ -238,7 +245,7 @@ func (d *DockerDaemonConfig) Plan(ctx context.Context, h Host) ([]Change, error)
 	}
 	c := Change{Action: Update, Resource: "file", Target: p, Summary: strings.Join(did, "; "),
 		Diff: UnifiedDiff(p, cur.Content, content), Warnings: warnings,
-		Payload: daemonConfigPayload{write: true, content: content, validate: validate}}
+		Payload: daemonConfigPayload{write: true, content: content, validate: checks.validate}}
 	if restart {
 		c.Summary += "; " + restartNote
 	}

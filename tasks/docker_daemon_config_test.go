@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io/fs"
+	"os"
 	"reflect"
 	"strconv"
 	"strings"
@@ -51,9 +52,9 @@ func daemonHost(driver string, images, containers int, validate bool, opts ...st
 		switch args[1] {
 		case "--help":
 			if d.validate {
-				return tasks.Output{Stdout: []byte("      --validate    Validate daemon configuration and exit\n")}
+				return tasks.Output{Stdout: append(dockerd2010Help(), "      --validate    Validate daemon configuration and exit\n"...)}
 			}
-			return tasks.Output{Stdout: []byte("Usage: dockerd [OPTIONS]\n")}
+			return tasks.Output{Stdout: dockerd2010Help()}
 		case "--version":
 			return tasks.Output{Stdout: []byte("Docker version 20.10.24+dfsg1, build 5d6db84\n")}
 		case "--validate":
@@ -66,6 +67,15 @@ func daemonHost(driver string, images, containers int, validate bool, opts ...st
 		return tasks.Output{ExitCode: 2}
 	})
 	return h, d
+}
+
+// dockerd2010Help is what Debian's dockerd 20.10.24 prints for --help.
+func dockerd2010Help() []byte {
+	b, err := os.ReadFile("testdata/dockerd-20.10-help.txt")
+	if err != nil {
+		panic(err)
+	}
+	return b
 }
 
 // restart is what the restart handler does to the fake: docker comes back
@@ -362,12 +372,12 @@ func TestDaemonConfigDockerRunsAnotherDriver(t *testing.T) {
 func TestDaemonConfigWarnsWhenDockerdCannotValidate(t *testing.T) {
 	h := dockerInfoHost("overlay2", 0, 0, false)
 	changes := plan(t, overlay2(), h)
-	want := "dockerd 20.10.24+dfsg1 cannot validate daemon.json (dockerd --validate came with Docker 23); only its JSON syntax was checked"
+	want := "dockerd 20.10.24+dfsg1 cannot validate daemon.json (dockerd --validate came with Docker 23); its keys were checked against the options dockerd --help lists, its values only for their JSON syntax"
 	if len(changes) != 1 || len(changes[0].Warnings) != 1 || changes[0].Warnings[0] != want {
 		t.Fatalf("warnings = %q, want %q", changes[0].Warnings, want)
 	}
-	if h.Ran("dockerd") {
-		t.Errorf("the plan started dockerd although the running daemon told its version: %v", h.Commands)
+	if h.Ran("dockerd", "--version") {
+		t.Errorf("the plan asked dockerd its version although the running daemon told it: %v", h.Commands)
 	}
 	apply(t, overlay2(), h, changes)
 	if h.Ran("dockerd", "--validate") {
@@ -604,5 +614,69 @@ func TestDaemonConfigNoConflictWhereTheNextStartTakesNoFlag(t *testing.T) {
 			setup(h)
 			tasktest.Converge(t, overlay2(), h)
 		})
+	}
+}
+
+// A dockerd too old for --validate (Debian's 20.10): a key of the new file
+// that its dockerd --help does not list fails the plan with the nearest
+// key it knows, before anything is written; dockerd would refuse to start.
+func TestDaemonConfigUnknownKeyFailsPlan(t *testing.T) {
+	h := dockerInfoHost("overlay2", 0, 0, false)
+	h.Freeze()
+	d := &tasks.DockerDaemonConfig{Settings: map[string]any{"storage-drvier": "overlay2", "mtu": 1400}}
+	_, err := d.Plan(context.Background(), h)
+	h.Thaw()
+	for _, w := range []string{`/etc/docker/daemon.json would have "storage-drvier" (did you mean "storage-driver"?)`,
+		"dockerd 20.10.24+dfsg1 on this host does not know", "don't match any configuration option", "nothing was written",
+		"Correct storage-drvier in settings"} {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("plan error lacks %q:\n%v", w, err)
+		}
+	}
+	if len(h.Writes) != 0 {
+		t.Errorf("written: %q", h.Writes)
+	}
+
+	// Already in the file: dindops names it and how to delete it; with
+	// remove, the plan goes through.
+	h = dockerInfoHost("overlay2", 0, 0, false)
+	h.SetFile("/etc/docker/daemon.json", `{"debgu": true, "log-config": {"max-sise": "10m"}}`, 0o644, "root", "root")
+	_, err = overlay2().Plan(context.Background(), h)
+	for _, w := range []string{`"debgu" (did you mean "debug"?)`, `"log-config.max-sise"`, "Delete debgu, log-config from /etc/docker/daemon.json (remove: [debgu, log-config])"} {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("plan error lacks %q:\n%v", w, err)
+		}
+	}
+	d = overlay2()
+	d.Remove = []string{"debgu", "log-config"}
+	tasktest.Converge(t, d, h)
+}
+
+// The keys dockerd 20.10 knows although they are not a flag's long name in
+// its --help (moby v20.10.24, see dockerd_keys.go) pass the check.
+func TestDaemonConfigKnownKeysPass(t *testing.T) {
+	h := dockerInfoHost("overlay2", 0, 0, false)
+	d := &tasks.DockerDaemonConfig{Settings: map[string]any{
+		"registry-mirrors": []any{"http://m:5000"}, "insecure-registries": []any{"m:5000"}, "hosts": []any{"unix:///var/run/docker.sock"},
+		"labels": []any{"a=b"}, "log-opts": map[string]any{"max-size": "10m"}, "runtimes": map[string]any{"crun": map[string]any{"path": "/usr/bin/crun"}},
+		"default-ulimits": map[string]any{"nofile": map[string]any{"Name": "nofile", "Hard": 64000, "Soft": 64000}},
+		"default-address-pools": []any{map[string]any{"base": "10.10.0.0/16", "size": 24}}, "storage-opts": []any{"overlay2.override_kernel_check=true"},
+		"exec-opts": []any{"native.cgroupdriver=systemd"}, "dns-opts": []any{"ndots:1"}, "dns": []any{"10.0.0.2"}, "dns-search": []any{"example.com"},
+		"features": map[string]any{"buildkit": true}, "builder": map[string]any{"gc": map[string]any{"enabled": true}},
+		"graph": "/var/lib/docker", "tlscacert": "/etc/docker/ca.pem", "debug": true, "ipv6": false, "storage-driver": "overlay2",
+	}}
+	changes := tasktest.Converge(t, d, h)
+	if len(changes) != 1 {
+		t.Fatalf("changes = %+v", changes)
+	}
+	// A dockerd that validates checks the file itself: no key check then.
+	h = dockerInfoHost("overlay2", 0, 0, true)
+	tasktest.Converge(t, &tasks.DockerDaemonConfig{Settings: map[string]any{"new-in-docker-99": true}}, h)
+	// A dockerd --help that lists no option: a warning, not a failure.
+	h = dockerInfoHost("overlay2", 0, 0, false)
+	h.Handle("dockerd", func(*tasktest.Host, []string, []byte) tasks.Output { return tasks.Output{Stdout: []byte("Usage: dockerd\n")} })
+	changes = plan(t, &tasks.DockerDaemonConfig{Settings: map[string]any{"storage-drvier": "overlay2"}}, h)
+	if len(changes) != 1 || len(changes[0].Warnings) != 1 || !strings.Contains(changes[0].Warnings[0], "only its JSON syntax was checked (dockerd --help listed no options)") {
+		t.Fatalf("changes = %+v", changes)
 	}
 }
