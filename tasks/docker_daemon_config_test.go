@@ -659,7 +659,7 @@ func TestDaemonConfigKnownKeysPass(t *testing.T) {
 	d := &tasks.DockerDaemonConfig{Settings: map[string]any{
 		"registry-mirrors": []any{"http://m:5000"}, "insecure-registries": []any{"m:5000"}, "hosts": []any{"unix:///var/run/docker.sock"},
 		"labels": []any{"a=b"}, "log-opts": map[string]any{"max-size": "10m"}, "runtimes": map[string]any{"crun": map[string]any{"path": "/usr/bin/crun"}},
-		"default-ulimits": map[string]any{"nofile": map[string]any{"Name": "nofile", "Hard": 64000, "Soft": 64000}},
+		"default-ulimits":       map[string]any{"nofile": map[string]any{"Name": "nofile", "Hard": 64000, "Soft": 64000}},
 		"default-address-pools": []any{map[string]any{"base": "10.10.0.0/16", "size": 24}}, "storage-opts": []any{"overlay2.override_kernel_check=true"},
 		"exec-opts": []any{"native.cgroupdriver=systemd"}, "dns-opts": []any{"ndots:1"}, "dns": []any{"10.0.0.2"}, "dns-search": []any{"example.com"},
 		"features": map[string]any{"buildkit": true}, "builder": map[string]any{"gc": map[string]any{"enabled": true}},
@@ -674,7 +674,9 @@ func TestDaemonConfigKnownKeysPass(t *testing.T) {
 	tasktest.Converge(t, &tasks.DockerDaemonConfig{Settings: map[string]any{"new-in-docker-99": true}}, h)
 	// A dockerd --help that lists no option: a warning, not a failure.
 	h = dockerInfoHost("overlay2", 0, 0, false)
-	h.Handle("dockerd", func(*tasktest.Host, []string, []byte) tasks.Output { return tasks.Output{Stdout: []byte("Usage: dockerd\n")} })
+	h.Handle("dockerd", func(*tasktest.Host, []string, []byte) tasks.Output {
+		return tasks.Output{Stdout: []byte("Usage: dockerd\n")}
+	})
 	changes = plan(t, &tasks.DockerDaemonConfig{Settings: map[string]any{"storage-drvier": "overlay2"}}, h)
 	if len(changes) != 1 || len(changes[0].Warnings) != 1 || !strings.Contains(changes[0].Warnings[0], "only its JSON syntax was checked (dockerd --help listed no options)") {
 		t.Fatalf("changes = %+v", changes)
