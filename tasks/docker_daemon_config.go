@@ -325,6 +325,16 @@ func (d *DockerDaemonConfig) Apply(ctx context.Context, h Host, changes []Change
 		if _, err := Exec(ctx, h, "mkdir", "-p", "-m", "0755", pathDir(d.path())); err != nil {
 			return err
 		}
+		// What docker starts with now is kept first, so that a service
+		// task with restore: [this file] can put it back should docker
+		// not come up with the new one (see config_backup.go).
+		cur, exists, err := ReadFileIfExists(ctx, h, d.path())
+		if err != nil {
+			return err
+		}
+		if err := saveConfigBackup(ctx, h, d.path(), cur, exists, p.content); err != nil {
+			return err
+		}
 		if err := h.WriteFile(ctx, d.path(), p.content, WriteOptions{Mode: 0o644, Owner: "root", Group: "root", Validate: validate}); err != nil {
 			return err
 		}

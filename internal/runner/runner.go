@@ -559,6 +559,9 @@ func (r *run) host(ctx context.Context, hp *playbooks.HostPlay, batch, batches i
 			tr.Pending = pend
 		}
 		if !ok {
+			if r.o.Mode == ApplyMode && ps != nil {
+				r.handlerFailed(ctx, conn.Host(s.Become), ps, play, s.Def.Name, tr, logger)
+			}
 			return hr
 		}
 		if r.o.Mode == ApplyMode && pend != nil {
@@ -626,7 +629,7 @@ func (r *run) step(ctx context.Context, conn Conn, s *playbooks.Step, handler bo
 		if ctx.Err() == nil && errors.Is(tctx.Err(), context.DeadlineExceeded) && !IsUnreachable(err) {
 			err = &TimeoutError{After: s.Timeout, Err: err}
 		}
-		tr.Status, tr.Error = Failed, err.Error()
+		tr.Status, tr.Error, tr.err = Failed, err.Error(), err
 		if IsUnreachable(err) {
 			tr.Status = Unreachable
 		}
