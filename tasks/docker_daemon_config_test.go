@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io/fs"
+	"os"
 	"reflect"
 	"strconv"
 	"strings"
@@ -51,9 +52,9 @@ func daemonHost(driver string, images, containers int, validate bool, opts ...st
 		switch args[1] {
 		case "--help":
 			if d.validate {
-				return tasks.Output{Stdout: []byte("      --validate    Validate daemon configuration and exit\n")}
+				return tasks.Output{Stdout: append(dockerd2010Help(), "      --validate    Validate daemon configuration and exit\n"...)}
 			}
-			return tasks.Output{Stdout: []byte("Usage: dockerd [OPTIONS]\n")}
+			return tasks.Output{Stdout: dockerd2010Help()}
 		case "--version":
 			return tasks.Output{Stdout: []byte("Docker version 20.10.24+dfsg1, build 5d6db84\n")}
 		case "--validate":
@@ -66,6 +67,15 @@ func daemonHost(driver string, images, containers int, validate bool, opts ...st
 		return tasks.Output{ExitCode: 2}
 	})
 	return h, d
+}
+
+// dockerd2010Help is what Debian's dockerd 20.10.24 prints for --help.
+func dockerd2010Help() []byte {
+	b, err := os.ReadFile("testdata/dockerd-20.10-help.txt")
+	if err != nil {
+		panic(err)
+	}
+	return b
 }
 
 // restart is what the restart handler does to the fake: docker comes back
@@ -362,12 +372,12 @@ func TestDaemonConfigDockerRunsAnotherDriver(t *testing.T) {
 func TestDaemonConfigWarnsWhenDockerdCannotValidate(t *testing.T) {
 	h := dockerInfoHost("overlay2", 0, 0, false)
 	changes := plan(t, overlay2(), h)
-	want := "dockerd 20.10.24+dfsg1 cannot validate daemon.json (dockerd --validate came with Docker 23); only its JSON syntax was checked"
+	want := "dockerd 20.10.24+dfsg1 cannot validate daemon.json (dockerd --validate came with Docker 23); its keys were checked against the options dockerd --help lists, its values only for their JSON syntax"
 	if len(changes) != 1 || len(changes[0].Warnings) != 1 || changes[0].Warnings[0] != want {
 		t.Fatalf("warnings = %q, want %q", changes[0].Warnings, want)
 	}
-	if h.Ran("dockerd") {
-		t.Errorf("the plan started dockerd although the running daemon told its version: %v", h.Commands)
+	if h.Ran("dockerd", "--version") {
+		t.Errorf("the plan asked dockerd its version although the running daemon told it: %v", h.Commands)
 	}
 	apply(t, overlay2(), h, changes)
 	if h.Ran("dockerd", "--validate") {
@@ -438,5 +448,237 @@ func TestDaemonConfigWithoutARunningDocker(t *testing.T) {
 	// No daemon tells its version: the installed dockerd does.
 	if !stopped.Ran("dockerd", "--version") || len(got[0].Warnings) != 1 || !strings.Contains(got[0].Warnings[0], "dockerd 20.10.24+dfsg1 cannot validate") {
 		t.Errorf("stopped docker: warnings %q", got[0].Warnings)
+	}
+}
+
+// remove deletes keys: the plan shows the diff, a key the file does not
+// have is no change, and the other keys keep their text and order.
+func TestDaemonConfigRemoveKeys(t *testing.T) {
+	h := dockerInfoHost("overlay2", 0, 0, false)
+	h.SetFile("/etc/docker/daemon.json", "{\n  \"debug\": true,\n  \"storage-driver\": \"overlay2\",\n  \"storage-drvier\": \"overlay2\",\n  \"mtu\": 1450\n}\n", 0o644, "root", "root")
+	d := &tasks.DockerDaemonConfig{Settings: map[string]any{"storage-driver": "overlay2"}, Remove: []string{"storage-drvier", "debug", "not-there"}}
+	changes := tasktest.Converge(t, d, h)
+	if len(changes) != 1 || changes[0].Summary != "remove debug, storage-drvier" {
+		t.Fatalf("changes = %+v", changes)
+	}
+	for _, want := range []string{"-  \"debug\": true,", "-  \"storage-drvier\": \"overlay2\","} {
+		if !strings.Contains(changes[0].Diff, want) {
+			t.Errorf("diff lacks %q:\n%s", want, changes[0].Diff)
+		}
+	}
+	f, _ := h.File("/etc/docker/daemon.json")
+	if want := "{\n  \"storage-driver\": \"overlay2\",\n  \"mtu\": 1450\n}\n"; string(f.Content) != want {
+		t.Errorf("daemon.json = %q, want %q", f.Content, want)
+	}
+
+	// Only keys the file does not have: no change, nothing written.
+	h = dockerInfoHost("overlay2", 0, 0, false)
+	h.SetFile("/etc/docker/daemon.json", `{"mtu": 1450}`, 0o644, "root", "root")
+	if got := plan(t, &tasks.DockerDaemonConfig{Remove: []string{"debug"}}, h); len(got) != 0 {
+		t.Errorf("removing a missing key: %+v", got)
+	}
+	// No file at all: nothing to remove.
+	h = dockerInfoHost("overlay2", 0, 0, false)
+	if got := plan(t, &tasks.DockerDaemonConfig{Remove: []string{"debug"}}, h); len(got) != 0 {
+		t.Errorf("removing from no file: %+v", got)
+	}
+	// Set one key and remove another in one write.
+	h = dockerInfoHost("overlay2", 0, 0, false)
+	h.SetFile("/etc/docker/daemon.json", `{"debug": true}`, 0o644, "root", "root")
+	d = &tasks.DockerDaemonConfig{Settings: map[string]any{"mtu": 1400}, Remove: []string{"debug"}}
+	if got := tasktest.Converge(t, d, h); len(got) != 1 || got[0].Summary != "set mtu; remove debug" {
+		t.Errorf("set and remove: %+v", got)
+	}
+}
+
+func TestDaemonConfigValidateRemove(t *testing.T) {
+	for _, tc := range []struct {
+		d    tasks.DockerDaemonConfig
+		want string
+	}{
+		{tasks.DockerDaemonConfig{Remove: []string{"debug"}}, ""},
+		{tasks.DockerDaemonConfig{Remove: []string{""}}, "remove: an empty key"},
+		{tasks.DockerDaemonConfig{Remove: []string{"debug", "debug"}}, `remove: "debug" is listed twice`},
+		{tasks.DockerDaemonConfig{Settings: map[string]any{"debug": true}, Remove: []string{"debug"}}, `remove: "debug" is also in settings`},
+	} {
+		err := tc.d.Validate()
+		if (err == nil) != (tc.want == "") || err != nil && !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: Validate() = %v, want %q", tc.d, err, tc.want)
+		}
+	}
+}
+
+// debianUnit is Debian's docker.service as `systemctl cat` shows it, with
+// the drop-ins given (each "path\ncontent").
+func debianUnit(dropIns ...string) string {
+	out := "# /lib/systemd/system/docker.service\n[Unit]\nDescription=Docker Application Container Engine\n\n[Service]\nType=notify\nEnvironmentFile=-/etc/default/docker\nExecStart=/usr/sbin/dockerd -H fd:// $DOCKER_OPTS\nExecReload=/bin/kill -s HUP $MAINPID\n\n[Install]\nWantedBy=multi-user.target\n"
+	for _, d := range dropIns {
+		p, content, _ := strings.Cut(d, "\n")
+		out += "\n# " + p + "\n" + content
+	}
+	return out
+}
+
+// systemdHost makes h a host whose init system is systemd, with unit as
+// `systemctl cat docker.service`.
+func systemdHost(h *tasktest.Host, unit string) {
+	h.MkdirAll("/run/systemd/system")
+	h.Handle("systemctl", func(_ *tasktest.Host, args []string, _ []byte) tasks.Output {
+		if len(args) == 3 && args[1] == "cat" && args[2] == "docker.service" {
+			return tasks.Output{Stdout: []byte(unit)}
+		}
+		return tasks.Output{ExitCode: 1}
+	})
+}
+
+// dockerd's next start takes flags from elsewhere than its running command
+// line: the plan fails, before anything is written, naming the file (and
+// variable) the flag is in, the flag, and what to do.
+func TestDaemonConfigFlagConflictWhereTheNextStartTakesFlags(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		setup    func(h *tasktest.Host)
+		settings map[string]any
+		want     []string
+	}{
+		{"DOCKER_OPTS of Debian's init script", func(h *tasktest.Host) {
+			h.SetFile("/etc/default/docker", "# Docker Upstart and SysVinit configuration file\n#DOCKER_OPTS=\"--dns 8.8.8.8\"\nDOCKER_OPTS=\"--dns 8.8.8.8 --storage-driver=overlay2\"\n", 0o644, "root", "root")
+		}, map[string]any{"storage-driver": "overlay2"},
+			[]string{"storage-driver (flag --storage-driver=overlay2) from DOCKER_OPTS in /etc/default/docker", "remove the flag from DOCKER_OPTS in /etc/default/docker", "leave storage-driver out of settings"}},
+		{"OPTIONS of /etc/sysconfig/docker", func(h *tasktest.Host) {
+			h.SetFile("/etc/sysconfig/docker", "OPTIONS='--selinux-enabled --log-driver=journald'\n", 0o644, "root", "root")
+		}, map[string]any{"log-driver": "json-file"},
+			[]string{"log-driver (flag --log-driver=journald) from OPTIONS in /etc/sysconfig/docker"}},
+		{"systemd drop-in", func(h *tasktest.Host) {
+			systemdHost(h, debianUnit("/etc/systemd/system/docker.service.d/override.conf\n[Service]\nExecStart=\nExecStart=/usr/sbin/dockerd \\\n  --log-level=warn -H unix:///var/run/docker.sock\n"))
+		}, map[string]any{"log-level": "info", "hosts": []any{"unix:///var/run/docker.sock"}},
+			[]string{"log-level (flag --log-level=warn) from ExecStart of docker.service in /etc/systemd/system/docker.service.d/override.conf",
+				"hosts (flag -H unix:///var/run/docker.sock) from ExecStart of docker.service in /etc/systemd/system/docker.service.d/override.conf"}},
+		{"systemd unit's own -H fd://", func(h *tasktest.Host) { systemdHost(h, debianUnit()) },
+			map[string]any{"hosts": []any{"unix:///var/run/docker.sock"}},
+			[]string{"hosts (flag -H fd://) from ExecStart of docker.service in /lib/systemd/system/docker.service"}},
+		{"DOCKER_OPTS through the unit's EnvironmentFile", func(h *tasktest.Host) {
+			systemdHost(h, debianUnit())
+			h.SetFile("/etc/default/docker", "DOCKER_OPTS='-s overlay2'\n", 0o644, "root", "root")
+		}, map[string]any{"storage-driver": "overlay2"},
+			[]string{"storage-driver (flag -s overlay2) from DOCKER_OPTS in /etc/default/docker (EnvironmentFile of docker.service)"}},
+		{"an EnvironmentFile of its own and Environment=", func(h *tasktest.Host) {
+			systemdHost(h, debianUnit("/etc/systemd/system/docker.service.d/env.conf\n[Service]\nEnvironmentFile=/etc/docker/dockerd.env\nEnvironment=\"EXTRA=--debug --mtu 1400\"\nExecStart=\nExecStart=/usr/sbin/dockerd $OPTS ${EXTRA}\n"))
+			h.SetFile("/etc/docker/dockerd.env", "OPTS=--registry-mirror=http://m:5000\n", 0o644, "root", "root")
+		}, map[string]any{"registry-mirrors": []any{"http://m:5000"}, "mtu": 1400},
+			[]string{"registry-mirrors (flag --registry-mirror=http://m:5000) from OPTS in /etc/docker/dockerd.env (EnvironmentFile of docker.service)",
+				"mtu (flag --mtu 1400) from Environment=EXTRA in /etc/systemd/system/docker.service.d/env.conf"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h, _ := daemonHost("overlay2", 0, 0, false)
+			h.RemoveFile("/var/run/docker.pid") // no dockerd runs: only the next start counts
+			tc.setup(h)
+			h.Freeze()
+			changes, err := (&tasks.DockerDaemonConfig{Settings: tc.settings}).Plan(context.Background(), h)
+			h.Thaw()
+			if err == nil {
+				t.Fatalf("plan = %+v, want an error", changes)
+			}
+			for _, w := range append(tc.want, "specified both as a flag and in the configuration file", "nothing was written") {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error lacks %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+}
+
+// What the next start does not get is no conflict: a commented or empty
+// DOCKER_OPTS, an ExecStart that a drop-in replaced, a unit whose ExecStart
+// is not dockerd, a systemd host's /etc/default/docker that its unit does
+// not read, and a non-systemd host's unit files.
+func TestDaemonConfigNoConflictWhereTheNextStartTakesNoFlag(t *testing.T) {
+	for name, setup := range map[string]func(h *tasktest.Host){
+		"commented DOCKER_OPTS": func(h *tasktest.Host) {
+			h.SetFile("/etc/default/docker", "#DOCKER_OPTS=\"--storage-driver=overlay2\"\nDOCKER_OPTS=\n", 0o644, "root", "root")
+		},
+		"ExecStart replaced by a drop-in": func(h *tasktest.Host) {
+			systemdHost(h, strings.Replace(debianUnit("/etc/systemd/system/docker.service.d/override.conf\n[Service]\nExecStart=\nExecStart=/usr/sbin/dockerd --containerd=/run/containerd/containerd.sock\n"), "$DOCKER_OPTS", "-s overlay2", 1))
+		},
+		"unit without EnvironmentFile": func(h *tasktest.Host) {
+			systemdHost(h, "# /etc/systemd/system/docker.service\n[Service]\nExecStart=/usr/bin/dockerd --containerd=/run/containerd/containerd.sock\n")
+			h.SetFile("/etc/default/docker", "DOCKER_OPTS=--storage-driver=overlay2\n", 0o644, "root", "root")
+		},
+		"ExecStart is a wrapper": func(h *tasktest.Host) {
+			systemdHost(h, "# /etc/systemd/system/docker.service\n[Service]\nExecStart=/usr/local/bin/start-docker -s overlay2\n")
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			h, _ := daemonHost("overlay2", 0, 0, false)
+			h.RemoveFile("/var/run/docker.pid")
+			setup(h)
+			tasktest.Converge(t, overlay2(), h)
+		})
+	}
+}
+
+// A dockerd too old for --validate (Debian's 20.10): a key of the new file
+// that its dockerd --help does not list fails the plan with the nearest
+// key it knows, before anything is written; dockerd would refuse to start.
+func TestDaemonConfigUnknownKeyFailsPlan(t *testing.T) {
+	h := dockerInfoHost("overlay2", 0, 0, false)
+	h.Freeze()
+	d := &tasks.DockerDaemonConfig{Settings: map[string]any{"storage-drvier": "overlay2", "mtu": 1400}}
+	_, err := d.Plan(context.Background(), h)
+	h.Thaw()
+	for _, w := range []string{`/etc/docker/daemon.json would have "storage-drvier" (did you mean "storage-driver"?)`,
+		"dockerd 20.10.24+dfsg1 on this host does not know", "don't match any configuration option", "nothing was written",
+		"Correct storage-drvier in settings"} {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("plan error lacks %q:\n%v", w, err)
+		}
+	}
+	if len(h.Writes) != 0 {
+		t.Errorf("written: %q", h.Writes)
+	}
+
+	// Already in the file: dindops names it and how to delete it; with
+	// remove, the plan goes through.
+	h = dockerInfoHost("overlay2", 0, 0, false)
+	h.SetFile("/etc/docker/daemon.json", `{"debgu": true, "log-config": {"max-sise": "10m"}}`, 0o644, "root", "root")
+	_, err = overlay2().Plan(context.Background(), h)
+	for _, w := range []string{`"debgu" (did you mean "debug"?)`, `"log-config.max-sise"`, "Delete debgu, log-config from /etc/docker/daemon.json (remove: [debgu, log-config])"} {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("plan error lacks %q:\n%v", w, err)
+		}
+	}
+	d = overlay2()
+	d.Remove = []string{"debgu", "log-config"}
+	tasktest.Converge(t, d, h)
+}
+
+// The keys dockerd 20.10 knows although they are not a flag's long name in
+// its --help (moby v20.10.24, see dockerd_keys.go) pass the check.
+func TestDaemonConfigKnownKeysPass(t *testing.T) {
+	h := dockerInfoHost("overlay2", 0, 0, false)
+	d := &tasks.DockerDaemonConfig{Settings: map[string]any{
+		"registry-mirrors": []any{"http://m:5000"}, "insecure-registries": []any{"m:5000"}, "hosts": []any{"unix:///var/run/docker.sock"},
+		"labels": []any{"a=b"}, "log-opts": map[string]any{"max-size": "10m"}, "runtimes": map[string]any{"crun": map[string]any{"path": "/usr/bin/crun"}},
+		"default-ulimits":       map[string]any{"nofile": map[string]any{"Name": "nofile", "Hard": 64000, "Soft": 64000}},
+		"default-address-pools": []any{map[string]any{"base": "10.10.0.0/16", "size": 24}}, "storage-opts": []any{"overlay2.override_kernel_check=true"},
+		"exec-opts": []any{"native.cgroupdriver=systemd"}, "dns-opts": []any{"ndots:1"}, "dns": []any{"10.0.0.2"}, "dns-search": []any{"example.com"},
+		"features": map[string]any{"buildkit": true}, "builder": map[string]any{"gc": map[string]any{"enabled": true}},
+		"graph": "/var/lib/docker", "tlscacert": "/etc/docker/ca.pem", "debug": true, "ipv6": false, "storage-driver": "overlay2",
+	}}
+	changes := tasktest.Converge(t, d, h)
+	if len(changes) != 1 {
+		t.Fatalf("changes = %+v", changes)
+	}
+	// A dockerd that validates checks the file itself: no key check then.
+	h = dockerInfoHost("overlay2", 0, 0, true)
+	tasktest.Converge(t, &tasks.DockerDaemonConfig{Settings: map[string]any{"new-in-docker-99": true}}, h)
+	// A dockerd --help that lists no option: a warning, not a failure.
+	h = dockerInfoHost("overlay2", 0, 0, false)
+	h.Handle("dockerd", func(*tasktest.Host, []string, []byte) tasks.Output {
+		return tasks.Output{Stdout: []byte("Usage: dockerd\n")}
+	})
+	changes = plan(t, &tasks.DockerDaemonConfig{Settings: map[string]any{"storage-drvier": "overlay2"}}, h)
+	if len(changes) != 1 || len(changes[0].Warnings) != 1 || !strings.Contains(changes[0].Warnings[0], "only its JSON syntax was checked (dockerd --help listed no options)") {
+		t.Fatalf("changes = %+v", changes)
 	}
 }

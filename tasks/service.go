@@ -67,6 +67,12 @@ type Service struct {
 	// (state restarted or stopped), for services that run containers:
 	// docker.
 	Drain *Drain `yaml:"drain"`
+	// Restore names configuration files that a task such as
+	// docker_daemon_config changed (it kept their previous content first):
+	// when the service does not come up after a start or a restart, they
+	// get their previous content back, the service is started again, and
+	// the task fails with the service's own reason (see RestoredError).
+	Restore []string `yaml:"restore"`
 }
 
 var serviceName = regexp.MustCompile(`^[A-Za-z0-9_.@-]+$`)
@@ -86,6 +92,14 @@ func (s *Service) Validate() error {
 	}
 	if s.ReadyTimeout < 0 {
 		return FieldErrorf("ready_timeout", "must be a number of seconds ≥ 0")
+	}
+	for _, f := range s.Restore {
+		if !strings.HasPrefix(f, "/") {
+			return FieldErrorf("restore", "%q: give the absolute path of a configuration file, e.g. /etc/docker/daemon.json", f)
+		}
+	}
+	if len(s.Restore) > 0 && s.State != "started" && s.State != "restarted" {
+		return FieldErrorf("restore", "restores files when the service does not come up: set state: started or restarted")
 	}
 	if s.Drain != nil {
 		if s.State != "restarted" && s.State != "stopped" {
@@ -424,6 +438,10 @@ func (s *Service) Apply(ctx context.Context, h Host, changes []Change) error {
 		if err != nil {
 			return err
 		}
+		var mark logMark
+		if starts && len(s.Restore) > 0 {
+			mark = s.markLog(ctx, h)
+		}
 		_, err = Exec(ctx, h, s.opArgs(p.op, p.systemd)...)
 		if err != nil && p.op == opRestart && ctx.Err() == nil {
 			// It stopped since the plan (a crash, an interrupted run), and
@@ -437,18 +455,25 @@ func (s *Service) Apply(ctx context.Context, h Host, changes []Change) error {
 		}
 		if err != nil && starts && ctx.Err() != nil {
 			// Interrupted in the middle: leave the service running.
-			err = s.finishStart(ctx, h, p.systemd, drained, err)
-			if err == nil {
+			if err = s.finishStart(ctx, h, p.systemd, drained, err); err == nil {
 				continue
 			}
 		}
-		if err != nil {
-			if starts {
-				return s.withLog(ctx, h, p.systemd, err)
-			}
+		switch {
+		case err != nil && starts && len(s.Restore) > 0 && ctx.Err() == nil:
+			return s.restore(ctx, h, p.systemd, mark, err, drained)
+		case err != nil && starts:
+			return s.withLog(ctx, h, p.systemd, err)
+		case err != nil:
 			return err
 		}
 		if starts {
+			// It came up with its files: they are the ones known to work.
+			for _, f := range s.Restore {
+				if err := dropConfigBackup(ctx, h, f); err != nil {
+					return err
+				}
+			}
 			if err := startAgain(ctx, h, drained); err != nil {
 				return err
 			}
@@ -497,6 +522,10 @@ func dockerAnswers(ctx context.Context, h Host) string {
 	return ""
 }
 
+// stoppedGrace is how long waitReady lets a started service report
+// stopped before it takes it for exited.
+const stoppedGrace = 5 * time.Second
+
 // waitReady polls until the service runs and is ready: the ready command
 // succeeds, or, for docker without one, its Engine API answers.
 func (s *Service) waitReady(ctx context.Context, h Host, systemd bool) error {
@@ -507,8 +536,20 @@ func (s *Service) waitReady(ctx context.Context, h Host, systemd bool) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var last string
+	// A service that stays stopped after its start command returned has
+	// exited (dockerd refusing its configuration): no need to wait the
+	// whole timeout for it.
+	var stoppedSince time.Time
 	for {
 		running, err := s.running(ctx, h, systemd)
+		switch {
+		case err != nil || running:
+			stoppedSince = time.Time{}
+		case stoppedSince.IsZero():
+			stoppedSince = time.Now()
+		case time.Since(stoppedSince) >= stoppedGrace:
+			return fmt.Errorf("%s is not running: it exited after it was started", s.Name)
+		}
 		if err == nil && running {
 			if len(s.Ready) == 0 && s.isDocker() {
 				if last = dockerAnswers(ctx, h); last == "" {

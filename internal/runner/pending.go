@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path"
 	"sync"
 	"time"
+
+	"github.com/charmbracelet/log"
 
 	"github.com/dindops/dindops/tasks"
 )
@@ -27,6 +30,21 @@ type PendingHandler struct {
 	NotifiedBy string    `json:"notified_by"`
 	Since      time.Time `json:"since"`
 	Playbook   string    `json:"playbook"`
+	// LastRun is what happened when the handler last ran and failed, so
+	// it is still pending.
+	LastRun *HandlerRun `json:"last_run,omitempty"`
+}
+
+// HandlerRun is one failed run of a pending handler.
+type HandlerRun struct {
+	At    time.Time `json:"at"`
+	Error string    `json:"error"`
+	// Restored are the configuration files the handler put back to their
+	// previous content when its service did not come up with the new one
+	// (see tasks.RestoredError).
+	Restored []string `json:"restored,omitempty"`
+	// Running says whether the service ran again after that.
+	Running bool `json:"running,omitempty"`
 }
 
 // pendingFile is the content of the record: written whole, atomically.
@@ -105,6 +123,32 @@ func (s *pendingState) add(ctx context.Context, h tasks.Host, file string, list 
 		return nil
 	}
 	return s.save(ctx, h, file)
+}
+
+// failed records on the handler's entry what its failed run did, and
+// writes the record.
+func (s *pendingState) failed(ctx context.Context, h tasks.Host, file, play, handler string, run *HandlerRun) error {
+	p := s.find(play, handler)
+	if p == nil {
+		return nil
+	}
+	p.LastRun = run
+	return s.save(ctx, h, file)
+}
+
+// handlerFailed records a failed handler's run in the host's record.
+func (r *run) handlerFailed(ctx context.Context, h tasks.Host, ps *pendingState, play, handler string, tr *TaskResult, logger *log.Logger) {
+	run := &HandlerRun{At: r.o.Now().UTC(), Error: tr.Error}
+	var re *tasks.RestoredError
+	if errors.As(tr.err, &re) {
+		run.Restored, run.Running = re.RestoredFiles(), re.Running
+	}
+	if ctx.Err() != nil {
+		return // nothing can be written now; the entry stays as it was
+	}
+	if err := ps.failed(ctx, h, r.o.PendingPath, play, handler, run); err != nil {
+		logger.Warn("cannot record a failed handler", "err", err)
+	}
 }
 
 // remove clears a handler that ran and writes the record when it changed.

@@ -2,7 +2,10 @@ package runner_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -191,5 +194,52 @@ func TestUnreadablePendingRecordFailsTheHost(t *testing.T) {
 	}
 	if rc := res.Recap[0]; rc.Failed != 1 || !strings.Contains(rc.Error, runner.DefaultPendingPath) || len(h.Writes) != 0 {
 		t.Errorf("recap %+v, writes %v", rc, h.Writes)
+	}
+}
+
+// A handler that fails stays pending, and the record says what its run
+// did: here docker did not come back with the new daemon.json, which the
+// handler restored (from the copy kept on the host) before starting docker
+// again.
+func TestPendingRecordSaysWhatAFailedHandlerDid(t *testing.T) {
+	const good, bad = "{\"storage-driver\": \"overlay2\"}\n", "{\"storage-driver\": \"overlay2\", \"log-level\": \"loud\"}\n"
+	h := tasktest.New()
+	h.MkdirAll("/var/lib")
+	h.SetFile("/etc/docker/daemon.json", good, 0o644, "root", "root")
+	h.Handle("probe", func(*tasktest.Host, []string, []byte) tasks.Output { return tasks.Output{} })
+	running := true
+	h.Handle("service", func(h *tasktest.Host, args []string, _ []byte) tasks.Output {
+		f, _ := h.File("/etc/docker/daemon.json")
+		switch args[2] {
+		case "status":
+			if !running {
+				return tasks.Output{ExitCode: 3}
+			}
+		case "start", "restart":
+			running = !strings.Contains(string(f.Content), "loud")
+		}
+		return tasks.Output{}
+	})
+	sum := sha256.Sum256([]byte(bad))
+	rec, _ := json.Marshal(map[string]any{"version": 1, "path": "/etc/docker/daemon.json", "existed": true, "content": good,
+		"mode": "0644", "owner": "root", "group": "root", "written_sha256": hex.EncodeToString(sum[:])})
+	h.SetFile("/var/lib/dindops/backup/etc_docker_daemon.json.json", string(rec), 0o600, "root", "root")
+	src := strings.Replace(strings.Replace(handlerPlaybook, `{\"storage-driver\": \"overlay2\"}\n`, `{\"storage-driver\": \"overlay2\", \"log-level\": \"loud\"}\n`, 1),
+		"service: {name: docker, state: restarted}", "service: {name: docker, state: restarted, ready_timeout: 10, restore: [/etc/docker/daemon.json]}", 1)
+	conn := connectorFunc(func(string) runner.Conn { return fakeConn{h} })
+	res, err := runner.Run(context.Background(), "site.yml", compilePlays(t, src, testInventory(t, "b1")), runner.Options{Mode: runner.ApplyMode, Connector: conn, Now: fixedClock()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.HostFailed() || !strings.Contains(res.Recap[0].Error, "the previous /etc/docker/daemon.json was restored and docker runs again") {
+		t.Fatalf("recap %+v", res.Recap[0])
+	}
+	if f, _ := h.File("/etc/docker/daemon.json"); string(f.Content) != good || !running {
+		t.Errorf("daemon.json %q, running %v", f.Content, running)
+	}
+	p := pendingRecord(t, h)
+	if len(p) != 1 || p[0].LastRun == nil || !reflect.DeepEqual(p[0].LastRun.Restored, []string{"/etc/docker/daemon.json"}) || !p[0].LastRun.Running ||
+		!strings.Contains(p[0].LastRun.Error, "did not come back") {
+		t.Fatalf("record = %+v (last run %+v)", p, p[0].LastRun)
 	}
 }

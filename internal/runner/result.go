@@ -135,6 +135,8 @@ type TaskResult struct {
 	// Warnings are problems that did not fail the task.
 	Warnings []string      `json:"warnings,omitempty"`
 	Duration time.Duration `json:"duration_ns"`
+	// err is what failed the task, kept for the pending-handler record.
+	err error
 }
 
 // HostRecap counts a host's task outcomes over the whole run.

@@ -621,6 +621,9 @@ func (r *run) steps(ctx context.Context, conn Conn, hp *playbooks.HostPlay, hr *
 			tr.Pending = pend
 		}
 		if !ok {
+			if r.o.Mode == ApplyMode && ps != nil {
+				r.handlerFailed(ctx, conn.Host(s.Become), ps, play, s.Def.Name, tr, logger)
+			}
 			return
 		}
 		if r.o.Mode == ApplyMode && pend != nil {
@@ -690,7 +693,7 @@ func (r *run) step(ctx context.Context, conn Conn, s *playbooks.Step, handler bo
 		if ctx.Err() == nil && errors.Is(tctx.Err(), context.DeadlineExceeded) && !IsUnreachable(err) {
 			err = &TimeoutError{After: s.Timeout, Err: err}
 		}
-		tr.Status, tr.Error = Failed, err.Error()
+		tr.Status, tr.Error, tr.err = Failed, err.Error(), err
 		if IsUnreachable(err) {
 			tr.Status = Unreachable
 		}
