@@ -26,6 +26,10 @@ func UndoContext(ctx context.Context, d time.Duration) (context.Context, context
 	if force == nil {
 		return u, cancel
 	}
+	if force.Err() != nil {
+		cancel() // forced already: no undo
+		return u, cancel
+	}
 	stop := context.AfterFunc(force, cancel)
 	return u, func() { stop(); cancel() }
 }

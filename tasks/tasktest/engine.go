@@ -41,6 +41,7 @@ type Docker struct {
 	// Driver is Info's storage driver ("overlay2" when empty).
 	Driver string
 
+	onCall     func(method string) // see OnCall
 	mu         sync.Mutex
 	down       bool
 	images     map[string]*DockerImage   // by ID
@@ -173,10 +174,18 @@ var _ tasks.DockerEngine = engine{}
 
 // call counts and records one request; mutating ones fail on a frozen host
 // or a stopped daemon.
-func (e engine) call(mutating bool, method string, args ...string) error {
+func (e engine) call(ctx context.Context, mutating bool, method string, args ...string) error {
+	// A real client fails at once with a context that is done.
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	e.d.mu.Lock()
 	e.d.requests++
+	onCall := e.d.onCall
 	e.d.mu.Unlock()
+	if onCall != nil {
+		defer onCall(method)
+	}
 	if e.h != nil {
 		e.h.mu.Lock()
 		e.h.Commands = append(e.h.Commands, append([]string{"API", method}, args...))
@@ -199,7 +208,7 @@ func noSuch(kind, name string) error {
 }
 
 func (e engine) Info(ctx context.Context, _ client.InfoOptions) (client.SystemInfoResult, error) {
-	if err := e.call(false, "Info"); err != nil {
+	if err := e.call(ctx, false, "Info"); err != nil {
 		return client.SystemInfoResult{}, err
 	}
 	d := e.d
@@ -228,7 +237,7 @@ func (d *Docker) version() string {
 }
 
 func (e engine) Ping(ctx context.Context, _ client.PingOptions) (client.PingResult, error) {
-	if err := e.call(false, "Ping"); err != nil {
+	if err := e.call(ctx, false, "Ping"); err != nil {
 		return client.PingResult{}, err
 	}
 	return client.PingResult{APIVersion: "1.41", OSType: "linux"}, nil

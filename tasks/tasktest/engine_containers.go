@@ -93,7 +93,7 @@ func (d *Docker) findContainer(ref string) *fakeContainer {
 }
 
 func (e engine) ContainerInspect(ctx context.Context, id string, _ client.ContainerInspectOptions) (client.ContainerInspectResult, error) {
-	if err := e.call(false, "ContainerInspect", id); err != nil {
+	if err := e.call(ctx, false, "ContainerInspect", id); err != nil {
 		return client.ContainerInspectResult{}, err
 	}
 	e.d.mu.Lock()
@@ -119,7 +119,7 @@ func copyContainer(c container.InspectResponse) container.InspectResponse {
 }
 
 func (e engine) ContainerList(ctx context.Context, o client.ContainerListOptions) (client.ContainerListResult, error) {
-	if err := e.call(false, "ContainerList"); err != nil {
+	if err := e.call(ctx, false, "ContainerList"); err != nil {
 		return client.ContainerListResult{}, err
 	}
 	e.d.mu.Lock()
@@ -165,7 +165,7 @@ func (d *Docker) normCaps(l []string) []string {
 }
 
 func (e engine) ContainerCreate(ctx context.Context, o client.ContainerCreateOptions) (client.ContainerCreateResult, error) {
-	if err := e.call(true, "ContainerCreate", o.Name); err != nil {
+	if err := e.call(ctx, true, "ContainerCreate", o.Name); err != nil {
 		return client.ContainerCreateResult{}, err
 	}
 	d := e.d
@@ -300,7 +300,7 @@ func (d *Docker) lookup(id string) (*fakeContainer, error) {
 }
 
 func (e engine) ContainerStart(ctx context.Context, id string, _ client.ContainerStartOptions) (client.ContainerStartResult, error) {
-	if err := e.call(true, "ContainerStart", id); err != nil {
+	if err := e.call(ctx, true, "ContainerStart", id); err != nil {
 		return client.ContainerStartResult{}, err
 	}
 	e.d.mu.Lock()
@@ -320,7 +320,7 @@ func (e engine) ContainerKill(ctx context.Context, id string, o client.Container
 	if sig == "" {
 		sig = "SIGKILL"
 	}
-	if err := e.call(true, "ContainerKill", id, sig); err != nil {
+	if err := e.call(ctx, true, "ContainerKill", id, sig); err != nil {
 		return client.ContainerKillResult{}, err
 	}
 	d := e.d
@@ -355,7 +355,7 @@ func (e engine) ContainerKill(ctx context.Context, id string, o client.Container
 func (e engine) ContainerWait(ctx context.Context, id string, o client.ContainerWaitOptions) client.ContainerWaitResult {
 	result, errc := make(chan container.WaitResponse, 1), make(chan error, 1)
 	res := client.ContainerWaitResult{Result: result, Error: errc}
-	if err := e.call(false, "ContainerWait", id, string(o.Condition)); err != nil {
+	if err := e.call(ctx, false, "ContainerWait", id, string(o.Condition)); err != nil {
 		errc <- err
 		return res
 	}
@@ -387,7 +387,7 @@ func (e engine) ContainerWait(ctx context.Context, id string, o client.Container
 }
 
 func (e engine) ContainerRemove(ctx context.Context, id string, o client.ContainerRemoveOptions) (client.ContainerRemoveResult, error) {
-	if err := e.call(true, "ContainerRemove", id); err != nil {
+	if err := e.call(ctx, true, "ContainerRemove", id); err != nil {
 		return client.ContainerRemoveResult{}, err
 	}
 	d := e.d
@@ -413,7 +413,7 @@ func (e engine) ContainerRemove(ctx context.Context, id string, o client.Contain
 }
 
 func (e engine) ContainerUnpause(ctx context.Context, id string, _ client.ContainerUnpauseOptions) (client.ContainerUnpauseResult, error) {
-	if err := e.call(true, "ContainerUnpause", id); err != nil {
+	if err := e.call(ctx, true, "ContainerUnpause", id); err != nil {
 		return client.ContainerUnpauseResult{}, err
 	}
 	e.d.mu.Lock()

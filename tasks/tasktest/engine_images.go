@@ -37,7 +37,7 @@ func (d *Docker) findImage(ref string) *DockerImage {
 }
 
 func (e engine) ImageInspect(ctx context.Context, ref string, _ ...client.ImageInspectOption) (client.ImageInspectResult, error) {
-	if err := e.call(false, "ImageInspect", ref); err != nil {
+	if err := e.call(ctx, false, "ImageInspect", ref); err != nil {
 		return client.ImageInspectResult{}, err
 	}
 	e.d.mu.Lock()
@@ -79,7 +79,7 @@ func (p pullResponse) JSONMessages(context.Context) iter.Seq2[jsonstream.Message
 }
 
 func (e engine) ImagePull(ctx context.Context, ref string, o client.ImagePullOptions) (client.ImagePullResponse, error) {
-	if err := e.call(true, "ImagePull", ref); err != nil {
+	if err := e.call(ctx, true, "ImagePull", ref); err != nil {
 		return nil, err
 	}
 	d := e.d

@@ -36,7 +36,7 @@ func (d *Docker) endpointsLocked(n *network.Inspect) {
 }
 
 func (e engine) NetworkInspect(ctx context.Context, id string, _ client.NetworkInspectOptions) (client.NetworkInspectResult, error) {
-	if err := e.call(false, "NetworkInspect", id); err != nil {
+	if err := e.call(ctx, false, "NetworkInspect", id); err != nil {
 		return client.NetworkInspectResult{}, err
 	}
 	e.d.mu.Lock()
@@ -89,7 +89,7 @@ func (d *Docker) newNetwork(name string, o client.NetworkCreateOptions, user boo
 }
 
 func (e engine) NetworkCreate(ctx context.Context, name string, o client.NetworkCreateOptions) (client.NetworkCreateResult, error) {
-	if err := e.call(true, "NetworkCreate", name); err != nil {
+	if err := e.call(ctx, true, "NetworkCreate", name); err != nil {
 		return client.NetworkCreateResult{}, err
 	}
 	d := e.d
@@ -104,7 +104,7 @@ func (e engine) NetworkCreate(ctx context.Context, name string, o client.Network
 }
 
 func (e engine) NetworkRemove(ctx context.Context, id string, _ client.NetworkRemoveOptions) (client.NetworkRemoveResult, error) {
-	if err := e.call(true, "NetworkRemove", id); err != nil {
+	if err := e.call(ctx, true, "NetworkRemove", id); err != nil {
 		return client.NetworkRemoveResult{}, err
 	}
 	d := e.d
@@ -123,7 +123,7 @@ func (e engine) NetworkRemove(ctx context.Context, id string, _ client.NetworkRe
 }
 
 func (e engine) NetworkConnect(ctx context.Context, id string, o client.NetworkConnectOptions) (client.NetworkConnectResult, error) {
-	if err := e.call(true, "NetworkConnect", id, o.Container); err != nil {
+	if err := e.call(ctx, true, "NetworkConnect", id, o.Container); err != nil {
 		return client.NetworkConnectResult{}, err
 	}
 	d := e.d
@@ -155,7 +155,7 @@ func (e engine) NetworkConnect(ctx context.Context, id string, o client.NetworkC
 }
 
 func (e engine) NetworkDisconnect(ctx context.Context, id string, o client.NetworkDisconnectOptions) (client.NetworkDisconnectResult, error) {
-	if err := e.call(true, "NetworkDisconnect", id, o.Container); err != nil {
+	if err := e.call(ctx, true, "NetworkDisconnect", id, o.Container); err != nil {
 		return client.NetworkDisconnectResult{}, err
 	}
 	d := e.d

@@ -322,3 +322,13 @@ func (d *Docker) SetAlias(name, network, alias string) {
 		}
 	}
 }
+
+// OnCall makes every Engine API call run fn with the call's method name
+// ("ContainerRemove") once the call has been accepted: a test interrupts a
+// task at a chosen point this way. The call goes on; later calls with a
+// cancelled context fail, as a real client's do.
+func (d *Docker) OnCall(fn func(method string)) {
+	d.mu.Lock()
+	d.onCall = fn
+	d.mu.Unlock()
+}
