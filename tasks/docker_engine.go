@@ -21,7 +21,6 @@ import (
 // that does not answer client.IsErrConnectionFailed (see DockerNotFound and
 // DockerUnreachable).
 type DockerEngine interface {
-	Ping(ctx context.Context, o client.PingOptions) (client.PingResult, error)
 	Info(ctx context.Context, o client.InfoOptions) (client.SystemInfoResult, error)
 
 	ContainerInspect(ctx context.Context, id string, o client.ContainerInspectOptions) (client.ContainerInspectResult, error)

@@ -170,11 +170,15 @@ func (hr *healthRun) unknown(p HealthProblem, format string, args ...any) Health
 // daemon still starting.
 func (r *RunnerHealth) checkOnce(ctx context.Context, h Host) (Health, bool) {
 	hr := &healthRun{r: r, h: h}
+	// The runner container's inspect is also the proof that dockerd
+	// answers (one request fewer than a _ping).
 	d, err := Docker(ctx, h)
+	var ctr client.ContainerInspectResult
 	if err == nil {
-		_, err = d.Ping(ctx, client.PingOptions{})
+		ctr, err = d.ContainerInspect(ctx, r.Container, client.ContainerInspectOptions{})
 	}
-	if err != nil {
+	runnerMissing := err != nil && DockerNotFound(err)
+	if err != nil && !runnerMissing {
 		return hr.fail(ProblemDockerDown, "the host's docker daemon does not answer: %v", err), DockerUnreachable(err)
 	}
 	hr.docker = d
@@ -210,12 +214,8 @@ func (r *RunnerHealth) checkOnce(ctx context.Context, h Host) (Health, bool) {
 		systemID, _, _ = parseSystemID(systemIDPath(r.ConfigFile), res[1].File.Content)
 	}
 
-	ctr, err := d.ContainerInspect(ctx, r.Container, client.ContainerInspectOptions{})
-	if err != nil {
-		if DockerNotFound(err) {
-			return hr.fail(ProblemRunnerNotRunning, "the runner container %s does not exist", r.Container), false
-		}
-		return hr.fail(ProblemDockerDown, "inspecting the runner container %s: %v", r.Container, err), DockerUnreachable(err)
+	if runnerMissing {
+		return hr.fail(ProblemRunnerNotRunning, "the runner container %s does not exist", r.Container), false
 	}
 	c := ctr.Container
 	if c.State == nil || !c.State.Running || c.State.Restarting || c.State.Paused {

@@ -235,10 +235,3 @@ func (d *Docker) version() string {
 	}
 	return "20.10.24+dfsg1"
 }
-
-func (e engine) Ping(ctx context.Context, _ client.PingOptions) (client.PingResult, error) {
-	if err := e.call(ctx, false, "Ping"); err != nil {
-		return client.PingResult{}, err
-	}
-	return client.PingResult{APIVersion: "1.41", OSType: "linux"}, nil
-}
