@@ -28,6 +28,10 @@ type HostPlay struct {
 	Handlers []*Step
 	// Health are the play's health checks, bound to the host.
 	Health []*Step
+	// Serial and MaxFailPercentage are the play's rollout settings with
+	// their templates expanded for this host (see RolloutOf).
+	Serial            Serial
+	MaxFailPercentage *float64
 }
 
 // Step is one task bound to a host.
@@ -79,8 +83,11 @@ func Compile(play *Play, host *inventory.Host, opts CompileOptions) (*HostPlay, 
 	if err := resolveVars(vars); err != nil {
 		return nil, fmt.Errorf("play %q: %w", play.Name, err)
 	}
-	hp := &HostPlay{Play: play, Host: host, Vars: vars}
+	hp := &HostPlay{Play: play, Host: host, Vars: vars, Serial: play.Serial, MaxFailPercentage: play.MaxFailPercentage}
 	var errs strictyaml.Errors
+	if err := hp.expandRollout(origin); err != nil {
+		errs = append(errs, err)
+	}
 	become := host.Become
 	if play.Become != nil {
 		become = *play.Become
@@ -471,4 +478,70 @@ func hasTemplate(v any) bool {
 
 func equalValue(a, b any) bool {
 	return fmt.Sprintf("%#v", a) == fmt.Sprintf("%#v", b)
+}
+
+// expandRollout expands a templated serial or max_fail_percentage with the
+// host's variables.
+func (hp *HostPlay) expandRollout(origin map[string]string) error {
+	play := hp.Play
+	file := ""
+	if len(play.Tasks) > 0 {
+		file = play.Tasks[0].File
+	}
+	b := &binder{file: file, vars: hp.Vars, origin: origin, subs: map[int][]string{}}
+	if n := play.serialNode; n != nil {
+		e, err := b.expandNode(n)
+		if err == nil {
+			hp.Serial, err = parseSerial(file, e)
+		}
+		if err != nil {
+			return b.annotate(err)
+		}
+	}
+	if n := play.maxFailNode; n != nil {
+		e, err := b.expandNode(n)
+		if err == nil {
+			hp.MaxFailPercentage, err = parseMaxFail(file, e)
+		}
+		if err != nil {
+			return b.annotate(err)
+		}
+	}
+	return nil
+}
+
+// RolloutOf returns the rollout settings of a play run on hps: one serial
+// and one max_fail_percentage for the whole play, so every host must give
+// the same (set a templated one in the play's vars, the inventory's all
+// group or -e, not per host).
+func RolloutOf(play *Play, hps []*HostPlay) (Serial, *float64, error) {
+	if len(hps) == 0 {
+		return play.Serial, play.MaxFailPercentage, nil
+	}
+	first := hps[0]
+	for _, hp := range hps[1:] {
+		if hp.Serial.String() != first.Serial.String() {
+			return nil, nil, fmt.Errorf("play %q: serial is %s for %s but %s for %s: a play has one serial; set it for all hosts (the play's vars, the inventory's all group, or -e)",
+				play.Name, orNone(first.Serial.String()), first.Host.Name, orNone(hp.Serial.String()), hp.Host.Name)
+		}
+		if fmtPct(hp.MaxFailPercentage) != fmtPct(first.MaxFailPercentage) {
+			return nil, nil, fmt.Errorf("play %q: max_fail_percentage is %s for %s but %s for %s: a play has one; set it for all hosts (the play's vars, the inventory's all group, or -e)",
+				play.Name, fmtPct(first.MaxFailPercentage), first.Host.Name, fmtPct(hp.MaxFailPercentage), hp.Host.Name)
+		}
+	}
+	return first.Serial, first.MaxFailPercentage, nil
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+func fmtPct(p *float64) string {
+	if p == nil {
+		return "none"
+	}
+	return fmt.Sprintf("%g", *p)
 }

@@ -50,8 +50,12 @@ type Play struct {
 	// MaxFailPercentage, when set, stops the rollout after a batch in
 	// which more than this percentage of the hosts failed.
 	MaxFailPercentage *float64
-	Line              int
-	Column            int
+	// serialNode and maxFailNode hold a serial or max_fail_percentage
+	// written as a template ("{{ .rollout_serial }}"): Compile expands it
+	// with each host's variables, and RolloutOf checks the hosts agree.
+	serialNode, maxFailNode *yaml.Node
+	Line                    int
+	Column                  int
 }
 
 // TaskDef is a task as written in the playbook, before templates are
@@ -200,8 +204,16 @@ func (p *parser) play(n *yaml.Node) *Play {
 		case "health":
 			healthNode = v
 		case "serial":
+			if nodeHasTemplate(v) {
+				play.serialNode = v
+				continue
+			}
 			play.Serial, err = parseSerial(p.file, v)
 		case "max_fail_percentage":
+			if nodeHasTemplate(v) {
+				play.maxFailNode = v
+				continue
+			}
 			play.MaxFailPercentage, err = parseMaxFail(p.file, v)
 		}
 		if err != nil {

@@ -21,6 +21,11 @@ func (pb *Playbook) ReadVars() (names map[string]bool, all bool) {
 		for _, v := range p.Vars {
 			r.value(v)
 		}
+		for _, n := range []*yaml.Node{p.serialNode, p.maxFailNode} {
+			if n != nil {
+				r.node(n)
+			}
+		}
 		for _, list := range [][]*TaskDef{p.Tasks, p.Handlers, p.Health} {
 			for _, t := range list {
 				r.text(t.Name)

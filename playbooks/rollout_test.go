@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dindops/dindops/inventory"
 )
 
 func TestSerialBatches(t *testing.T) {
@@ -156,5 +158,49 @@ func TestTagsFilterTasksNotHandlers(t *testing.T) {
 	}
 	if err := pb.CheckTags(TagSelection{Only: []string{"docker", "tagged"}, Skip: []string{"never"}}); err != nil {
 		t.Error(err)
+	}
+}
+
+func TestTemplatedRollout(t *testing.T) {
+	pb, err := Parse("pb.yml", []byte(`- name: p
+  hosts: all
+  serial: "{{ .rollout_serial }}"
+  max_fail_percentage: "{{ .rollout_max }}"
+  vars:
+    rollout_serial: [1, "25%", "100%"]
+    rollout_max: 0
+  tasks:
+    - name: t
+      command: {argv: [true]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, err := inventory.Parse("hosts.yml", []byte("all:\n  hosts:\n    a: {address: 10.0.0.1}\n    b: {address: 10.0.0.2, vars: {rollout_max: 50}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hosts, _ := inv.Select("all")
+	var hps []*HostPlay
+	for _, h := range hosts {
+		hp, err := Compile(pb.Plays[0], h, CompileOptions{ExtraVars: map[string]any{"rollout_serial": "100%"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hps = append(hps, hp)
+	}
+	if hps[0].Serial.String() != "[100%]" || *hps[0].MaxFailPercentage != 0 {
+		t.Fatalf("a: serial %s, max %v; -e overrides the play's vars", hps[0].Serial, *hps[0].MaxFailPercentage)
+	}
+	if _, _, err := RolloutOf(pb.Plays[0], hps); err == nil || !strings.Contains(err.Error(), "max_fail_percentage is 0 for a but 50 for b") {
+		t.Fatalf("hosts that disagree: %v", err)
+	}
+	serial, max, err := RolloutOf(pb.Plays[0], hps[:1])
+	if err != nil || serial.String() != "[100%]" || *max != 0 {
+		t.Fatalf("RolloutOf = %s %v %v", serial, max, err)
+	}
+	_, err = Compile(pb.Plays[0], hosts[0], CompileOptions{ExtraVars: map[string]any{"rollout_serial": "many"}})
+	if err == nil || !strings.Contains(err.Error(), "serial:") {
+		t.Fatalf("bad templated serial: %v", err)
 	}
 }

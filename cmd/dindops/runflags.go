@@ -154,6 +154,9 @@ func (o *runOptions) prepare(args []string) (*prepared, error) {
 				p.hosts++
 			}
 		}
+		if _, _, err := playbooks.RolloutOf(play, rp.Hosts); err != nil {
+			return nil, usageErr(fmt.Errorf("%s:%d:%d: %w", pb.File, play.Line, play.Column, err))
+		}
 		p.plays = append(p.plays, rp)
 	}
 	if len(errs.order) > 0 {

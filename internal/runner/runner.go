@@ -340,9 +340,16 @@ func (r *run) isOut(host string) bool {
 // stopped set, the rollout stopped earlier and the play only lists its
 // hosts as not run. It returns the stop this play caused, if any.
 func (r *run) play(ctx context.Context, p Play, stopped *Stop) (*PlayResult, *Stop) {
-	pr := &PlayResult{Name: p.Play.Name, Hosts: make([]*HostResult, 0, len(p.Hosts)), MaxFailPercentage: p.Play.MaxFailPercentage}
-	if len(p.Play.Serial) > 0 {
-		pr.Serial = p.Play.Serial.String()
+	// The rollout settings with their templates expanded (the CLI has
+	// checked that the hosts agree on them).
+	serial, maxFail, err := playbooks.RolloutOf(p.Play, p.Hosts)
+	if err != nil {
+		serial, maxFail = p.Play.Serial, p.Play.MaxFailPercentage
+	}
+	rollout := &playbooks.Play{Name: p.Play.Name, Serial: serial, MaxFailPercentage: maxFail}
+	pr := &PlayResult{Name: p.Play.Name, Hosts: make([]*HostResult, 0, len(p.Hosts)), MaxFailPercentage: maxFail}
+	if len(serial) > 0 {
+		pr.Serial = serial.String()
 	}
 	var active []*playbooks.HostPlay
 	for _, hp := range p.Hosts {
@@ -352,11 +359,11 @@ func (r *run) play(ctx context.Context, p Play, stopped *Stop) (*PlayResult, *St
 	}
 	var batches [][]*playbooks.HostPlay
 	next := 0
-	for _, n := range p.Play.Serial.Batches(len(active)) {
+	for _, n := range serial.Batches(len(active)) {
 		batches = append(batches, active[next:next+n])
 		next += n
 	}
-	if len(p.Play.Serial) > 0 {
+	if len(serial) > 0 {
 		for i, b := range batches {
 			pr.Batches = append(pr.Batches, &BatchResult{Number: i + 1, Hosts: hostNames(b)})
 		}
@@ -396,7 +403,7 @@ func (r *run) play(ctx context.Context, p Play, stopped *Stop) (*PlayResult, *St
 			return pr, &Stop{Play: pr.Name, Batch: number, Batches: total, Interrupted: true, Reason: "interrupted"}
 		}
 		r.emit(Event{Type: EventBatchStart, Play: pr.Name, Batch: number, Batches: total, Hosts: hostNames(group)})
-		results := r.window(ctx, group, number, total, len(p.Play.Serial) > 0 && r.o.Mode == ApplyMode)
+		results := r.window(ctx, group, number, total, len(serial) > 0 && r.o.Mode == ApplyMode)
 		failed := 0
 		var ran []*HostResult
 		for i, hr := range results {
@@ -425,7 +432,7 @@ func (r *run) play(ctx context.Context, p Play, stopped *Stop) (*PlayResult, *St
 		if r.o.Mode != ApplyMode {
 			continue
 		}
-		if why := stopRule(p.Play, len(group), failed); why != "" {
+		if why := stopRule(rollout, len(group), failed); why != "" {
 			for _, g := range groups[gi+1:] {
 				pr.NotRun = append(pr.NotRun, hostNames(g)...)
 			}
