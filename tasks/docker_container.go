@@ -375,6 +375,10 @@ func (c *DockerContainer) Plan(ctx context.Context, h Host) ([]Change, error) {
 			return nil, err
 		}
 		ch.Fields = c.diff(cur, img, oldImg)
+		lost := ""
+		if len(ch.Fields) == 0 && !cur.State.Running && !cur.State.Restarting && !cur.State.Dead {
+			lost = c.lostNetwork(ctx, h, cur)
+		}
 		switch {
 		case len(ch.Fields) > 0:
 			ch.Action, ch.Summary, op.op = Update, recreateSummary(ch.Fields), "recreate"
@@ -391,6 +395,15 @@ func (c *DockerContainer) Plan(ctx context.Context, h Host) ([]Change, error) {
 			ch.Action, ch.Summary, op.op = Update, "unpause", "unpause"
 			ch.Fields = []Field{{Name: "state", Old: "paused", New: "running"}}
 			op.pull = false
+		case lost != "":
+			// Its network was deleted (and maybe created anew) while it was
+			// stopped: docker cannot start it ("network ... not found").
+			n := lost
+			ch.Action, ch.Summary, op.op = Update, "recreate: its network "+n+" was deleted while it was stopped", "recreate"
+			ch.Fields = []Field{{Name: "network", Old: n + " (deleted)", New: n}}
+			if err := c.planDrain(ctx, h, cur, &ch, &op); err != nil {
+				return nil, err
+			}
 		case !cur.State.Running:
 			ch.Action, ch.Summary, op.op = Update, "start", "start"
 			ch.Fields = []Field{{Name: "state", Old: string(cur.State.Status), New: "running"}}
@@ -408,6 +421,32 @@ func (c *DockerContainer) Plan(ctx context.Context, h Host) ([]Change, error) {
 	}
 	ch.Payload = op
 	return []Change{ch}, nil
+}
+
+// lostNetwork returns the name of a user-defined network cur is attached to
+// that no longer exists as cur knows it (deleted, or deleted and created
+// anew under the same name with another ID), or "". It inspects each such
+// network (GET /networks/{name}), so it is only asked of stopped
+// containers: docker refuses to delete a network a running one uses.
+func (c *DockerContainer) lostNetwork(ctx context.Context, h Host, cur *container.InspectResponse) string {
+	if cur.NetworkSettings == nil {
+		return ""
+	}
+	api, err := Docker(ctx, h)
+	if err != nil {
+		return ""
+	}
+	for _, n := range sortedKeys(cur.NetworkSettings.Networks) {
+		ep := cur.NetworkSettings.Networks[n]
+		if n == "bridge" || n == "host" || n == "none" || ep == nil || ep.NetworkID == "" {
+			continue
+		}
+		ni, err := api.NetworkInspect(ctx, n, client.NetworkInspectOptions{})
+		if DockerNotFound(err) || err == nil && ni.Network.ID != ep.NetworkID {
+			return n
+		}
+	}
+	return ""
 }
 
 // planDrain adds the drain that comes before recreating or removing cur,

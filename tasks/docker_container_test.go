@@ -775,3 +775,23 @@ func TestContainerCreateRequest(t *testing.T) {
 		t.Errorf("network mode %q, endpoints %v", got.HostConfig.NetworkMode, d.Endpoints("gitlab-runner"))
 	}
 }
+
+// The runner network deleted (and created anew by the network task) under
+// stopped containers: docker cannot start them, so the plan is a
+// recreation, which apply makes; then the plan is empty. Before, plan
+// predicted "start" on every run and apply failed on every run.
+func TestContainerWhoseNetworkWasDeletedWhileStopped(t *testing.T) {
+	h, d := dockerHost(t)
+	c := dindSpec()
+	tasktest.Converge(t, c, h)
+	d.Stop("gitlab-dind")
+	d.RemoveNetwork("gitlab-runner-net")
+	d.AddNetwork("gitlab-runner-net", client.NetworkCreateOptions{})
+	changes := tasktest.Converge(t, c, h)
+	if len(changes) != 1 || changes[0].Summary != "recreate: its network gitlab-runner-net was deleted while it was stopped" {
+		t.Fatalf("changes %+v", changes)
+	}
+	if !d.Running("gitlab-dind") {
+		t.Fatal("dind does not run after the recreation")
+	}
+}

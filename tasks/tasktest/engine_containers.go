@@ -35,9 +35,14 @@ func (d *Docker) startLocked(c *fakeContainer) error {
 		c.c.State.Error = msg
 		return cerrdefs.ErrInternal.WithMessage(msg)
 	}
-	for n := range c.c.NetworkSettings.Networks {
+	for n, ep := range c.c.NetworkSettings.Networks {
 		if d.networks[n] == nil {
 			return cerrdefs.ErrNotFound.WithMessage("network " + n + " not found")
+		}
+		// A network deleted and created anew is another network: docker
+		// knows the container's by its ID.
+		if ep.NetworkID != "" && ep.NetworkID != d.networks[n].ID {
+			return cerrdefs.ErrNotFound.WithMessage("network " + ep.NetworkID + " not found")
 		}
 	}
 	// Docker 20.10 adds the short container ID to a running container's
