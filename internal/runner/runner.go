@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -117,7 +118,7 @@ func Run(ctx context.Context, playbook string, plays []Play, o Options) (*Result
 	if o.PendingPath == "" {
 		o.PendingPath = DefaultPendingPath
 	}
-	r := &run{o: o, playbook: playbook, conns: map[string]*connSlot{}, out: map[string]bool{}, changed: map[string]bool{}, pending: map[string]*pendingState{}}
+	r := &run{o: o, playbook: playbook, conns: map[string]*connSlot{}, out: map[string]bool{}, changed: map[string]bool{}, dockerStarts: map[string]string{}, pending: map[string]*pendingState{}}
 	defer r.closeAll()
 	start := o.Now()
 	res := &Result{Mode: o.Mode, Playbook: playbook}
@@ -268,8 +269,11 @@ type run struct {
 	conns    map[string]*connSlot
 	out      map[string]bool // hosts out of the run (failed or unreachable)
 	changed  map[string]bool // hosts a play of this run changed
-	pending  map[string]*pendingState
-	emitMu   sync.Mutex
+	// dockerStarts names, per host, the step of this run that planned to
+	// start docker (it was not running).
+	dockerStarts map[string]string
+	pending      map[string]*pendingState
+	emitMu       sync.Mutex
 }
 
 // emit hands an event to Options.OnEvent, one at a time.
@@ -658,7 +662,7 @@ func (r *run) record(ctx context.Context, conn Conn, s *playbooks.Step, handler 
 	ev := Event{Play: hp.Play.Name, Host: hr.Host, Task: s.Name, Step: step, Steps: steps, Handler: handler}
 	ev.Type = EventTaskStart
 	r.emit(ev)
-	tr := r.step(ctx, conn, s, handler, logger)
+	tr := r.step(ctx, conn, s, handler, hr.Host, logger)
 	hr.Tasks = append(hr.Tasks, tr)
 	ok := true
 	switch tr.Status {
@@ -682,7 +686,7 @@ func (r *run) record(ctx context.Context, conn Conn, s *playbooks.Step, handler 
 
 // step plans one task and, in apply mode, applies what the plan found,
 // within the task's timeout.
-func (r *run) step(ctx context.Context, conn Conn, s *playbooks.Step, handler bool, logger *log.Logger) *TaskResult {
+func (r *run) step(ctx context.Context, conn Conn, s *playbooks.Step, handler bool, host string, logger *log.Logger) *TaskResult {
 	start := r.o.Now()
 	tr := &TaskResult{Name: s.Name, Kind: s.Def.Kind, Handler: handler}
 	defer func() { tr.Duration = r.o.Now().Sub(start) }()
@@ -717,9 +721,25 @@ func (r *run) step(ctx context.Context, conn Conn, s *playbooks.Step, handler bo
 		return tr
 	}
 	if err != nil {
+		if by := r.dockerStartPlanned(host); r.o.Mode != ApplyMode && by != "" && tasks.DockerUnreachable(err) {
+			// Docker is stopped, and this very plan starts it first: the
+			// task cannot read its state now, which is no fault.
+			tr.Status = Skipped
+			tr.Reason = fmt.Sprintf("docker does not run now, and %q starts it first: what this task changes is known once docker runs (apply plans it then)", by)
+			return tr
+		}
 		return fail(err)
 	}
 	tr.Changes = changes
+	for _, c := range changes {
+		if c.Resource == "service" && c.Target == "docker" && strings.HasPrefix(c.Summary, "start") {
+			r.mu.Lock()
+			if r.dockerStarts[host] == "" {
+				r.dockerStarts[host] = s.Name
+			}
+			r.mu.Unlock()
+		}
+	}
 	if len(changes) == 0 {
 		tr.Status = OK
 		logger.Debug("task ok", "task", s.Name)
@@ -765,4 +785,12 @@ func (r *run) interrupted(hr *HostResult, left []*playbooks.Step, h *playbooks.S
 	if h != nil {
 		hr.NotStarted = append(hr.NotStarted, "handler "+h.Name+" (recorded on the host: the next apply runs it)")
 	}
+}
+
+// dockerStartPlanned returns the step of this run that planned to start
+// docker on host, or "".
+func (r *run) dockerStartPlanned(host string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.dockerStarts[host]
 }
