@@ -2,10 +2,12 @@ package transport
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	pathpkg "path"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,9 +18,33 @@ import (
 )
 
 // DefaultLockPath is the file whose flock(2) lock marks a host as being
-// changed by a dindops run. /tmp is used because every user can create a
-// file there on every distribution; the lock, not the file, is what matters.
-const DefaultLockPath = "/tmp/dindops.lock"
+// changed by a dindops run. Its directory is created by root, mode 0755, in
+// /run (a root-owned tmpfs on Debian): no other user can create it or
+// anything in it, so none can plant the lock file, hold it or point it
+// elsewhere (a world-writable /tmp or /var/lock let any local user block
+// every run). See Conn.Lock for logins that are not root.
+const DefaultLockPath = "/run/dindops/lock"
+
+// userLockFile is the lock file, in the login user's home directory, of a
+// login that is neither root nor allowed `sudo -n` (see Conn.Lock).
+const userLockFile = ".dindops.lock"
+
+// unsafeExit is the exit status of the lock script when the lock file or
+// its directory may not be trusted (a symbolic link, another owner, a
+// directory others may write).
+const unsafeExit = 76
+
+// lockLauncher runs lockScript ("$s") as root: directly when the login is
+// root, else through sudo -n when the login may use it without a password;
+// else as the login user (the script then takes the per-user lock). "$1" is
+// the connection's sshd's process id, the rest lockScript's arguments.
+const lockLauncher = `p=$1
+shift
+f=$1
+shift
+if [ "$(id -u)" = 0 ]; then exec sh -c "$s" sh "$f" "$p" "$@"; fi
+if command -v sudo >/dev/null 2>&1 && sudo -n -u root true 2>/dev/null; then exec sudo -n -u root -- sh -c "$s" sh "$f" "$p" "$@"; fi
+exec sh -c "$s" sh "$f" "$p" "$@"`
 
 // lockedExit is the exit status flock(1) reports when the lock is taken.
 const lockedExit = 75
@@ -61,8 +87,28 @@ func (e *LockedError) Error() string {
 const lockScript = `f=$1 p=$2
 shift 2
 command -v flock >/dev/null 2>&1 || exit 127
-if ! (: >>"$f") 2>/dev/null; then echo "cannot open $f" >&2; exit 76; fi
+bad() { echo "$*" >&2; exit 76; }
+umask 077
+me=$(id -u)
+if [ "$me" = 0 ]; then
+	d=${f%/*}
+	[ -d "$d" ] || mkdir -m 0755 -- "$d" 2>/dev/null || [ -d "$d" ] || bad "cannot create the directory $d"
+	echo "using root $f"
+else
+	d=$HOME f=$HOME/` + userLockFile + `
+	echo "using user $f"
+fi
+[ -L "$d" ] && bad "$d is a symbolic link"
+[ -d "$d" ] || bad "$d is not a directory"
+du=$(stat -c %u -- "$d") dm=$(stat -c %a -- "$d")
+[ "$du" = 0 ] || [ "$du" = "$me" ] || bad "the directory $d belongs to uid $du, not to root"
+case $dm in *[2367]? | *[2367]) bad "the directory $d may be written by other users (mode $dm)" ;; esac
+[ -L "$f" ] && bad "$f is a symbolic link"
+[ ! -e "$f" ] || [ -f "$f" ] || bad "$f is not a regular file"
 exec 9>>"$f"
+fu=$(stat -L -c %u /proc/$$/fd/9)
+[ "$fu" = "$me" ] || bad "$f belongs to uid $fu, not to uid $me (who takes the lock)"
+chmod 0600 /proc/$$/fd/9 2>/dev/null || chmod 0600 -- "$f"
 flock "$@" -E 75 9 || exit $?
 echo locked
 if command -v bash >/dev/null 2>&1; then
@@ -90,6 +136,13 @@ exit 0`
 // an orphan. The lock is flock(1) on Config.LockPath, held by a session that
 // lasts until release is called or the connection drops, so a dindops that
 // dies leaves nothing behind on the host.
+//
+// The lock is taken as root (see lockLauncher): directly by a root login,
+// through sudo -n by a login that may use it, so that runs as root and as
+// deploy with become share one lock file. A login that may not gets a lock
+// of its own in its home directory, and a warning. The lock script trusts
+// only a directory owned by root (or that user) that others may not write,
+// and a regular file of its own: anything else fails with what to do.
 //
 // The lock's session counts against the host's MaxSessions. When the host
 // allows no other session beside it (MaxSessions 1), the lock is handed to
@@ -123,14 +176,15 @@ func (c *Conn) Lock(ctx context.Context) (release func(), err error) {
 		wait = []string{"-w", strconv.FormatFloat(c.cfg.LockTimeout.Seconds(), 'f', -1, 64)}
 	}
 	// $PPID, expanded by the login shell, is the connection's sshd.
-	line := tasks.ShellJoin([]string{"sh", "-c", lockScript, "sh", c.cfg.LockPath}) + ` "$PPID" ` + tasks.ShellJoin(wait)
+	launcher := "s=" + tasks.ShellJoin([]string{lockScript}) + "\n" + lockLauncher
+	line := tasks.ShellJoin([]string{"sh", "-c", launcher, "sh"}) + ` "$PPID" ` + tasks.ShellJoin(append([]string{c.cfg.LockPath}, wait...))
 	c.log.Debug("lock", "path", c.cfg.LockPath)
 	if err := sess.Start(line); err != nil {
 		sess.Close()
 		freeSlot()
 		return nil, fmt.Errorf("%s: lock: start: %w", c.name, err)
 	}
-	got := make(chan bool, 1)
+	got := make(chan lockStart, 1)
 	detached := make(chan string, 1)
 	go readLockOutput(bufio.NewReader(stdout), got, detached)
 	fail := func(err error) (func(), error) {
@@ -139,14 +193,19 @@ func (c *Conn) Lock(ctx context.Context) (release func(), err error) {
 		freeSlot()
 		return nil, err
 	}
+	var st lockStart
 	select {
-	case ok := <-got:
-		if !ok {
+	case st = <-got:
+		path := cmp.Or(st.path, c.cfg.LockPath)
+		if !st.locked {
 			werr := sess.Wait()
 			var exit interface{ ExitStatus() int }
 			switch {
 			case errors.As(werr, &exit) && exit.ExitStatus() == lockedExit:
-				return fail(&LockedError{Host: c.name, Path: c.cfg.LockPath, Waited: c.cfg.LockTimeout})
+				return fail(&LockedError{Host: c.name, Path: path, Waited: c.cfg.LockTimeout})
+			case errors.As(werr, &exit) && exit.ExitStatus() == unsafeExit:
+				return fail(fmt.Errorf("%s: the run lock %s cannot be trusted: %s; if no dindops run uses it, remove it as root (rm -f %s; for the directory, rm -rf %s) and run again",
+					c.name, path, tasks.LastLine([]byte(stderr.String())), path, pathpkg.Dir(path)))
 			case errors.As(werr, &exit) && exit.ExitStatus() == 127:
 				c.log.Warn("flock is not installed: this host is not locked against a second dindops run", "host", c.name)
 				fail(nil)
@@ -155,7 +214,10 @@ func (c *Conn) Lock(ctx context.Context) (release func(), err error) {
 			if lerr := c.lostError("taking the lock"); lerr != nil {
 				return fail(lerr)
 			}
-			return fail(fmt.Errorf("%s: lock %s: %v %s", c.name, c.cfg.LockPath, werr, strings.TrimSpace(stderr.String())))
+			return fail(fmt.Errorf("%s: lock %s: %v %s", c.name, path, werr, strings.TrimSpace(stderr.String())))
+		}
+		if st.user {
+			c.log.Warn("the run lock is this login's own, not the host's: "+c.cfg.User+" is not root and may not use sudo -n; runs that log in as another user are not kept out (log in as root, or give this login passwordless sudo)", "host", c.name, "path", path)
 		}
 	case <-ctx.Done():
 		return fail(ctx.Err())
@@ -169,11 +231,25 @@ func (c *Conn) Lock(ctx context.Context) (release func(), err error) {
 	return func() { c.releaseLock(hl) }, nil
 }
 
-// readLockOutput reads the lock script's output: whether its first line
-// says "locked", then the process id of a "detached PID" line.
-func readLockOutput(r *bufio.Reader, got chan<- bool, detached chan<- string) {
+// lockStart is what the lock script said before holding the lock: the file
+// it locks, whether it is the per-user one, whether it got it.
+type lockStart struct {
+	path         string
+	user, locked bool
+}
+
+// readLockOutput reads the lock script's output: the "using root|user PATH"
+// and "locked" lines, then the process id of a "detached PID" line.
+func readLockOutput(r *bufio.Reader, got chan<- lockStart, detached chan<- string) {
+	var st lockStart
 	l, _ := r.ReadString('\n')
-	got <- l == "locked\n"
+	if rest, ok := strings.CutPrefix(strings.TrimSuffix(l, "\n"), "using "); ok {
+		who, path, _ := strings.Cut(rest, " ")
+		st.path, st.user = path, who == "user"
+		l, _ = r.ReadString('\n')
+	}
+	st.locked = l == "locked\n"
+	got <- st
 	for {
 		l, err := r.ReadString('\n')
 		if pid, ok := strings.CutPrefix(l, "detached "); ok {
@@ -255,7 +331,9 @@ func (c *Conn) releaseLock(hl *heldLock) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.ConnectTimeout)
 	defer cancel()
-	out, err := c.exec(ctx, tasks.ShellJoin([]string{"kill", hl.pid}), nil, execOpts{display: "release the run lock"})
+	// The holder runs as root when the lock is the host's (sudo -n).
+	kill := tasks.ShellJoin([]string{"kill", hl.pid})
+	out, err := c.exec(ctx, kill+" 2>/dev/null || sudo -n "+kill, nil, execOpts{display: "release the run lock"})
 	if err == nil && out.ExitCode != 0 {
 		err = fmt.Errorf("kill %s: exit %d: %s", hl.pid, out.ExitCode, strings.TrimSpace(string(out.Stderr)))
 	}
