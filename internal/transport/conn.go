@@ -205,9 +205,15 @@ type Conn struct {
 	promptMark, startMark string
 	passRejected          atomic.Bool // sudo refused the password: never sent again
 
-	sftpMu  sync.Mutex
-	sftp    *sftp.Client
-	sftpErr error // SFTP subsystem unavailable: uploads go through stdin
+	sftpMu    sync.Mutex
+	sftp      *sftp.Client // nil while closed (see sftpClient)
+	sftpSess  *ssh.Session
+	sftpFree  func() // frees the SFTP session's slot
+	sftpUsers int    // uses in progress
+	sftpErr   error  // SFTP subsystem unavailable: uploads go through stdin
+
+	lockMu sync.Mutex
+	lock   *heldLock // the run lock, once taken
 
 	// The host's /etc/passwd and /etc/group (id → name), read over SFTP
 	// once, to name the owners of files read over SFTP.
@@ -247,9 +253,7 @@ func (c *Conn) Close() error {
 		}
 		c.dockerMu.Unlock()
 		c.sftpMu.Lock()
-		if c.sftp != nil {
-			c.sftp.Close()
-		}
+		c.closeSFTP()
 		c.sftpMu.Unlock()
 		err = c.client.Close()
 		if errors.Is(err, net.ErrClosed) {

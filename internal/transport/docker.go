@@ -126,6 +126,14 @@ func (h *host) Docker(ctx context.Context) (tasks.DockerEngine, error) {
 // close drops the client's idle connections (channels and sessions).
 func (d *dockerAPI) close() { d.tr.CloseIdleConnections() }
 
+// viaStdio says whether the client's connections are dial-stdio sessions
+// (which count against the host's MaxSessions; stream-local channels do not).
+func (d *dockerAPI) viaStdio() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.via == ViaDialStdio
+}
+
 // countRequests counts every HTTP request of the Docker client.
 type countRequests struct {
 	base http.RoundTripper

@@ -64,12 +64,13 @@ func (h *host) ReadFile(ctx context.Context, p string) (tasks.RemoteFile, error)
 	if !path.IsAbs(p) {
 		return fail(errors.New("path must be absolute"))
 	}
-	cl, err := h.sftpReader()
+	cl, done, err := h.sftpReader(ctx)
 	if err != nil {
 		return fail(err)
 	}
 	if cl != nil {
 		f, err := h.sftpRead(ctx, cl, p)
+		done()
 		if !errors.Is(err, errNeedsShell) {
 			return f, err
 		}
@@ -248,14 +249,15 @@ func (h *host) WriteFile(ctx context.Context, p string, content []byte, opts tas
 			how = "stdin"
 		}
 	}
-	var cl *sftp.Client
 	if how != "stdin" {
-		var err error
-		cl, err = c.sftpClient()
+		// Open (or find) the SFTP session now, to know whether there is one.
+		_, done, err := c.sftpClient(ctx)
 		if errors.Is(err, errNoSFTP) {
 			how = "stdin"
 		} else if err != nil {
 			return fail(err)
+		} else {
+			done()
 		}
 	}
 	c.log.Debug("write", "path", p, "bytes", len(content), "mode", modeString(opts.Mode), "owner", opts.Owner, "group", opts.Group,
@@ -263,9 +265,9 @@ func (h *host) WriteFile(ctx context.Context, p string, content []byte, opts tas
 	var err error
 	switch how {
 	case "inplace":
-		err = w.inplace(ctx, cl)
+		err = w.inplace(ctx)
 	case "copy":
-		err = w.copy(ctx, cl)
+		err = w.copy(ctx)
 	default:
 		err = w.finalize(ctx, "stdin", "-", content)
 	}
@@ -285,14 +287,25 @@ type write struct {
 	validate []string // opts.Validate with %s replaced by tmp
 }
 
+// withSFTP runs f with the connection's SFTP client, held only for f (the
+// finalizing command must not run while it is held: see sftpClient).
+func (w *write) withSFTP(ctx context.Context, f func(cl *sftp.Client) error) error {
+	cl, done, err := w.h.c.sftpClient(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	return f(cl)
+}
+
 // inplace uploads to the temporary file in the target directory, then
 // finalizes it.
-func (w *write) inplace(ctx context.Context, cl *sftp.Client) error {
-	if err := w.upload(cl, w.tmp); err != nil {
+func (w *write) inplace(ctx context.Context) error {
+	if err := w.withSFTP(ctx, func(cl *sftp.Client) error { return w.upload(cl, w.tmp) }); err != nil {
 		return err
 	}
 	if err := w.finalize(ctx, "inplace", w.tmp, nil); err != nil {
-		w.remove(cl, w.tmp, false)
+		w.cleanup(w.tmp, "")
 		return err
 	}
 	return nil
@@ -300,31 +313,53 @@ func (w *write) inplace(ctx context.Context, cl *sftp.Client) error {
 
 // copy uploads to a private directory, then finalizes (under sudo) by
 // copying into the temporary file in the target directory.
-func (w *write) copy(ctx context.Context, cl *sftp.Client) error {
+func (w *write) copy(ctx context.Context) error {
 	c := w.h.c
 	pdir := path.Join(c.cfg.TempDir, ".dindops-"+randomHex())
-	c.sftpOps.Add(1)
-	if err := cl.Mkdir(pdir); err != nil {
-		return fmt.Errorf("create private upload directory %s: %w", pdir, err)
-	}
-	c.sftpOps.Add(1)
-	if err := cl.Chmod(pdir, 0o700); err != nil {
-		w.remove(cl, pdir, true)
-		return fmt.Errorf("chmod private upload directory %s: %w", pdir, err)
-	}
 	src := path.Join(pdir, path.Base(w.path))
-	if err := w.upload(cl, src); err != nil {
-		w.remove(cl, pdir, true)
+	err := w.withSFTP(ctx, func(cl *sftp.Client) error {
+		c.sftpOps.Add(1)
+		if err := cl.Mkdir(pdir); err != nil {
+			return fmt.Errorf("create private upload directory %s: %w", pdir, err)
+		}
+		c.sftpOps.Add(1)
+		if err := cl.Chmod(pdir, 0o700); err != nil {
+			w.remove(cl, pdir, true)
+			return fmt.Errorf("chmod private upload directory %s: %w", pdir, err)
+		}
+		if err := w.upload(cl, src); err != nil {
+			w.remove(cl, pdir, true)
+			return err
+		}
+		return nil
+	})
+	if err != nil {
 		return err
 	}
 	if err := w.finalize(ctx, "copy", src, nil); err != nil {
 		// The script removes both on its own failures; not when sudo
 		// refused to run it or the command never completed.
-		w.remove(cl, src, false)
-		w.remove(cl, pdir, true)
+		w.cleanup(src, pdir)
 		return err
 	}
 	return nil
+}
+
+// cleanup removes the file name and then the directory dir (when not
+// empty) by SFTP, best effort, after a failed finalize.
+func (w *write) cleanup(name, dir string) {
+	ctx, cancel := context.WithTimeout(context.Background(), w.h.c.cfg.ConnectTimeout)
+	defer cancel()
+	err := w.withSFTP(ctx, func(cl *sftp.Client) error {
+		w.remove(cl, name, false)
+		if dir != "" {
+			w.remove(cl, dir, true)
+		}
+		return nil
+	})
+	if err != nil {
+		w.h.c.log.Debug("cleanup failed", "path", name, "err", err)
+	}
 }
 
 // upload creates name exclusively, makes it 0600 before writing anything,

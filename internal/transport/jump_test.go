@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/charmbracelet/log"
 	"net"
 	"os"
 	"path/filepath"
@@ -309,22 +310,47 @@ func TestSessionsStayUnderTheLimit(t *testing.T) {
 	}
 }
 
-// A refused session with nothing else open fails that command only.
-func TestRefusedSessionAloneFailsTheCommand(t *testing.T) {
+// At a MaxSessions of 1 the run lock's session would leave no room for a
+// command: the lock is handed to a process on the host (the session ends),
+// the command runs, and the lock still keeps a second run out until it is
+// released.
+func TestLockAtMaxSessionsOneLetsCommandsRun(t *testing.T) {
 	s := newServer(t, serverOpts{maxSessions: 1})
-	c := dial(t, s.config())
+	cfg := s.config()
+	cfg.LockPath = filepath.Join(t.TempDir(), "dindops.lock")
+	var logs syncBuffer
+	cfg.Logger = log.New(&logs)
+	cfg.Logger.SetLevel(log.DebugLevel)
+	defer func() {
+		if t.Failed() {
+			t.Log(logs.String())
+		}
+	}()
+	c := dial(t, cfg)
 	release, err := c.Lock(t.Context()) // holds the one session the host allows
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer release()
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	_, err = c.Host(false).Run(ctx, tasks.Cmd{Args: []string{"true"}})
-	if err == nil || !strings.Contains(err.Error(), "refused to open a session") || errors.Is(err, ErrConnectionLost) {
-		t.Fatalf("Run = %v, want a refused session", err)
+	for range 3 {
+		if out, err := c.Host(false).Run(ctx, tasks.Cmd{Args: []string{"echo", "ran"}}); err != nil || string(out.Stdout) != "ran\n" {
+			t.Fatalf("Run under the lock = %q, %v", out.Stdout, err)
+		}
 	}
 	if c.lost() != nil {
 		t.Errorf("the connection was torn down: %v", c.lost())
 	}
+	other := dial(t, cfg)
+	var locked *LockedError
+	if _, err := other.Lock(ctx); !errors.As(err, &locked) {
+		t.Fatalf("second run's Lock while the first holds it (handed to the host) = %v, want *LockedError", err)
+	}
+	release()
+	// The host kills its holder: the lock is free at once.
+	release2, err := other.Lock(ctx)
+	if err != nil {
+		t.Fatalf("Lock after release: %v", err)
+	}
+	release2()
 }

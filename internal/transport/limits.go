@@ -5,14 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 )
 
-// DefaultMaxSessions is how many channels (commands, the run lock) one
-// connection keeps open at once unless Config.MaxSessions says otherwise:
-// below OpenSSH's MaxSessions (10 by default), leaving room for the SFTP
-// session. Further commands queue until one ends.
+// DefaultMaxSessions is how many sessions (commands, the SFTP session, the
+// run lock, docker dial-stdio) one connection keeps open at once unless
+// Config.MaxSessions says otherwise: below OpenSSH's MaxSessions (10 by
+// default). Further sessions queue until one ends. Forwarded channels
+// (direct-streamlocal to the docker socket, direct-tcpip) are not
+// sessions: OpenSSH's MaxSessions does not count them, nor does this.
 const DefaultMaxSessions = 8
 
 // DefaultMaxHandshakes is how many SSH handshakes (TCP connect, key
@@ -21,17 +24,29 @@ const DefaultMaxSessions = 8
 // connections that have not logged in yet.
 const DefaultMaxHandshakes = 8
 
-// sessionLimiter bounds the channels open on one connection. Its limit
-// starts at Config.MaxSessions and drops when the host refuses a channel
+// sessionLimiter bounds the sessions open on one connection. Its limit
+// starts at Config.MaxSessions and drops when the host refuses a session
 // while others are open (its MaxSessions is lower than ours): the refused
 // command then queues for a slot instead of failing, and the connection and
 // the commands running on it are untouched.
+//
+// Some sessions last long: the cached SFTP session, idle dial-stdio
+// connections of the Docker client, the run lock. A caller that has to wait
+// calls reclaim, with which the connection closes what is idle among them
+// (and, when the lock holds every slot the host allows, hands the lock to
+// a process on the host), so that a low MaxSessions never starves a command.
 type sessionLimiter struct {
 	mu        sync.Mutex
 	limit     int
 	inUse     int
 	permanent int           // slots held for the connection's lifetime (the run lock)
+	waiting   int           // callers of acquire waiting for a slot
 	freed     chan struct{} // closed and replaced whenever a slot is freed
+
+	// reclaim, when set, frees idle long-lived sessions for a waiting
+	// caller; it is called without mu held, with the limit and the
+	// permanent slots, and says whether it freed one.
+	reclaim func(limit, permanent int) bool
 }
 
 func newSessionLimiter(limit int) *sessionLimiter {
@@ -52,13 +67,33 @@ func (l *sessionLimiter) acquire(ctx context.Context, permanent bool) error {
 			return nil
 		}
 		wait := l.freed
+		l.waiting++
+		reclaim, limit, permanent := l.reclaim, l.limit, l.permanent
 		l.mu.Unlock()
+		if reclaim != nil {
+			reclaim(limit, permanent)
+		}
+		var err error
 		select {
 		case <-wait:
 		case <-ctx.Done():
-			return ctx.Err()
+			err = ctx.Err()
+		}
+		l.mu.Lock()
+		l.waiting--
+		l.mu.Unlock()
+		if err != nil {
+			return err
 		}
 	}
+}
+
+// contended says whether a caller waits for a slot: a long-lived session
+// that becomes idle then closes.
+func (l *sessionLimiter) contended() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.waiting > 0
 }
 
 // release frees a slot taken by acquire.
@@ -73,20 +108,21 @@ func (l *sessionLimiter) release(permanent bool) {
 	l.mu.Unlock()
 }
 
-// refused is called by the holder of a (non-permanent) slot whose channel
-// the host refused. When other commands hold slots, the limit drops to what
+// refused is called by the holder of a (non-permanent) slot whose session
+// the host refused. When other sessions are open, the limit drops to what
 // the host accepted, the caller's slot is freed and refused returns true
-// with the new limit: acquire again and retry once a command ends. When
-// nothing else is open that will end, it returns false and the slot stays
-// taken (the caller releases it as usual): the refusal is final.
+// with the new limit: acquire again and retry once a session ends (a
+// long-lived one is reclaimed for the waiting caller, see reclaim). When
+// nothing else is open, it returns false and the slot stays taken (the
+// caller releases it as usual).
 func (l *sessionLimiter) refused() (queued bool, limit int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	others := l.inUse - 1 - l.permanent
+	others := l.inUse - 1
 	if others <= 0 {
 		return false, l.limit
 	}
-	l.limit = max(l.inUse-1, l.permanent+1)
+	l.limit = others
 	l.inUse--
 	close(l.freed)
 	l.freed = make(chan struct{})
@@ -121,6 +157,10 @@ func (l *sessionLimiter) current() (limit, inUse int) {
 	return l.limit, l.inUse
 }
 
+// refusedRetries are the waits before retrying a session the host refused
+// while no other session was open.
+var refusedRetries = []time.Duration{50 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond}
+
 // newSession opens a session channel under the connection's limit. A
 // channel the host refuses while other commands hold channels lowers the
 // limit and waits for one of them to end (logged with -v), instead of
@@ -128,13 +168,16 @@ func (l *sessionLimiter) current() (limit, inUse int) {
 // fails this command only. permanent marks a session held for the
 // connection's lifetime. release frees the slot (after closing the session).
 func (c *Conn) newSession(ctx context.Context, what string, permanent bool) (*ssh.Session, func(), error) {
+	retries := 0
 	for {
 		if err := c.sessions.acquire(ctx, permanent); err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", what, err)
 		}
-		c.commands.Add(1)
 		sess, err := c.client.NewSession()
 		if err == nil {
+			if what != sftpSession {
+				c.commands.Add(1) // Stats.Commands: the SFTP session is not a command
+			}
 			var once sync.Once
 			return sess, func() { once.Do(func() { c.sessions.release(permanent) }) }, nil
 		}
@@ -146,6 +189,18 @@ func (c *Conn) newSession(ctx context.Context, what string, permanent bool) (*ss
 			}
 		}
 		c.sessions.release(permanent)
+		if refused != nil && retries < len(refusedRetries) {
+			// Nothing else is open: a session that just ended may not be
+			// freed by sshd yet (it frees it once it has read our close).
+			c.log.Debug("the host refused a session with none other open: retrying", "cmd", what, "reason", refused.Message)
+			select {
+			case <-time.After(refusedRetries[retries]):
+				retries++
+				continue
+			case <-ctx.Done():
+				return nil, nil, fmt.Errorf("%s: %w", what, ctx.Err())
+			}
+		}
 		if lerr := c.lostError("opening a session for " + what); lerr != nil {
 			return nil, nil, lerr
 		}

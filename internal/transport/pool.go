@@ -275,6 +275,7 @@ func (p *Pool) connect(ctx context.Context, cfg Config, via *Conn, viaKey string
 		closed:   make(chan struct{}),
 		dead:     make(chan struct{}),
 	}
+	c.sessions.reclaim = c.reclaim
 	c.log = cfg.Logger.With("host", c.name)
 	c.promptMark, c.startMark = "[dindops-sudo-"+randomHex()+"]", "dindops-become-"+randomHex()
 

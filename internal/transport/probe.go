@@ -72,20 +72,22 @@ func (h *host) Probe(ctx context.Context, probes []tasks.Probe) ([]tasks.ProbeRe
 			return nil, fmt.Errorf("%s: probe %d is empty", h.c.name, i)
 		}
 	}
-	cl, err := h.sftpReader()
+	cl, done, err := h.sftpReader(ctx)
 	if err != nil {
 		return nil, err
 	}
 	if cl != nil {
-		return h.probeSFTP(ctx, cl, probes)
+		return h.probeSFTP(ctx, cl, done, probes)
 	}
 	return h.probeShell(ctx, probes)
 }
 
 // probeSFTP answers the file probes and the test(1) probes of a path over
 // SFTP, all at once (their requests interleave on the one session), and
-// the others in one remote shell at the same time.
-func (h *host) probeSFTP(ctx context.Context, cl *sftp.Client, probes []tasks.Probe) ([]tasks.ProbeResult, error) {
+// the others in one remote shell at the same time. done ends the use of cl
+// as soon as the SFTP requests are answered, before the shell waits for a
+// session that only the SFTP session's may free.
+func (h *host) probeSFTP(ctx context.Context, cl *sftp.Client, done func(), probes []tasks.Probe) ([]tasks.ProbeResult, error) {
 	results := make([]tasks.ProbeResult, len(probes))
 	late := make([]bool, len(probes)) // a file whose owner only NSS can name
 	errs := make([]error, len(probes))
@@ -108,8 +110,14 @@ func (h *host) probeSFTP(ctx context.Context, cl *sftp.Client, probes []tasks.Pr
 			shellAt = append(shellAt, i)
 		}
 	}
+	sftpEnded := make(chan struct{})
+	go func() {
+		wg.Wait()
+		done()
+		close(sftpEnded)
+	}()
 	shellErr := h.probeShellAt(ctx, probes, shellAt, results)
-	wg.Wait()
+	<-sftpEnded
 	if err := cmp.Or(append([]error{shellErr}, errs...)...); err != nil {
 		return nil, err
 	}

@@ -21,27 +21,31 @@ import (
 const maxReadSize = 256 << 20
 
 // sftpReader returns the SFTP client h reads files and answers test(1)
-// probes with, or nil when h reads with commands: under become (the SFTP
-// server runs as the login user, not as the become user), on a host
-// without the SFTP subsystem, or when the host refused the SFTP session
-// (then commands read, as before). Over SFTP a read starts no process on
-// the host: the connection's one sftp-server answers every request. The
-// only error is the loss of the connection.
-func (h *host) sftpReader() (*sftp.Client, error) {
+// probes with, and the done of this use (see sftpClient), or nil when h
+// reads with commands: under become (the SFTP server runs as the login
+// user, not as the become user), on a host without the SFTP subsystem, or
+// when the host refused the SFTP session (then commands read, as before).
+// Over SFTP a read starts no process on the host: the connection's one
+// sftp-server answers every request. The only error is the loss of the
+// connection (or the context's).
+func (h *host) sftpReader(ctx context.Context) (*sftp.Client, func(), error) {
 	if h.become {
-		return nil, nil
+		return nil, nil, nil
 	}
-	cl, err := h.c.sftpClient()
+	cl, done, err := h.c.sftpClient(ctx)
 	if err == nil {
-		return cl, nil
+		return cl, done, nil
 	}
 	if lerr := h.c.lostError("opening sftp"); lerr != nil {
-		return nil, lerr
+		return nil, nil, lerr
+	}
+	if cerr := ctx.Err(); cerr != nil {
+		return nil, nil, cerr
 	}
 	if !errors.Is(err, errNoSFTP) {
 		h.c.log.Debug("no SFTP session: files are read with commands", "err", err)
 	}
-	return nil, nil
+	return nil, nil, nil
 }
 
 // errNeedsShell is a file the SFTP path cannot describe as the shell's
