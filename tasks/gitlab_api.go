@@ -175,22 +175,28 @@ func (g *GitLabRunner) deleteRunnerManager(ctx context.Context, token, systemID 
 	return g.call(ctx, http.MethodDelete, "/api/v4/runners/managers", map[string]any{"token": token, "system_id": systemID}, nil, http.StatusNoContent, nil, token)
 }
 
-// call sends body as JSON, with the headers hdr, to the GitLab API and
+// call sends body as JSON (none when nil), with the headers hdr, to the GitLab API and
 // decodes the answer into out. Any status but want becomes a
 // *GitLabAPIError; no call is retried. The secrets (the tokens the call
 // carries, and the task's own) are removed from every error.
 func (g *GitLabRunner) call(ctx context.Context, method, endpoint string, body any, hdr map[string]string, want int, out any, secrets ...string) error {
 	secrets = append(secrets, g.token)
 	u := strings.TrimRight(g.URL, "/") + endpoint
-	b, err := json.Marshal(body)
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, method, u, bytes.NewReader(b))
-	if err != nil {
-		return err
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
-	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", "dindops")
 	for k, v := range hdr {

@@ -658,6 +658,10 @@ type gitlabRunnerPayload struct {
 	// verifyCurrent says an Update verifies the token config.toml has (with
 	// the system ID it writes) before anything else.
 	verifyCurrent bool
+	// deleteRunnerID is the runner, refused by GitLab, that a Create
+	// replaces and deletes first with the access token (DELETE
+	// /api/v4/runners/:id); 0 for none.
+	deleteRunnerID int64
 	// sidFile is .runner_system_id as plan read it, in the same round trip
 	// as config.toml (sidExists false when there is none).
 	sidFile   RemoteFile
@@ -744,6 +748,7 @@ func (g *GitLabRunner) Plan(ctx context.Context, h Host) ([]Change, error) {
 
 	planned := doc.clone()
 	fields := g.applySettings(planned, idx)
+	var gitlabDown string
 	sid, sidExists, err := payload.currentSystemID(path)
 	if err != nil {
 		return nil, err
@@ -761,16 +766,24 @@ func (g *GitLabRunner) Plan(ctx context.Context, h Host) ([]Change, error) {
 	default:
 		if _, err := g.verify(ctx, curToken, sid); err != nil {
 			var apiErr *GitLabAPIError
-			if !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusForbidden {
+			var down *GitLabUnreachableError
+			switch {
+			case errors.As(g.unreachable(err), &down):
+				// The runner keeps working without GitLab answering now
+				// (it retries on its own): that is no failed host.
+				gitlabDown = fmt.Sprintf("runner %s: %v: the token in %s could not be checked; the runner keeps it and retries on its own", g.Name, down, path)
+			case !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusForbidden:
 				return nil, fmt.Errorf("runner %s: cannot check the token in %s with GitLab: %w", g.Name, path, err)
+			default:
+				invalid := &InvalidTokenError{Runner: g.Name, ConfigFile: path, URL: strings.TrimRight(g.URL, "/"), SameAsGiven: g.isRunnerAuthToken() && g.token == curToken}
+				if !g.ReplaceInvalidToken || invalid.SameAsGiven {
+					return nil, invalid
+				}
+				return g.planRegister(ctx, h, path, doc, idx, payload, warnings, "its token in "+path+" is no longer valid (403 from GitLab): replace_invalid_token is set")
 			}
-			invalid := &InvalidTokenError{Runner: g.Name, ConfigFile: path, URL: strings.TrimRight(g.URL, "/"), SameAsGiven: g.isRunnerAuthToken() && g.token == curToken}
-			if !g.ReplaceInvalidToken || invalid.SameAsGiven {
-				return nil, invalid
-			}
-			return g.planRegister(ctx, h, path, doc, idx, payload, warnings, "its token in "+path+" is no longer valid (403 from GitLab): replace_invalid_token is set")
 		}
 	}
+
 	// A glrt- token is used as it is, so config.toml must hold the one given
 	// (a runner created anew in GitLab has a new one). A registration or an
 	// access token cannot be compared: config.toml holds the token GitLab
@@ -791,6 +804,12 @@ func (g *GitLabRunner) Plan(ctx context.Context, h Host) ([]Change, error) {
 	}
 	if exists && f.Owner != "" && f.Owner != "root" {
 		fields = append(fields, Field{Name: "owner", Old: f.Owner, New: "root"})
+	}
+	if gitlabDown != "" {
+		if len(fields) == 0 {
+			return nil, &WarningsError{Warnings: []string{gitlabDown}}
+		}
+		warnings = append(warnings, gitlabDown)
 	}
 	if len(fields) == 0 {
 		return nil, nil
@@ -864,6 +883,7 @@ func (g *GitLabRunner) planRegister(ctx context.Context, h Host, path string, do
 	var oldURL string
 	var oldID any
 	var moved bool
+	var replacedID int64 // the runner whose refused token this replaces
 	summary := fmt.Sprintf("register runner %s with %s", g.Name, base)
 	need := fmt.Sprintf("runner %s is not in %s: registering it with %s", g.Name, path, base)
 	if idx >= 0 {
@@ -878,7 +898,7 @@ func (g *GitLabRunner) planRegister(ctx context.Context, h Host, path string, do
 			// GitLab refuses the old token, so dindops cannot delete the old
 			// runner with it; one whose token was reset is still listed.
 			if id, ok := oldID.(int64); ok && id > 0 {
-				warnings = append(warnings, fmt.Sprintf("the runner this replaces (id %d) may still be listed in GitLab if its token was reset rather than the runner deleted: dindops cannot remove it with a token GitLab refuses; delete it there (Settings > CI/CD > Runners, or DELETE %s/api/v4/runners/%d with an access token that may manage it)", id, base, id))
+				replacedID = id
 			}
 		case t != "":
 			moved = true
@@ -896,6 +916,25 @@ func (g *GitLabRunner) planRegister(ctx context.Context, h Host, path string, do
 	}
 	if err := g.needToken(need); err != nil {
 		return nil, err
+	}
+	token, err := g.planChecks(ctx, need)
+	if err != nil {
+		return nil, err
+	}
+	var deleteField *Field
+	if replacedID > 0 {
+		if token.canDeleteRunners() {
+			payload.deleteRunnerID = replacedID
+			summary += fmt.Sprintf("; the runner it replaces (id %d) is deleted in GitLab first", replacedID)
+			deleteField = &Field{Name: "replaced_runner", Old: fmt.Sprintf("id %d (its token refused)", replacedID),
+				New: fmt.Sprintf("deleted first: DELETE %s/api/v4/runners/%d PRIVATE-TOKEN=%s (404: gone already)", base, replacedID, SensitiveValue)}
+		} else {
+			why := "dindops cannot remove it with a token GitLab refuses"
+			if g.kind == accessToken {
+				why += fmt.Sprintf(", and the access token (%s) has no api or manage_runner scope to delete it by id", g.tokenSource)
+			}
+			warnings = append(warnings, fmt.Sprintf("the runner this replaces (id %d) may still be listed in GitLab if its token was reset rather than the runner deleted: %s; delete it there (Settings > CI/CD > Runners, or DELETE %s/api/v4/runners/%d with an access token that may manage it)", replacedID, why, base, replacedID))
+		}
 	}
 
 	// Other entries for the same GitLab keep running beside this one: a
@@ -962,6 +1001,9 @@ func (g *GitLabRunner) planRegister(ctx context.Context, h Host, path string, do
 	tokenField := Field{Name: "token", New: SensitiveValue, Sensitive: true}
 	if moved {
 		tokenField.Old = SensitiveValue
+	}
+	if deleteField != nil {
+		fields = append(fields, *deleteField)
 	}
 	fields = append(fields, tokenField,
 		Field{Name: "token_source", New: g.tokenSource + " (" + g.kind.String() + ")"},
@@ -1062,6 +1104,12 @@ func (g *GitLabRunner) Apply(ctx context.Context, h Host, changes []Change) erro
 func (g *GitLabRunner) applyRegister(ctx context.Context, h Host, path string, doc *tomlDoc, idx int, p *gitlabRunnerPayload) error {
 	if g.token == "" {
 		return fmt.Errorf("gitlab_runner: no token was prepared (the task's Prepare did not run)")
+	}
+	if p.deleteRunnerID > 0 {
+		// Before anything else: a refusal leaves the host as it was.
+		if err := g.deleteRunnerByID(ctx, p.deleteRunnerID); err != nil {
+			return fmt.Errorf("runner %s: deleting the runner it replaces (id %d) in GitLab: %w; nothing was changed on this host or in GitLab: delete that runner in GitLab (or give the token's user the right to manage it) and run again", g.Name, p.deleteRunnerID, err)
+		}
 	}
 	var reg runnerTokenResponse
 	var err error

@@ -105,11 +105,45 @@ func TestGitLabRunnerAccessTokenCreatesTheRunner(t *testing.T) {
 	f.assertNoSecrets(h, patToken, tok)
 }
 
-// A refused access token writes nothing and leaves no runner behind;
-// GitLab's answer says what is missing.
+// A refused access token writes nothing and leaves no runner behind: plan
+// refuses it already, from GET /api/v4/personal_access_tokens/self (read
+// only); where GitLab cannot say (before 15.5: 404), apply's POST
+// /api/v4/user/runners does, and GitLab's answer says what is missing.
 func TestGitLabRunnerRefusedAccessToken(t *testing.T) {
 	f := newGitLab(t, fakegitlab.Options{PersonalAccessTokens: []string{patToken}})
 	readOnly := f.fake.AddPersonalAccessToken("read_api")
+	revoked := f.fake.AddPersonalAccessToken("create_runner")
+	f.fake.RevokePersonalAccessToken(revoked)
+	for _, tc := range []struct {
+		pat    string
+		status int
+		want   string
+	}{
+		{"glpat-unknownSECRET", http.StatusUnauthorized, "access token rejected by " + f.srv.URL},
+		{revoked, http.StatusUnauthorized, "access token rejected by " + f.srv.URL},
+		{readOnly, 0, "has the scopes [read_api], and creating a runner (POST /api/v4/user/runners) needs create_runner"},
+	} {
+		g := f.mustPrepare(f.patTask(tc.pat, nil))
+		_, err := f.plan(g, tasktest.New())
+		var apiErr *tasks.GitLabAPIError
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "runner build-1 is not in "+cfgPath) ||
+			(tc.status != 0 && (!errors.As(err, &apiErr) || apiErr.StatusCode != tc.status)) {
+			t.Errorf("plan with %d: %v", tc.status, err)
+		}
+		if f.fake.CountRequests("POST", "/api/v4/user/runners") != 0 {
+			t.Errorf("plan created a runner")
+		}
+	}
+
+	// A GitLab that cannot say what a token may do (404 to /self).
+	f.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/api/v4/personal_access_tokens/self" {
+			http.Error(w, `{"message":"404 Not Found"}`, http.StatusNotFound)
+			return
+		}
+		f.fake.ServeHTTP(w, r)
+	})
+	defer func() { f.srv.Config.Handler = f.fake }()
 	for _, tc := range []struct {
 		pat    string
 		status int
@@ -239,8 +273,10 @@ func TestGitLabRunnerResetAuthenticationToken(t *testing.T) {
 	f.assertNoSecrets(h, glrt, fresh)
 }
 
-// GitLab out of reach, or a config.toml that cannot be read: the plan
-// fails. Neither ever means "not registered".
+// GitLab out of reach, or a config.toml that cannot be read: neither ever
+// means "not registered". GitLab out of reach is a warning on a registered
+// host (its runner keeps working), and fails the plan of a registration
+// (apply could not make it); an unreadable config.toml fails the plan.
 func TestGitLabRunnerNeverGuessesNotRegistered(t *testing.T) {
 	f := newGitLab(t, fakegitlab.Options{RegistrationTokens: []string{regToken}, AllowRegistrationTokens: true})
 	h := tasktest.New()
@@ -254,9 +290,32 @@ func TestGitLabRunnerNeverGuessesNotRegistered(t *testing.T) {
 	g := f.mustPrepare(f.task(regToken, func(g *tasks.GitLabRunner) { g.ReplaceInvalidToken = true }))
 	g.URL = f.srv.URL
 	f.srv.Config.Handler = down.Config.Handler
-	_, err := f.plan(g, h)
-	if err == nil || !strings.Contains(err.Error(), "cannot check the token in "+cfgPath+" with GitLab") || !strings.Contains(err.Error(), "502") {
-		t.Errorf("GitLab down: %v", err)
+	changes, err := f.plan(g, h)
+	ws, ok := tasks.IsWarnings(err)
+	if !ok || len(changes) != 0 || len(ws) != 1 || !strings.Contains(ws[0], "GitLab at "+f.srv.URL+" does not answer") || !strings.Contains(ws[0], "502") ||
+		!strings.Contains(ws[0], "the runner keeps it and retries on its own") {
+		t.Errorf("GitLab down (502): %v %v", changes, err)
+	}
+	_, err = f.plan(g, tasktest.New())
+	var unreach *tasks.GitLabUnreachableError
+	if !errors.As(err, &unreach) || !strings.Contains(err.Error(), "runner build-1 is not in "+cfgPath) || !strings.Contains(err.Error(), "apply would fail") {
+		t.Errorf("GitLab down (502), registration: %v", err)
+	}
+	f.srv.Config.Handler = f.fake
+
+	// A GitLab that drops every connection without an answer.
+	f.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, _, err := http.NewResponseController(w).Hijack()
+		if err == nil {
+			c.Close()
+		}
+	})
+	changes, err = f.plan(g, h)
+	if ws, ok := tasks.IsWarnings(err); !ok || len(changes) != 0 || !strings.Contains(ws[0], "EOF") {
+		t.Errorf("GitLab gone: %v %v", changes, err)
+	}
+	if _, err := f.plan(g, tasktest.New()); !errors.As(err, &unreach) || !strings.Contains(err.Error(), "EOF") {
+		t.Errorf("GitLab gone, registration: %v", err)
 	}
 	f.srv.Config.Handler = f.fake
 
@@ -349,4 +408,103 @@ func (u unreadable) Probe(ctx context.Context, probes []tasks.Probe) ([]tasks.Pr
 		}
 	}
 	return res, err
+}
+
+// A runner whose token was reset in GitLab stays listed there. Replacing it
+// with an access token that may delete runners (api or manage_runner)
+// deletes it first, by id, as plan says; with one that may not, the old
+// runner stays and the warning names it.
+func TestGitLabRunnerReplacingAnInvalidTokenDeletesTheOldRunner(t *testing.T) {
+	f := newGitLab(t, fakegitlab.Options{})
+	for _, tc := range []struct {
+		scopes  []string
+		deletes bool
+	}{
+		{[]string{"create_runner", "manage_runner"}, true},
+		{[]string{"api"}, true},
+		{[]string{"create_runner"}, false},
+	} {
+		f.fake.Reset()
+		pat := f.fake.AddPersonalAccessToken(tc.scopes...)
+		h := tasktest.New()
+		tasktest.Converge(t, f.mustPrepare(f.patTask(pat, nil)), h)
+		oldID := f.fake.Runners()[0].ID
+		f.fake.ResetRunnerToken(oldID)
+
+		g := f.mustPrepare(f.patTask(pat, func(g *tasks.GitLabRunner) { g.ReplaceInvalidToken = true }))
+		changes := tasktest.Converge(t, g, h)
+		c := changes[0]
+		del := fmt.Sprintf("DELETE %s/api/v4/runners/%d", f.srv.URL, oldID)
+		deleted := f.fake.CountRequests("DELETE", fmt.Sprintf("/api/v4/runners/%d", oldID))
+		ids := []int64{}
+		for _, r := range f.fake.Runners() {
+			ids = append(ids, r.ID)
+		}
+		if tc.deletes {
+			if !strings.Contains(c.Summary, fmt.Sprintf("the runner it replaces (id %d) is deleted in GitLab first", oldID)) || !strings.Contains(fieldValues(c, "replaced_runner"), del) || len(c.Warnings) != 0 {
+				t.Errorf("%v: change %q %v warnings %q", tc.scopes, c.Summary, c.Fields, c.Warnings)
+			}
+			if deleted != 1 || len(ids) != 1 || ids[0] == oldID {
+				t.Errorf("%v: DELETE sent %d times, runners %v", tc.scopes, deleted, ids)
+			}
+		} else {
+			if w := strings.Join(c.Warnings, "\n"); !strings.Contains(w, fmt.Sprintf("the runner this replaces (id %d)", oldID)) || !strings.Contains(w, "no api or manage_runner scope") || fieldValues(c, "replaced_runner") != "" {
+				t.Errorf("%v: warnings %q, fields %v", tc.scopes, w, c.Fields)
+			}
+			if deleted != 0 || len(ids) != 2 {
+				t.Errorf("%v: DELETE sent %d times, runners %v", tc.scopes, deleted, ids)
+			}
+		}
+		f.assertNoSecrets(h, pat)
+	}
+
+	// The old runner deleted in GitLab between plan and apply (404): the
+	// replacement goes on.
+	f.fake.Reset()
+	pat := f.fake.AddPersonalAccessToken("api")
+	h := tasktest.New()
+	tasktest.Converge(t, f.mustPrepare(f.patTask(pat, nil)), h)
+	oldID := f.fake.Runners()[0].ID
+	f.fake.ResetRunnerToken(oldID)
+	g := f.mustPrepare(f.patTask(pat, func(g *tasks.GitLabRunner) { g.ReplaceInvalidToken = true }))
+	changes, err := f.plan(g, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.fake.DeleteRunner(oldID)
+	if err := f.apply(g, h, changes); err != nil || len(f.fake.Runners()) != 1 {
+		t.Errorf("apply after the old runner went: %v, runners %+v", err, f.fake.Runners())
+	}
+
+	// The token may no longer delete it at apply (revoked): nothing changes.
+	f.fake.Reset()
+	pat = f.fake.AddPersonalAccessToken("api")
+	h = tasktest.New()
+	tasktest.Converge(t, f.mustPrepare(f.patTask(pat, nil)), h)
+	oldID = f.fake.Runners()[0].ID
+	f.fake.ResetRunnerToken(oldID)
+	before, _ := h.File(cfgPath)
+	g = f.mustPrepare(f.patTask(pat, func(g *tasks.GitLabRunner) { g.ReplaceInvalidToken = true }))
+	if changes, err = f.plan(g, h); err != nil {
+		t.Fatal(err)
+	}
+	f.fake.RevokePersonalAccessToken(pat)
+	err = f.apply(g, h, changes)
+	after, _ := h.File(cfgPath)
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("deleting the runner it replaces (id %d)", oldID)) || !strings.Contains(err.Error(), "nothing was changed") ||
+		string(after.Content) != string(before.Content) || len(f.fake.Runners()) != 1 {
+		t.Errorf("refused delete: %v; config changed %v; runners %+v", err, string(after.Content) != string(before.Content), f.fake.Runners())
+	}
+	f.assertNoSecrets(h, pat)
+}
+
+// fieldValues joins the new values of c's fields called name.
+func fieldValues(c tasks.Change, name string) string {
+	var out []string
+	for _, f := range c.Fields {
+		if f.Name == name {
+			out = append(out, f.New)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 )
 
 // Task is one idempotent step of a play, bound to one host's variables.
@@ -68,6 +69,24 @@ func (e *SkipError) Error() string { return "skipped: " + e.Reason }
 // Skip returns a *SkipError.
 func Skip(format string, args ...any) error {
 	return &SkipError{Reason: fmt.Sprintf(format, args...)}
+}
+
+// WarningsError is returned by Plan when the task has nothing to change
+// but something the user should know that did not fail it (a GitLab that
+// does not answer while the runner registered with it keeps working). The
+// task is reported as ok, with the warnings.
+type WarningsError struct{ Warnings []string }
+
+func (e *WarningsError) Error() string { return "ok, with warnings: " + strings.Join(e.Warnings, "; ") }
+
+// IsWarnings reports whether err is a *WarningsError and returns its
+// warnings.
+func IsWarnings(err error) ([]string, bool) {
+	var w *WarningsError
+	if errors.As(err, &w) {
+		return w.Warnings, true
+	}
+	return nil, false
 }
 
 // IsSkip reports whether err is a *SkipError and returns its reason.

@@ -720,6 +720,11 @@ func (r *run) step(ctx context.Context, conn Conn, s *playbooks.Step, handler bo
 		logger.Debug("task skipped", "task", s.Name, "reason", reason)
 		return tr
 	}
+	if ws, ok := tasks.IsWarnings(err); ok {
+		tr.Status, tr.Warnings = OK, append(tr.Warnings, ws...)
+		logger.Debug("task ok, with warnings", "task", s.Name, "warnings", len(ws))
+		return tr
+	}
 	if err != nil {
 		if by := r.dockerStartPlanned(host); r.o.Mode != ApplyMode && by != "" && tasks.DockerUnreachable(err) {
 			// Docker is stopped, and this very plan starts it first: the
