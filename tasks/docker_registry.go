@@ -102,9 +102,16 @@ func classifyRegistryAnswer(err error, withAuth bool) registryVerdict {
 // registry says the image is not there, and with the daemon's error when
 // the daemon itself does not answer or ctx ends.
 //
-// Mirrors (checked on the fleet, Docker 20.10, registry-mirrors set in
-// daemon.json, Docker Hub out of reach): the daemon asks a docker.io
-// image of its mirror, so an image only the mirror has is found. Before
+// Mirrors, as seen on the fleet (Debian's Docker 20.10.24, registry-mirrors
+// set in daemon.json, Docker Hub's name not resolving): the daemon asks
+// its mirror about a docker.io image (the mirror's access log shows the
+// daemon's HEAD of the manifest), so an image only the mirror has is found,
+// and a tag it has not is 404 "manifest unknown: manifest unknown". With
+// the mirror down, the daemon waits for its ping (15 s) and then asks
+// Docker Hub: 500, "Get \"https://registry-1.docker.io/v2/\": dial tcp:
+// lookup registry-1.docker.io ...: no such host", a warning. A registry
+// whose name does not resolve is such a 500 at once; an address with no
+// route, after 3 s ("connect: no route to host"). Before
 // Docker 25 the daemon asks only the first endpoint that answers its
 // /v2/ ping (the mirror), while a pull goes on to Docker Hub when the
 // mirror has not the image (moby commit 8aacbb3ba9, "api: fix GET
