@@ -11,3 +11,9 @@ func RegistryVerdict(err error, withAuth bool) string {
 	}
 	return "unknown"
 }
+
+// HubRef and ImageDomain are hubRef and imageDomain (tests only).
+var (
+	HubRef      = hubRef
+	ImageDomain = imageDomain
+)

@@ -201,3 +201,25 @@ func TestContainerPlanRegistryRefusesTheHostsCredentials(t *testing.T) {
 func registryUnreachable(registry string) error {
 	return cerrdefs.ErrInternal.WithMessage(`Error response from daemon: Get "https://` + registry + `/v2/": dial tcp: lookup ` + registry + ` on 127.0.0.11:53: no such host`)
 }
+
+// A reference's registry, and a Docker Hub reference under Docker Hub's own
+// name (which the daemon sends to no mirror).
+func TestImageDomainAndHubRef(t *testing.T) {
+	for _, tc := range []struct{ ref, domain, hub string }{
+		{"docker:27-dind", "docker.io", "registry-1.docker.io/library/docker:27-dind"},
+		{"gitlab/gitlab-runner:alpine-v17.11.0", "docker.io", "registry-1.docker.io/gitlab/gitlab-runner:alpine-v17.11.0"},
+		{"docker.io/library/busybox", "docker.io", "registry-1.docker.io/library/busybox"},
+		{"index.docker.io/team/app@sha256:0123", "docker.io", "registry-1.docker.io/team/app@sha256:0123"},
+		{"registry.example.com:5000/team/app:1", "registry.example.com:5000", ""},
+		{"localhost/app:1", "localhost", ""},
+	} {
+		if got := tasks.ImageDomain(tc.ref); got != tc.domain {
+			t.Errorf("ImageDomain(%q) = %q, want %q", tc.ref, got, tc.domain)
+		}
+		if tc.hub != "" {
+			if got := tasks.HubRef(tc.ref); got != tc.hub {
+				t.Errorf("HubRef(%q) = %q, want %q", tc.ref, got, tc.hub)
+			}
+		}
+	}
+}
