@@ -200,13 +200,8 @@ func registryAuth(ctx context.Context, h Host, ref string) (string, error) {
 // credentials of ref's registry, most specific first: Docker Hub's is
 // "https://index.docker.io/v1/".
 func registryKeys(ref string) []string {
-	domain := "docker.io"
-	if i := strings.Index(ref, "/"); i > 0 {
-		if d := ref[:i]; strings.ContainsAny(d, ".:") || d == "localhost" {
-			domain = d
-		}
-	}
-	if domain == "docker.io" || domain == "index.docker.io" || domain == "registry-1.docker.io" {
+	domain := imageDomain(ref)
+	if domain == "docker.io" {
 		return []string{"https://index.docker.io/v1/", "index.docker.io", "docker.io", "registry-1.docker.io"}
 	}
 	return []string{domain, "https://" + domain, "http://" + domain}

@@ -340,7 +340,9 @@ func normSecurityOpt(s string) string {
 // names (GET /containers/{name}/json, GET /images/{ref}/json). Only when the
 // container runs another image than the reference names and has env or
 // labels that image does not explain is its own image inspected too
-// (oldImage).
+// (oldImage). When a pull is planned, the host's docker configuration is
+// read and the daemon asked whether the registry has the image
+// (planPull).
 //
 // A container whose spec matches but which docker keeps restarting (or that
 // is dead) fails the plan: it is not up, and nothing the task could change
@@ -414,13 +416,36 @@ func (c *DockerContainer) Plan(ctx context.Context, h Host) ([]Change, error) {
 		}
 	}
 	if op.pull {
-		if c.pull() == "never" {
-			return nil, fmt.Errorf("image %s is not on the host and pull is never: pull it first or set pull: missing", c.Image)
+		if err := c.planPull(ctx, h, &ch); err != nil {
+			return nil, err
 		}
-		ch.Summary += " (pull " + c.Image + " first)"
 	}
 	ch.Payload = op
 	return []Change{ch}, nil
+}
+
+// planPull adds the pull that comes first to ch, once the host's daemon
+// says the image is in its registry (checkRegistry: an
+// *ImageNotInRegistryError when it is not, a warning on ch when the daemon
+// cannot tell). With pull: never, the image not being on the host is the
+// error.
+func (c *DockerContainer) planPull(ctx context.Context, h Host, ch *Change) error {
+	if c.pull() == "never" {
+		return fmt.Errorf("image %s is not on the host and pull is never: pull it first or set pull: missing", c.Image)
+	}
+	api, err := Docker(ctx, h)
+	if err != nil {
+		return err
+	}
+	warning, err := checkRegistry(ctx, h, api, c.Image)
+	if err != nil {
+		return err
+	}
+	if warning != "" {
+		ch.Warnings = append(ch.Warnings, warning)
+	}
+	ch.Summary += " (pull " + c.Image + " first)"
+	return nil
 }
 
 // lostNetwork returns the name of a user-defined network cur is attached to

@@ -117,8 +117,11 @@ func TestContainerPullNeverWithMissingImage(t *testing.T) {
 	}
 }
 
+// A pull that fails at apply (the plan could not ask the registry) fails
+// with docker's own message.
 func TestContainerPullFailureCarriesDockerMessage(t *testing.T) {
-	h, _ := dockerHost(t)
+	h, d := dockerHost(t)
+	d.SetRegistryAnswer(registryUnreachable("example.com"))
 	c := &tasks.DockerContainer{Name: "app", Image: "example.com/nosuch:1"}
 	changes := plan(t, c, h)
 	err := c.Apply(context.Background(), h, changes)
@@ -725,6 +728,9 @@ func TestContainerPullUsesTheHostsRegistryCredentials(t *testing.T) {
 			var got struct{ Username, Password, ServerAddress string }
 			if err := json.Unmarshal(raw, &got); err != nil || got.Username != tc.user || got.Password != tc.pass || got.ServerAddress != tc.key {
 				t.Errorf("X-Registry-Auth = %s (%v)", raw, err)
+			}
+			if a := d.DistributionAuth(tc.image); a != d.PullAuth(tc.image) {
+				t.Errorf("the plan's registry check sent X-Registry-Auth %q, the pull %q", a, d.PullAuth(tc.image))
 			}
 			for _, cmd := range h.Commands {
 				if strings.Contains(strings.Join(cmd, " "), tc.pass) || strings.Contains(strings.Join(cmd, " "), auth) {

@@ -34,6 +34,10 @@ type DockerEngine interface {
 
 	ImageInspect(ctx context.Context, ref string, o ...client.ImageInspectOption) (client.ImageInspectResult, error)
 	ImagePull(ctx context.Context, ref string, o client.ImagePullOptions) (client.ImagePullResponse, error)
+	// DistributionInspect is GET /distribution/{ref}/json: the daemon asks
+	// the registry it would pull ref from for its manifest, pulling nothing
+	// (see checkRegistry for what it answers).
+	DistributionInspect(ctx context.Context, ref string, o client.DistributionInspectOptions) (client.DistributionInspectResult, error)
 
 	NetworkInspect(ctx context.Context, id string, o client.NetworkInspectOptions) (client.NetworkInspectResult, error)
 	NetworkCreate(ctx context.Context, name string, o client.NetworkCreateOptions) (client.NetworkCreateResult, error)

@@ -52,8 +52,11 @@ type Docker struct {
 	volumes    map[string]bool // name → anonymous
 	startErr   map[string]string
 	pullAuth   map[string]string // reference → X-Registry-Auth of its last pull
-	requests   int
-	seq        int
+	distAuth   map[string]string // reference → X-Registry-Auth of its last DistributionInspect
+	// registryErr, when set, is every DistributionInspect's answer
+	registryErr error
+	requests    int
+	seq         int
 }
 
 // DockerImage is an image's configuration as the image inspect shows it.
@@ -84,7 +87,7 @@ type fakeContainer struct {
 func NewDocker() *Docker {
 	d := &Docker{images: map[string]*DockerImage{}, tags: map[string]string{}, registry: map[string]DockerImage{},
 		containers: map[string]*fakeContainer{}, networks: map[string]*network.Inspect{}, volumes: map[string]bool{},
-		startErr: map[string]string{}, pullAuth: map[string]string{}}
+		startErr: map[string]string{}, pullAuth: map[string]string{}, distAuth: map[string]string{}}
 	for _, n := range []struct{ name, driver string }{{"bridge", "bridge"}, {"host", "host"}, {"none", "null"}} {
 		d.networks[n.name] = d.newNetwork(n.name, client.NetworkCreateOptions{Driver: n.driver}, false)
 	}

@@ -42,6 +42,26 @@ func (d *Docker) PullAuth(ref string) string {
 	return d.pullAuth[normRef(ref)]
 }
 
+// DistributionAuth is the X-Registry-Auth value the last
+// DistributionInspect of ref sent ("" for none).
+func (d *Docker) DistributionAuth(ref string) string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.distAuth[normRef(ref)]
+}
+
+// SetRegistryAnswer makes every DistributionInspect fail with err, as a
+// daemon does that cannot reach the registry (Docker 20.10 answers 500,
+// cerrdefs.ErrInternal, "Get \"https://registry.example.com/v2/\": dial
+// tcp: lookup registry.example.com ...: no such host") or gets another
+// answer from it; nil: the registry answers again. Pulls are not affected: a daemon may pull
+// through a mirror it could not ask.
+func (d *Docker) SetRegistryAnswer(err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.registryErr = err
+}
+
 // FailStart makes a start of the named container fail with msg.
 func (d *Docker) FailStart(name, msg string) {
 	d.mu.Lock()
