@@ -202,7 +202,16 @@ func (g *GitLabRunner) call(ctx context.Context, method, endpoint string, body a
 	for k, v := range hdr {
 		req.Header.Set(k, v)
 	}
-	resp, err := g.httpClient().Do(req)
+	hc := g.httpClient()
+	memo := memoOf(hc)
+	if err := memo.before(ctx, req.URL.Host); err != nil {
+		for _, s := range secrets {
+			err = scrubError(err, s)
+		}
+		return err
+	}
+	resp, err := hc.Do(req)
+	memo.after(ctx, req.URL.Host, err)
 	if err != nil {
 		err = fmt.Errorf("%s %s: %w", method, u, err)
 		for _, s := range secrets {

@@ -59,7 +59,7 @@ func (g *GitLabRunner) checkGitLabAnswers(ctx context.Context) error {
 	// No token is sent: /version wants a scope (read_api, api) that a
 	// create_runner access token need not have, and a runner or
 	// registration token is no API token at all.
-	err := g.call(ctx, http.MethodGet, "/api/v4/version", nil, nil, http.StatusOK, nil)
+	err := g.call(asCheck(ctx), http.MethodGet, "/api/v4/version", nil, nil, http.StatusOK, nil)
 	var apiErr *GitLabAPIError
 	switch {
 	case err == nil:
@@ -109,7 +109,7 @@ func (t accessTokenInfo) canDeleteRunners() bool { return t.has("api", "manage_r
 // which is no error. Errors: a *GitLabAPIError for 401 (a token GitLab
 // does not know), *GitLabUnreachableError.
 func (g *GitLabRunner) accessTokenSelf(ctx context.Context) (info accessTokenInfo, ok bool, err error) {
-	err = g.call(ctx, http.MethodGet, "/api/v4/personal_access_tokens/self", nil, map[string]string{"PRIVATE-TOKEN": g.token}, http.StatusOK, &info, g.token)
+	err = g.call(asCheck(ctx), http.MethodGet, "/api/v4/personal_access_tokens/self", nil, map[string]string{"PRIVATE-TOKEN": g.token}, http.StatusOK, &info, g.token)
 	var apiErr *GitLabAPIError
 	switch {
 	case err == nil:
@@ -185,4 +185,45 @@ func (g *GitLabRunner) planChecks(ctx context.Context, need string) (accessToken
 		return accessTokenInfo{}, fmt.Errorf("%s: %w", need, err)
 	}
 	return info, nil
+}
+
+// runnerManager is one entry of GET /api/v4/runners/:id/managers: a host
+// (gitlab-runner process) that verified or used the runner's token.
+type runnerManager struct {
+	SystemID    string  `json:"system_id"`
+	ContactedAt *string `json:"contacted_at"`
+}
+
+// runnerManagers lists the runner's managers with the access token, read
+// only: GET /api/v4/runners/:id/managers
+// (https://docs.gitlab.com/api/runners/#list-all-runners-managers). Errors:
+// *GitLabAPIError (404: no such runner, or a GitLab without the endpoint),
+// *GitLabUnreachableError.
+func (g *GitLabRunner) runnerManagers(ctx context.Context, id int64) ([]runnerManager, error) {
+	var out []runnerManager
+	err := g.call(asCheck(ctx), http.MethodGet, fmt.Sprintf("/api/v4/runners/%d/managers", id), nil, map[string]string{"PRIVATE-TOKEN": g.token}, http.StatusOK, &out, g.token)
+	return out, g.unreachable(err)
+}
+
+// replacedRunnerUse says whether the runner a replacement would delete may
+// be deleted: only when GitLab lists no manager of it but this host's
+// (systemID), since another host may use it with a newer token (one reset
+// in GitLab and given to that host). It returns "" when it may, else why
+// not, for the plan's warning.
+func (g *GitLabRunner) replacedRunnerUse(ctx context.Context, id int64, systemID string) string {
+	managers, err := g.runnerManagers(ctx, id)
+	if err != nil {
+		return fmt.Sprintf("dindops could not list its runner managers to make sure no other host uses it (%v), so it is not deleted", err)
+	}
+	var others []string
+	for _, m := range managers {
+		if m.SystemID != systemID {
+			others = append(others, m.SystemID)
+		}
+	}
+	if len(others) > 0 {
+		slices.Sort(others)
+		return fmt.Sprintf("GitLab lists other hosts as its managers (system IDs %s), which may use it with a newer token, so it is not deleted", strings.Join(others, ", "))
+	}
+	return ""
 }

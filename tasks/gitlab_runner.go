@@ -402,7 +402,18 @@ func (g *GitLabRunner) Validate() error {
 		return FieldErrorf("url", "required: the GitLab URL, e.g. https://gitlab.example.com")
 	}
 	if u, err := url.Parse(g.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
-		return FieldErrorf("url", "%q is not a GitLab URL such as https://gitlab.example.com (http or https, a host, no user or password)", g.URL)
+		shown := fmt.Sprintf("%q", g.URL)
+		if err == nil && u.User != nil {
+			// A password (or token) in the URL is never shown.
+			shown = fmt.Sprintf("%q", u.Redacted())
+			if _, hasPassword := u.User.Password(); !hasPassword {
+				u.User = url.User("xxxxx")
+				shown = fmt.Sprintf("%q", u.String())
+			}
+		} else if err != nil {
+			shown = "the value given"
+		}
+		return FieldErrorf("url", "%s is not a GitLab URL such as https://gitlab.example.com (http or https, a host, no user or password: the token is given apart)", shown)
 	}
 	if g.ConfigFile != "" && !strings.HasPrefix(g.ConfigFile, "/") {
 		return FieldErrorf("config_file", "%q is not an absolute path", g.ConfigFile)
@@ -764,7 +775,7 @@ func (g *GitLabRunner) Plan(ctx context.Context, h Host) ([]Change, error) {
 		fields = append(fields, Field{Name: "system_id", New: sid + " (new " + systemIDPath(path) + ")"},
 			Field{Name: "request", New: fmt.Sprintf("POST %s/api/v4/runners/verify token=%s (from %s) system_id=%s", strings.TrimRight(g.URL, "/"), SensitiveValue, path, sid)})
 	default:
-		if _, err := g.verify(ctx, curToken, sid); err != nil {
+		if _, err := g.verify(asCheck(ctx), curToken, sid); err != nil {
 			var apiErr *GitLabAPIError
 			var down *GitLabUnreachableError
 			switch {
@@ -804,6 +815,17 @@ func (g *GitLabRunner) Plan(ctx context.Context, h Host) ([]Change, error) {
 	}
 	if exists && f.Owner != "" && f.Owner != "root" {
 		fields = append(fields, Field{Name: "owner", Old: f.Owner, New: "root"})
+	}
+	if payload.newToken || payload.verifyCurrent {
+		// Apply verifies a token with GitLab first: one that does not
+		// answer would fail it.
+		err := g.checkGitLabAnswers(ctx)
+		if gitlabDown != "" && err == nil {
+			err = errors.New(gitlabDown)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("runner %s: the update verifies a token with GitLab: %w; apply would fail, so nothing is planned for this runner", g.Name, err)
+		}
 	}
 	if gitlabDown != "" {
 		if len(fields) == 0 {
@@ -866,6 +888,13 @@ func (g *GitLabRunner) planAbsent(ctx context.Context, h Host, path string, doc 
 			warnings = append(warnings, fmt.Sprintf("%s is deleted in GitLab: other hosts registered with the same glrt- token lose it too; unregister: manager removes only this host (runner_unregister=manager in the shipped playbook)", who))
 		}
 	}
+	if len(fields) > 0 {
+		// Unregistering needs GitLab: one that does not answer would fail
+		// apply half-way (after dind is removed), so the plan fails now.
+		if err := g.checkGitLabAnswers(ctx); err != nil {
+			return nil, fmt.Errorf("runner %s: unregistering it needs GitLab: %w; apply would fail, so nothing is planned for this runner (runner_unregister=none decommissions it without GitLab, leaving the runner listed there)", g.Name, err)
+		}
+	}
 	diff, err := maskedDiff(path, doc, planned)
 	if err != nil {
 		return nil, err
@@ -922,18 +951,34 @@ func (g *GitLabRunner) planRegister(ctx context.Context, h Host, path string, do
 		return nil, err
 	}
 	var deleteField *Field
+	inUse := ""
+	if replacedID > 0 && token.canDeleteRunners() {
+		sid, _, err := payload.currentSystemID(path)
+		if err != nil {
+			return nil, err
+		}
+		inUse = g.replacedRunnerUse(ctx, replacedID, sid)
+	}
 	if replacedID > 0 {
-		if token.canDeleteRunners() {
+		if token.canDeleteRunners() && inUse == "" {
 			payload.deleteRunnerID = replacedID
 			summary += fmt.Sprintf("; the runner it replaces (id %d) is deleted in GitLab first", replacedID)
 			deleteField = &Field{Name: "replaced_runner", Old: fmt.Sprintf("id %d (its token refused)", replacedID),
 				New: fmt.Sprintf("deleted first: DELETE %s/api/v4/runners/%d PRIVATE-TOKEN=%s (404: gone already)", base, replacedID, SensitiveValue)}
 		} else {
 			why := "dindops cannot remove it with a token GitLab refuses"
-			if g.kind == accessToken {
+			switch {
+			case inUse != "":
+				why = inUse
+			case g.kind == accessToken:
 				why += fmt.Sprintf(", and the access token (%s) has no api or manage_runner scope to delete it by id", g.tokenSource)
 			}
-			warnings = append(warnings, fmt.Sprintf("the runner this replaces (id %d) may still be listed in GitLab if its token was reset rather than the runner deleted: %s; delete it there (Settings > CI/CD > Runners, or DELETE %s/api/v4/runners/%d with an access token that may manage it)", replacedID, why, base, replacedID))
+			w := fmt.Sprintf("the runner this replaces (id %d) may still be listed in GitLab if its token was reset rather than the runner deleted: %s; if no host uses it, delete it there (Settings > CI/CD > Runners, or DELETE %s/api/v4/runners/%d with an access token that may manage it)", replacedID, why, base, replacedID)
+			if g.kind == runnerAuthToken {
+				// The glrt- token given may be that runner's new one.
+				w = fmt.Sprintf("unless the glrt- token given is the new token of runner %d itself (its token reset in GitLab), ", replacedID) + w
+			}
+			warnings = append(warnings, w)
 		}
 	}
 

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 
@@ -507,4 +508,58 @@ func fieldValues(c tasks.Change, name string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// A runner two hosts share (one glrt- token), its token reset and given
+// anew to one host: the other host's replacement must not delete it, as
+// GitLab lists the first host as its manager; the warning says why.
+func TestGitLabRunnerReplacementNeverDeletesARunnerOtherHostsUse(t *testing.T) {
+	f := newGitLab(t, fakegitlab.Options{})
+	id, glrt := f.fake.CreateRunner(fakegitlab.NewRunner{})
+	a, b := tasktest.New(), tasktest.New()
+	tasktest.Converge(t, f.mustPrepare(f.task(glrt, nil)), a)
+	tasktest.Converge(t, f.mustPrepare(f.task(glrt, nil)), b)
+	fresh := f.fake.ResetRunnerToken(id)
+	tasktest.Converge(t, f.mustPrepare(f.task(fresh, func(g *tasks.GitLabRunner) { g.ReplaceInvalidToken = true })), a)
+
+	pat := f.fake.AddPersonalAccessToken("api")
+	changes := tasktest.Converge(t, f.mustPrepare(f.patTask(pat, func(g *tasks.GitLabRunner) { g.ReplaceInvalidToken = true })), b)
+	w := strings.Join(changes[0].Warnings, "\n")
+	if f.fake.CountRequests("DELETE", fmt.Sprintf("/api/v4/runners/%d", id)) != 0 || fieldValues(changes[0], "replaced_runner") != "" ||
+		!strings.Contains(w, "GitLab lists other hosts as its managers") || !strings.Contains(w, "it is not deleted") {
+		t.Errorf("shared runner: deleted %d times; warnings %q", f.fake.CountRequests("DELETE", fmt.Sprintf("/api/v4/runners/%d", id)), w)
+	}
+	if !slices.ContainsFunc(f.fake.Runners(), func(r fakegitlab.Runner) bool { return r.ID == id }) {
+		t.Errorf("runner %d is gone: %+v", id, f.fake.Runners())
+	}
+	f.assertNoSecrets(b, pat, glrt, fresh)
+}
+
+// Changes that need GitLab fail the plan when it does not answer, as apply
+// would fail: unregistering (state: absent) and putting a new glrt- token
+// in place (apply verifies it first).
+func TestGitLabRunnerChangesThatNeedGitLabFailWhenItIsDown(t *testing.T) {
+	f := newGitLab(t, fakegitlab.Options{})
+	_, glrt := f.fake.CreateRunner(fakegitlab.NewRunner{})
+	_, other := f.fake.CreateRunner(fakegitlab.NewRunner{})
+	h := tasktest.New()
+	tasktest.Converge(t, f.mustPrepare(f.task(glrt, nil)), h)
+	f.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, `{"message":"503 Service Unavailable"}`, http.StatusServiceUnavailable)
+	})
+	defer func() { f.srv.Config.Handler = f.fake }()
+
+	var down *tasks.GitLabUnreachableError
+	_, err := f.plan(f.mustPrepare(f.task(glrt, func(g *tasks.GitLabRunner) { g.State = "absent" })), h)
+	if !errors.As(err, &down) || !strings.Contains(err.Error(), "unregistering it needs GitLab") || !strings.Contains(err.Error(), "runner_unregister=none") {
+		t.Errorf("decommission: %v", err)
+	}
+	if changes, err := f.plan(f.mustPrepare(f.task(glrt, func(g *tasks.GitLabRunner) { g.State, g.Unregister = "absent", "none" })), h); err != nil || len(changes) != 1 {
+		t.Errorf("decommission without GitLab (unregister: none): %v %v", changes, err)
+	}
+	_, err = f.plan(f.mustPrepare(f.task(other, nil)), h)
+	if !errors.As(err, &down) || !strings.Contains(err.Error(), "the update verifies a token with GitLab") {
+		t.Errorf("new token: %v", err)
+	}
+	f.assertNoSecrets(h, glrt, other)
 }

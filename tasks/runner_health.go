@@ -281,7 +281,7 @@ func (hr *healthRun) token(ctx context.Context, gitlabURL, token, systemID strin
 		return &h
 	}
 	g := &GitLabRunner{URL: gitlabURL, Name: hr.r.Name, ConfigFile: hr.r.ConfigFile, client: hr.r.client}
-	_, err := g.verify(ctx, token, systemID)
+	_, err := g.verify(asCheck(ctx), token, systemID)
 	var apiErr *GitLabAPIError
 	switch {
 	case err == nil:

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"sort"
 	"strings"
@@ -126,9 +125,11 @@ func (o *runOptions) prepare(args []string) (*prepared, error) {
 		}
 	}
 	ctl := tasks.Controller{
-		LookupEnv:  os.LookupEnv,
-		ReadFile:   os.ReadFile,
-		HTTPClient: &http.Client{Timeout: 30 * time.Second},
+		LookupEnv: os.LookupEnv,
+		ReadFile:  os.ReadFile,
+		// One client for the run: a GitLab that does not answer a check
+		// costs one timeout per run (tasks.NewGitLabHTTPClient).
+		HTTPClient: tasks.NewGitLabHTTPClient(30 * time.Second),
 	}
 	p := &prepared{playbook: pb.File}
 	var errs compileErrors

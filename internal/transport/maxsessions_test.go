@@ -7,7 +7,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/dindops/dindops/tasks"
 )
@@ -70,15 +69,14 @@ func TestOpenSSHLowMaxSessionsApply(t *testing.T) {
 				t.Errorf("a second run's Lock during the run = %v, want *LockedError", err)
 			}
 			release()
-			start := time.Now()
+			// Lock does not wait (no LockTimeout): it gets the lock only if
+			// release freed it, while c's connection, which a detached
+			// holder would outlive otherwise, is still open.
 			release2, err := other.Lock(t.Context())
 			if err != nil {
 				t.Fatalf("Lock after release: %v", err)
 			}
 			release2()
-			if d := time.Since(start); d > 3*time.Second {
-				t.Errorf("the lock was free only %s after its release", d)
-			}
 			for i := range 4 {
 				p := filepath.Join(dir, fmt.Sprintf("file%d", i))
 				if f, err := c.Host(false).ReadFile(t.Context(), p); err != nil || f.Mode != 0o640 {
