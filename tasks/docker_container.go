@@ -963,7 +963,8 @@ func (c *DockerContainer) Apply(ctx context.Context, h Host, changes []Change) e
 		}
 		if op.pull {
 			if err := pullImage(ctx, h, api, c.Image); err != nil {
-				return err
+				// Before anything else: the container is as it was.
+				return Unchanged(err)
 			}
 		}
 		var drained []string

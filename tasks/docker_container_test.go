@@ -128,6 +128,9 @@ func TestContainerPullFailureCarriesDockerMessage(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "pull access denied") {
 		t.Fatalf("want docker's pull error, got %v", err)
 	}
+	if !tasks.IsUnchanged(err) {
+		t.Errorf("a failed pull changed nothing, but the error does not say so: %#v", err)
+	}
 	if !tasks.DockerNotFound(err) {
 		t.Errorf("error does not keep the daemon's not-found type: %#v", err)
 	}

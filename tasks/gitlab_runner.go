@@ -1116,7 +1116,7 @@ func (g *GitLabRunner) Apply(ctx context.Context, h Host, changes []Change) erro
 			return err
 		}
 		if exists != p.existed || !bytes.Equal(f.Content, p.orig) {
-			return fmt.Errorf("%s changed on the host since it was planned; plan again", path)
+			return Unchanged(fmt.Errorf("%s changed on the host since it was planned; plan again", path))
 		}
 		doc, err := parseTOMLDoc(path, f.Content)
 		if err != nil {
@@ -1153,16 +1153,19 @@ func (g *GitLabRunner) applyRegister(ctx context.Context, h Host, path string, d
 	if p.deleteRunnerID > 0 {
 		// Before anything else: a refusal leaves the host as it was.
 		if err := g.deleteRunnerByID(ctx, p.deleteRunnerID); err != nil {
-			return fmt.Errorf("runner %s: deleting the runner it replaces (id %d) in GitLab: %w; nothing was changed on this host or in GitLab: delete that runner in GitLab (or give the token's user the right to manage it) and run again", g.Name, p.deleteRunnerID, err)
+			return Unchanged(fmt.Errorf("runner %s: deleting the runner it replaces (id %d) in GitLab: %w; nothing was changed on this host or in GitLab: delete that runner in GitLab (or give the token's user the right to manage it) and run again", g.Name, p.deleteRunnerID, err))
 		}
 	}
 	var reg runnerTokenResponse
 	var err error
+	// early: GitLab refused before it created anything.
+	early := true
 	switch g.kind {
 	case runnerAuthToken:
 		reg, err = g.verify(ctx, g.token, p.systemID)
 	case accessToken:
 		if reg, err = g.createRunner(ctx); err == nil {
+			early = false
 			// As gitlab-runner register does with a glrt- token: GitLab
 			// gets this host's runner manager.
 			var verified runnerTokenResponse
@@ -1177,6 +1180,9 @@ func (g *GitLabRunner) applyRegister(ctx context.Context, h Host, path string, d
 		reg, err = g.register(ctx)
 	}
 	if err != nil {
+		if early && p.deleteRunnerID == 0 {
+			return Unchanged(err)
+		}
 		return err
 	}
 	// Nothing is written before GitLab has said yes, the directory

@@ -161,8 +161,8 @@ func TestGitLabRunnerRefusedAccessToken(t *testing.T) {
 		}
 		err = f.apply(g, h, changes)
 		var apiErr *tasks.GitLabAPIError
-		if !errors.As(err, &apiErr) || apiErr.StatusCode != tc.status || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "nothing was written") {
-			t.Errorf("%d: %v", tc.status, err)
+		if !errors.As(err, &apiErr) || apiErr.StatusCode != tc.status || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "nothing was written") || !tasks.IsUnchanged(err) {
+			t.Errorf("%d: %v (changed nothing: %v)", tc.status, err, tasks.IsUnchanged(err))
 		}
 		if _, ok := h.File(cfgPath); ok || f.fake.CountRequests("POST", "/api/v4/user/runners") == 0 {
 			t.Errorf("%d: config.toml written, or GitLab not asked", tc.status)

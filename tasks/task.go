@@ -89,6 +89,29 @@ func IsWarnings(err error) ([]string, bool) {
 	return nil, false
 }
 
+// UnchangedError is an Apply that failed before it changed anything (a
+// pull that failed, GitLab refusing a registration): the result does not
+// count it among the tasks that may have made part of their changes.
+type UnchangedError struct{ Err error }
+
+func (e *UnchangedError) Error() string { return e.Err.Error() }
+func (e *UnchangedError) Unwrap() error { return e.Err }
+
+// Unchanged marks err, returned by Apply, as a failure before any change;
+// nil stays nil.
+func Unchanged(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &UnchangedError{Err: err}
+}
+
+// IsUnchanged reports whether err says that Apply changed nothing.
+func IsUnchanged(err error) bool {
+	var u *UnchangedError
+	return errors.As(err, &u)
+}
+
 // IsSkip reports whether err is a *SkipError and returns its reason.
 func IsSkip(err error) (string, bool) {
 	var s *SkipError

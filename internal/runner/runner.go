@@ -754,7 +754,7 @@ func (r *run) step(ctx context.Context, conn Conn, s *playbooks.Step, handler bo
 		logger.Info("applying", "task", s.Name, "changes", len(changes))
 		if err := s.Task.Apply(tctx, h, changes); err != nil {
 			// Some of the changes may have been made.
-			tr.ApplyFailed = true
+			tr.ApplyFailed = !tasks.IsUnchanged(err)
 			return fail(err)
 		}
 	}
