@@ -41,6 +41,8 @@ type Step struct {
 	Become bool
 	// Timeout bounds the step (the task's timeout; zero: no limit).
 	Timeout time.Duration
+	// Warn is the task's warn with templates expanded; empty: none.
+	Warn string
 	// Task is the task, or nil for a health check (Check).
 	Task tasks.Task
 	// Check is the health check, for a step of the play's health.
@@ -162,7 +164,11 @@ func (b *binder) compileTask(d *TaskDef, become bool, ctl tasks.Controller) (*St
 	if err != nil {
 		return nil, strictyaml.Errorf(d.File, at, "task name: %v", err)
 	}
-	s := &Step{Def: d, Name: name, Become: become, Timeout: d.Timeout}
+	warn, err := expandString(d.Warn, vars)
+	if err != nil {
+		return nil, strictyaml.Errorf(d.File, at, "task warn: %v", err)
+	}
+	s := &Step{Def: d, Name: name, Become: become, Timeout: d.Timeout, Warn: strings.TrimSpace(warn)}
 	if d.Become != nil {
 		s.Become = *d.Become
 	}

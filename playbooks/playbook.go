@@ -73,8 +73,12 @@ type TaskDef struct {
 	// Timeout bounds the task on a host (plan and apply together); zero
 	// means no limit.
 	Timeout time.Duration
-	Line    int
-	Column  int
+	// Warn, with templates expanded for a host, is a warning that plan and
+	// apply show on the task whenever it is not empty: a playbook's word
+	// on a setting that works but is risky ("{{ if not .x }}…{{ end }}").
+	Warn   string
+	Line   int
+	Column int
 
 	options *yaml.Node
 }
@@ -84,7 +88,7 @@ func (t *TaskDef) Pos() string { return fmt.Sprintf("%s:%d:%d", t.File, t.Line, 
 
 var playKeys = []string{"name", "hosts", "become", "vars", "tasks", "handlers", "health", "serial", "max_fail_percentage"}
 
-var taskKeys = []string{"name", "notify", "become", "tags", "timeout"}
+var taskKeys = []string{"name", "notify", "become", "tags", "timeout", "warn"}
 
 //go:embed shipped/*.yml
 var shipped embed.FS
@@ -304,6 +308,8 @@ func (p *parser) task(n *yaml.Node, list listKind) *TaskDef {
 			t.Tags, err = stringOrList(p.file, v)
 		case "timeout":
 			t.Timeout, err = parseTimeout(p.file, v)
+		case "warn":
+			err = strictyaml.Decode(p.file, v, &t.Warn)
 		default:
 			if p.isKind(list, k.Value) {
 				t.Kind = k.Value

@@ -1,6 +1,7 @@
 package playbooks
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 
@@ -183,9 +184,74 @@ func TestShippedPlaybookCompiles(t *testing.T) {
 		t.Fatal("no gitlab_runner task")
 		return nil
 	}
+	// TLS is the default: dind makes certificates that name dind_name, the
+	// runner gets only the client certificates, read-only, and config.toml
+	// port 2376 with tls_verify and tls_cert_path; no warning. dind_env is
+	// merged over the playbook's environment.
+	containers := func(hp *HostPlay) (dind, runner *tasks.DockerContainer, dindStep *Step) {
+		t.Helper()
+		for _, s := range hp.Tasks {
+			if c, ok := s.Task.(*tasks.DockerContainer); ok {
+				switch c.Name {
+				case "gitlab-dind":
+					dind, dindStep = c, s
+				case "gitlab-runner":
+					runner = c
+				}
+			}
+		}
+		if dind == nil || runner == nil {
+			t.Fatal("no dind or runner container")
+		}
+		return dind, runner, dindStep
+	}
+	hp, err := Compile(pb.Plays[1], host(t, map[string]any{"dind_env": map[string]any{"DOCKER_TLS_SAN": "DNS:gitlab-dind,DNS:dind.example.com", "EXTRA": "1"}}), CompileOptions{Controller: ctl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dind, runner, step := containers(hp)
+	if want := (tasks.MergedMap{"DOCKER_TLS_CERTDIR": "/certs", "DOCKER_TLS_SAN": "DNS:gitlab-dind,DNS:dind.example.com", "EXTRA": "1"}); !reflect.DeepEqual(dind.Env, want) {
+		t.Errorf("dind env %v", dind.Env)
+	}
+	if want := "gitlab-dind-storage:/var/lib/docker gitlab-dind-certs-ca:/certs/ca gitlab-dind-certs-client:/certs/client"; strings.Join(dind.Volumes, " ") != want {
+		t.Errorf("dind volumes %q", dind.Volumes)
+	}
+	if strings.Join(dind.Command, " ") != "--storage-driver=overlay2 --tls=true" || step.Warn != "" {
+		t.Errorf("dind command %q, warn %q", dind.Command, step.Warn)
+	}
+	if want := (tasks.MergedMap{"DOCKER_HOST": "tcp://gitlab-dind:2376", "DOCKER_TLS_VERIFY": "1", "DOCKER_CERT_PATH": "/certs/client"}); !reflect.DeepEqual(runner.Env, want) {
+		t.Errorf("runner env %v", runner.Env)
+	}
+	if want := "/srv/gitlab-runner/config:/etc/gitlab-runner gitlab-dind-certs-client:/certs/client:ro"; strings.Join(runner.Volumes, " ") != want {
+		t.Errorf("runner volumes %q", runner.Volumes)
+	}
+	if d := runnerTask(hp).Docker; d.Host != "tcp://gitlab-dind:2376" || d.TLSVerify == nil || !*d.TLSVerify || d.TLSCertPath == nil || *d.TLSCertPath != "/certs/client" {
+		t.Errorf("TLS docker settings: %+v", d)
+	}
+	// dind_tls: false is plain TCP with an explicit --tls=false, no
+	// certificate volumes, tls_cert_path removed, and a warning.
+	hp, err = Compile(pb.Plays[1], host(t, nil), CompileOptions{ExtraVars: map[string]any{"dind_tls": false}, Controller: ctl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dind, runner, step = containers(hp)
+	if !reflect.DeepEqual(dind.Env, tasks.MergedMap{"DOCKER_TLS_CERTDIR": "", "DOCKER_TLS_SAN": "DNS:gitlab-dind"}) || strings.Join(dind.Volumes, " ") != "gitlab-dind-storage:/var/lib/docker" ||
+		strings.Join(dind.Command, " ") != "--storage-driver=overlay2 --tls=false" {
+		t.Errorf("plain dind: env %v, volumes %q, command %q", dind.Env, dind.Volumes, dind.Command)
+	}
+	if !strings.Contains(step.Warn, "plain TCP") || !strings.Contains(step.Warn, "trusted networks only") {
+		t.Errorf("plain dind warn %q", step.Warn)
+	}
+	if runner.Env["DOCKER_HOST"] != "tcp://gitlab-dind:2375" || runner.Env["DOCKER_TLS_VERIFY"] != "" || len(runner.Volumes) != 1 {
+		t.Errorf("plain runner: env %v, volumes %q", runner.Env, runner.Volumes)
+	}
+	if d := runnerTask(hp).Docker; d.Host != "tcp://gitlab-dind:2375" || d.TLSVerify == nil || *d.TLSVerify || d.TLSCertPath == nil || *d.TLSCertPath != "" {
+		t.Errorf("plain docker settings: %+v", d)
+	}
+
 	// Without the token, the play still compiles: only a host whose runner
 	// must be registered needs it, and that host's plan says so.
-	hp, err := Compile(pb.Plays[1], host(t, nil), CompileOptions{Controller: tasks.Controller{LookupEnv: noEnv}})
+	hp, err = Compile(pb.Plays[1], host(t, nil), CompileOptions{Controller: tasks.Controller{LookupEnv: noEnv}})
 	if err != nil {
 		t.Fatalf("missing token: err = %v", err)
 	}

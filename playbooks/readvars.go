@@ -29,6 +29,7 @@ func (pb *Playbook) ReadVars() (names map[string]bool, all bool) {
 		for _, list := range [][]*TaskDef{p.Tasks, p.Handlers, p.Health} {
 			for _, t := range list {
 				r.text(t.Name)
+				r.text(t.Warn)
 				r.node(t.options)
 			}
 		}

@@ -43,7 +43,8 @@ type DockerContainer struct {
 	// container has the image's value; one the container sets to another
 	// value is drift unless given here (recreated, it gets the image's value
 	// back, and the plan shows that value marked "(image default)").
-	Env map[string]string `yaml:"env"`
+	// A list of mappings is merged in order (see MergedMap).
+	Env MergedMap `yaml:"env"`
 	// Networks: the first is docker run's --network, the others are connected
 	// before the container starts. Empty means docker's default, "bridge".
 	Networks []string `yaml:"networks"`
@@ -59,7 +60,8 @@ type DockerContainer struct {
 	// "apparmor=unconfined", "no-new-privileges", ...).
 	SecurityOpt []string `yaml:"security_opt"`
 	// Volumes in -v syntax: "name:/path", "/host:/path[:ro]", "/anon".
-	Volumes []string `yaml:"volumes"`
+	// Nested lists are flattened and empty items left out (see StringList).
+	Volumes StringList `yaml:"volumes"`
 	// Labels are --label; the image's labels count as env's keys do.
 	Labels map[string]string `yaml:"labels"`
 	// Pull is "missing" (default: pull when the image is not on the host),

@@ -225,6 +225,10 @@ type GitLabRunnerDocker struct {
 	Privileged *bool `yaml:"privileged"`
 	// TLSVerify turns on TLS verification of the connection to Host.
 	TLSVerify *bool `yaml:"tls_verify"`
+	// TLSCertPath is the directory of the client certificates (ca.pem,
+	// cert.pem, key.pem) for a TLS Host, as the runner sees it; given as
+	// "" it removes tls_cert_path (plain TCP), left out it is not managed.
+	TLSCertPath *string `yaml:"tls_cert_path"`
 	// Volumes are extra volumes of job containers, in docker -v syntax.
 	Volumes []string `yaml:"volumes"`
 	// PullPolicy lists pull policies: always, if-not-present, never.
@@ -238,7 +242,7 @@ type GitLabRunnerDocker struct {
 }
 
 func (d GitLabRunnerDocker) isZero() bool {
-	return d.Host == "" && d.Image == "" && d.Privileged == nil && d.TLSVerify == nil && len(d.Volumes) == 0 &&
+	return d.Host == "" && d.Image == "" && d.Privileged == nil && d.TLSVerify == nil && d.TLSCertPath == nil && len(d.Volumes) == 0 &&
 		len(d.PullPolicy) == 0 && d.NetworkMode == "" && d.DisableCache == nil && d.ShmSize == nil
 }
 
@@ -1365,13 +1369,20 @@ func (g *GitLabRunner) applySettings(doc *tomlDoc, idx int) []Field {
 	if !ok {
 		dt = map[string]any{}
 		r["docker"] = dt
-		doc.order[runnerPath(idx)+".docker"] = []string{"host", "tls_verify", "image", "privileged", "disable_cache", "volumes", "pull_policy", "network_mode", "shm_size"}
+		doc.order[runnerPath(idx)+".docker"] = []string{"host", "tls_verify", "tls_cert_path", "image", "privileged", "disable_cache", "volumes", "pull_policy", "network_mode", "shm_size"}
 	}
 	if d.Host != "" {
 		set(dt, "host", "docker.host", d.Host)
 	}
 	if d.TLSVerify != nil {
 		set(dt, "tls_verify", "docker.tls_verify", *d.TLSVerify)
+	}
+	if p := d.TLSCertPath; p != nil && *p != "" {
+		set(dt, "tls_cert_path", "docker.tls_cert_path", *p)
+	} else if old, had := dt["tls_cert_path"]; p != nil && had {
+		// Plain TCP: gitlab-runner speaks TLS whenever tls_cert_path is set.
+		delete(dt, "tls_cert_path")
+		fields = append(fields, Field{Name: "docker.tls_cert_path", Old: displayValue("tls_cert_path", old)})
 	}
 	if d.Image != "" {
 		set(dt, "image", "docker.image", d.Image)

@@ -715,6 +715,60 @@ func TestGitLabRunnerUpdatesChangedSettings(t *testing.T) {
 	f.assertNoSecrets(h, glrt)
 }
 
+// Switching the runner from plain TCP to a TLS dind and back: host,
+// tls_verify and tls_cert_path change together, and tls_cert_path given as
+// "" removes the key (gitlab-runner speaks TLS whenever it is set).
+func TestGitLabRunnerSwitchesDockerTLS(t *testing.T) {
+	f := newGitLab(t, fakegitlab.Options{})
+	_, glrt := f.fake.CreateRunner(fakegitlab.NewRunner{})
+	h := tasktest.New()
+	plain := func(g *tasks.GitLabRunner) { g.Docker.TLSVerify, g.Docker.TLSCertPath = ptr(false), ptr("") }
+	tasktest.Converge(t, f.mustPrepare(f.task(glrt, plain)), h)
+	if d := runnersOf(t, decodeConfig(t, h))[0]["docker"].(map[string]any); d["tls_verify"] != false || d["tls_cert_path"] != nil {
+		t.Fatalf("plain: %v", d)
+	}
+
+	changes := tasktest.Converge(t, f.mustPrepare(f.task(glrt, func(g *tasks.GitLabRunner) {
+		g.Docker.Host, g.Docker.TLSVerify, g.Docker.TLSCertPath = "tcp://gitlab-dind:2376", ptr(true), ptr("/certs/client")
+	})), h)
+	want := []tasks.Field{
+		{Name: "docker.host", Old: "tcp://gitlab-dind:2375", New: "tcp://gitlab-dind:2376"},
+		{Name: "docker.tls_verify", Old: "false", New: "true"},
+		{Name: "docker.tls_cert_path", New: "/certs/client"},
+	}
+	if len(changes) != 1 || !reflect.DeepEqual(changes[0].Fields, want) {
+		t.Fatalf("to TLS: %+v", changes)
+	}
+	for _, line := range []string{`+    host = "tcp://gitlab-dind:2376"`, `+    tls_verify = true`, `+    tls_cert_path = "/certs/client"`} {
+		if !strings.Contains(changes[0].Diff, line) {
+			t.Errorf("diff lacks %q:\n%s", line, changes[0].Diff)
+		}
+	}
+
+	changes = tasktest.Converge(t, f.mustPrepare(f.task(glrt, plain)), h)
+	want = []tasks.Field{
+		{Name: "docker.host", Old: "tcp://gitlab-dind:2376", New: "tcp://gitlab-dind:2375"},
+		{Name: "docker.tls_verify", Old: "true", New: "false"},
+		{Name: "docker.tls_cert_path", Old: "/certs/client"},
+	}
+	if len(changes) != 1 || !reflect.DeepEqual(changes[0].Fields, want) {
+		t.Fatalf("back to plain: %+v", changes)
+	}
+	if d := runnersOf(t, decodeConfig(t, h))[0]["docker"].(map[string]any); d["tls_cert_path"] != nil {
+		t.Errorf("tls_cert_path kept: %v", d)
+	}
+	// Left out, tls_cert_path is not managed: a hand-set one stays.
+	tasktest.Converge(t, f.mustPrepare(f.task(glrt, func(g *tasks.GitLabRunner) {
+		g.Docker.Host, g.Docker.TLSVerify, g.Docker.TLSCertPath = "tcp://gitlab-dind:2376", ptr(true), ptr("/certs/client")
+	})), h)
+	if changes := tasktest.Converge(t, f.mustPrepare(f.task(glrt, nil)), h); len(changes) != 1 || len(changes[0].Fields) != 1 || changes[0].Fields[0].Name != "docker.host" {
+		t.Errorf("tls_cert_path left out: %+v", changes)
+	}
+	if d := runnersOf(t, decodeConfig(t, h))[0]["docker"].(map[string]any); d["tls_cert_path"] != "/certs/client" {
+		t.Errorf("unmanaged tls_cert_path removed: %v", d)
+	}
+}
+
 // A glrt- token reset in GitLab and given anew replaces the one in
 // config.toml, after GitLab accepts it; the rest of the entry stays.
 func TestGitLabRunnerReplacesARotatedAuthenticationToken(t *testing.T) {

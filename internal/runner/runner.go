@@ -690,6 +690,9 @@ func (r *run) step(ctx context.Context, conn Conn, s *playbooks.Step, handler bo
 	start := r.o.Now()
 	tr := &TaskResult{Name: s.Name, Kind: s.Def.Kind, Handler: handler}
 	defer func() { tr.Duration = r.o.Now().Sub(start) }()
+	if s.Warn != "" {
+		tr.Warnings = append(tr.Warnings, s.Warn)
+	}
 	tctx := ctx
 	if s.Timeout > 0 {
 		var cancel context.CancelFunc
