@@ -1005,6 +1005,9 @@ func TestGitLabRunnerValidate(t *testing.T) {
 		{func(g *tasks.GitLabRunner) { g.Name = "" }, "name", "required"},
 		{func(g *tasks.GitLabRunner) { g.URL = "gitlab.example.com" }, "url", "not a GitLab URL"},
 		{func(g *tasks.GitLabRunner) { g.URL = "https://user:pw@gitlab.example.com" }, "url", "no user or password"},
+		// A token in the URL is never echoed.
+		{func(g *tasks.GitLabRunner) { g.URL = "https://oauth2:glpat-inURLsecret@gitlab.example.com" }, "url", `"https://oauth2:xxxxx@gitlab.example.com" is not a GitLab URL`},
+		{func(g *tasks.GitLabRunner) { g.URL = "https://glpat-inURLsecret@gitlab.example.com" }, "url", `"https://xxxxx@gitlab.example.com" is not a GitLab URL`},
 		{func(g *tasks.GitLabRunner) { g.TokenEnv = "" }, "token_env", "token_file"},
 		{func(g *tasks.GitLabRunner) { g.TokenFile = "/controller/token" }, "token_file", "token_env, token_file are all set: set only one"},
 		{func(g *tasks.GitLabRunner) { g.AccessTokenEnv = "PAT" }, "access_token_env", "token_env, access_token_env are all set"},

@@ -373,3 +373,37 @@ func TestApplyLocksEachHost(t *testing.T) {
 		t.Errorf("plan: failed=%v locks=%d", res.HostFailed(), lc.released.Load())
 	}
 }
+
+// A task's warn, expanded per host, is on the task's result in plan and
+// apply when it is not empty, and only then.
+func TestTaskWarnIsShownWhenNotEmpty(t *testing.T) {
+	const src = `- name: warned
+  hosts: all
+  vars:
+    plain: true
+  tasks:
+    - name: motd
+      file: {path: /etc/motd, content: "hi\n"}
+      warn: "{{ if .plain }}plain TCP is for trusted networks only{{ end }}"
+`
+	var restarts atomic.Int32
+	inv := testInventory(t, "b1")
+	fc := &fakeConnector{hosts: map[string]*tasktest.Host{"b1": newBuildServer(&restarts)}, connect: map[string]int{}}
+	for _, mode := range []runner.Mode{runner.PlanMode, runner.ApplyMode, runner.PlanMode} {
+		res, err := runner.Run(context.Background(), "test.yml", compilePlays(t, src, inv), runner.Options{Mode: mode, Connector: fc, Now: fixedClock()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tr := res.Plays[0].Hosts[0].Tasks[0]; len(tr.Warnings) != 1 || tr.Warnings[0] != "plain TCP is for trusted networks only" {
+			t.Errorf("mode %v: warnings %q", mode, tr.Warnings)
+		}
+	}
+	quiet := strings.Replace(src, "plain: true", "plain: false", 1)
+	res, err := runner.Run(context.Background(), "test.yml", compilePlays(t, quiet, inv), runner.Options{Mode: runner.PlanMode, Connector: fc, Now: fixedClock()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr := res.Plays[0].Hosts[0].Tasks[0]; len(tr.Warnings) != 0 {
+		t.Errorf("empty warn shown: %q", tr.Warnings)
+	}
+}
