@@ -71,8 +71,9 @@ func (hr *healthRun) dind(ctx context.Context, runner container.InspectResponse,
 	var tlsCfg *tls.Config
 	if useTLS {
 		var h Health
-		if tlsCfg, h = hr.tlsConfig(ctx, runner, certPath, t.name, tlsVerify); tlsCfg == nil {
-			return h, false
+		var transient bool
+		if tlsCfg, h, transient = hr.tlsConfig(ctx, runner, certPath, t.name, tlsVerify); tlsCfg == nil {
+			return h, transient
 		}
 	}
 	addr := net.JoinHostPort(t.ip, t.port)
@@ -219,8 +220,12 @@ func endpointOn(c container.InspectResponse, network string) *network.EndpointSe
 // tlsConfig builds the runner's TLS client settings from the files in
 // certPath (ca.pem, cert.pem, key.pem, as gitlab-runner reads them), found
 // on the host through the runner container's mounts; nil and the problem
-// when they cannot be had.
-func (hr *healthRun) tlsConfig(ctx context.Context, runner container.InspectResponse, certPath, serverName string, verify bool) (*tls.Config, Health) {
+// when they cannot be had. transient is true for files missing, empty or
+// not matching: docker's dind entrypoint (dockerd-entrypoint.sh,
+// _tls_generate_certs) writes the certificates again, in place, every time
+// the container starts, so a check just after a start can read them half
+// written.
+func (hr *healthRun) tlsConfig(ctx context.Context, runner container.InspectResponse, certPath, serverName string, verify bool) (cfg *tls.Config, h Health, transient bool) {
 	hostDir := ""
 	for _, m := range runner.Mounts {
 		dst := strings.TrimRight(m.Destination, "/")
@@ -231,7 +236,7 @@ func (hr *healthRun) tlsConfig(ctx context.Context, runner container.InspectResp
 		}
 	}
 	if hostDir == "" {
-		return nil, hr.fail(ProblemRunnerConfig, "%s sets tls_cert_path %s, but no mount of the runner container %s holds it: the runner has no certificates", hr.r.ConfigFile, certPath, hr.r.Container)
+		return nil, hr.fail(ProblemRunnerConfig, "%s sets tls_cert_path %s, but no mount of the runner container %s holds it: the runner has no certificates", hr.r.ConfigFile, certPath, hr.r.Container), false
 	}
 	names := []string{"ca.pem", "cert.pem", "key.pem"}
 	probes := make([]Probe, len(names))
@@ -240,7 +245,7 @@ func (hr *healthRun) tlsConfig(ctx context.Context, runner container.InspectResp
 	}
 	res, err := RunProbes(ctx, hr.h, probes...)
 	if err != nil || len(res) != len(names) {
-		return nil, hr.fail(ProblemRunnerConfig, "reading the runner's certificates in %s: %v", hostDir, err)
+		return nil, hr.fail(ProblemRunnerConfig, "reading the runner's certificates in %s: %v", hostDir, err), true
 	}
 	for i, r := range res {
 		if r.Err != nil || !r.Exists {
@@ -248,18 +253,18 @@ func (hr *healthRun) tlsConfig(ctx context.Context, runner container.InspectResp
 			if r.Err != nil {
 				why = r.Err.Error()
 			}
-			return nil, hr.fail(ProblemRunnerConfig, "the runner's %s/%s (%s/%s on the host) %s: dind has not made its client certificates yet, or the volume is not dind's", certPath, names[i], hostDir, names[i], why)
+			return nil, hr.fail(ProblemRunnerConfig, "the runner's %s/%s (%s/%s on the host) %s: dind has not made its client certificates yet, or the volume is not dind's", certPath, names[i], hostDir, names[i], why), true
 		}
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(res[0].File.Content) {
-		return nil, hr.fail(ProblemRunnerConfig, "%s/ca.pem holds no PEM certificate", hostDir)
+		return nil, hr.fail(ProblemRunnerConfig, "%s/ca.pem holds no PEM certificate", hostDir), true
 	}
 	cert, err := tls.X509KeyPair(res[1].File.Content, res[2].File.Content)
 	if err != nil {
-		return nil, hr.fail(ProblemRunnerConfig, "the runner's client certificate in %s: %v", hostDir, err)
+		return nil, hr.fail(ProblemRunnerConfig, "the runner's client certificate in %s: %v", hostDir, err), true
 	}
-	return &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}, ServerName: serverName, InsecureSkipVerify: !verify, MinVersion: tls.VersionTLS12}, Health{}
+	return &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}, ServerName: serverName, InsecureSkipVerify: !verify, MinVersion: tls.VersionTLS12}, Health{}, false
 }
 
 // dialProblem words a TCP connection to dind that failed.
@@ -286,7 +291,7 @@ func (hr *healthRun) tlsProblem(t dindTarget, err error, verify bool) (Health, b
 		return hr.fail(ProblemDindCertificate, "dind's certificate at %s does not name %s, the name the runner uses (it names %s): add it to DOCKER_TLS_SAN, or use a name the certificate has",
 			t, t.name, certNames(name.Certificate)), false
 	case errors.As(err, &unknown):
-		return hr.fail(ProblemDindCertificate, "dind's certificate at %s is not signed by the runner's CA (tls_cert_path/ca.pem): the runner's certificates are not this dind's (a dind recreated with new certificates?)", t), false
+		return hr.fail(ProblemDindCertificate, "dind's certificate at %s is not signed by the runner's CA (tls_cert_path/ca.pem): the runner's certificates are not this dind's (a dind recreated with new certificates?)", t), true
 	case errors.As(err, &invalid):
 		return hr.fail(ProblemDindCertificate, "dind's certificate at %s is not valid: %v", t, err), false
 	case errors.Is(err, io.EOF) || strings.Contains(err.Error(), "bad certificate") || strings.Contains(err.Error(), "certificate required"):

@@ -220,6 +220,28 @@ func TestRunnerHealthCertificatesMissing(t *testing.T) {
 	wantHealth(t, e.check(tasks.CheckOptions{}), tasks.Unhealthy, tasks.ProblemRunnerConfig, "no mount of the runner container gitlab-runner holds it")
 }
 
+// dind's entrypoint writes its certificates again, in place, at every start
+// (a docker restart restarts dind): a check after a change that reads them
+// half written waits for them, as it waits for a daemon still starting.
+func TestRunnerHealthWaitsForCertificatesBeingWritten(t *testing.T) {
+	e := newHealthEnv(t)
+	pki := newTestPKI(t, "gitlab-dind")
+	srv := pki.server(fakeDind)
+	defer srv.Close()
+	e.listen("gitlab-dind", "2376", srv)
+	dir := "/var/lib/docker/volumes/gitlab-dind-certs/_data/client"
+	pki.install(e.h, dir)
+	e.h.SetFile(dir+"/cert.pem", "", 0o644, "root", "root")
+	e.config("host = \"tcp://gitlab-dind:2376\"\ntls_verify = true\ntls_cert_path = \"/certs/client\"", "")
+	// Without a change, a half-written certificate is the answer at once.
+	wantHealth(t, e.check(tasks.CheckOptions{}), tasks.Unhealthy, tasks.ProblemRunnerConfig, "client certificate")
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		pki.install(e.h, dir)
+	}()
+	wantHealth(t, e.check(tasks.CheckOptions{AfterChange: true}), tasks.Healthy, "", "")
+}
+
 func TestRunnerHealthDindNotOnTheRunnerNetwork(t *testing.T) {
 	e := newHealthEnv(t)
 	e.config(`host = "tcp://docker:2375"`, "")
