@@ -73,6 +73,11 @@ type Change struct {
 	Diff string `json:"diff,omitempty"`
 	// Warnings are things the user should know before applying.
 	Warnings []string `json:"warnings,omitempty"`
+	// Applied holds what is known only once Apply has made the change (the
+	// space a prune freed, what it kept because it came into use since the
+	// plan): Apply sets it on the changes it is given, as fields with only
+	// New set. Empty in plans.
+	Applied []Field `json:"applied,omitempty"`
 	// Payload is the task's own record of how to make the change; Apply reads
 	// it. It never reaches output.
 	Payload any `json:"-"`

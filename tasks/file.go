@@ -124,6 +124,13 @@ func (f *File) Plan(ctx context.Context, h Host) ([]Change, error) {
 	// One round trip, a single read that also says whether the directory
 	// of a missing file exists (ErrNoParentDir).
 	cur, err := h.ReadFile(ctx, f.Path)
+	return f.planFile(cur, err)
+}
+
+// planFile plans a regular file (or its removal) from what reading it
+// gave: the file, or the read's error (fs.ErrNotExist, ErrNoParentDir).
+// Tasks that batch their reads (RunProbes) plan their files with it.
+func (f *File) planFile(cur RemoteFile, err error) ([]Change, error) {
 	exists := err == nil
 	noDir := errors.Is(err, ErrNoParentDir)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {

@@ -11,9 +11,11 @@ func Kinds() map[string]func() Task {
 		"docker_container":     func() Task { return &DockerContainer{} },
 		"docker_daemon_config": func() Task { return &DockerDaemonConfig{} },
 		"docker_network":       func() Task { return &DockerNetwork{} },
+		"docker_prune":         func() Task { return &DockerPrune{} },
 		"file":                 func() Task { return &File{} },
 		"gitlab_runner":        func() Task { return &GitLabRunner{} },
 		"kernel_module":        func() Task { return &KernelModule{} },
+		"schedule":             func() Task { return &Schedule{} },
 		"service":              func() Task { return &Service{} },
 	}
 }

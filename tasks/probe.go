@@ -28,6 +28,17 @@ func FileResult(f RemoteFile, err error) ProbeResult {
 	return ProbeResult{File: f, Exists: true}
 }
 
+// read is a Path probe's result as ReadFile would have given it.
+func (r ProbeResult) read() (RemoteFile, error) {
+	switch {
+	case r.Err != nil:
+		return RemoteFile{}, r.Err
+	case !r.Exists:
+		return RemoteFile{}, fs.ErrNotExist
+	}
+	return r.File, nil
+}
+
 // ReadProbe returns a Probe that reads the file at path.
 func ReadProbe(path string) Probe { return Probe{Path: path} }
 

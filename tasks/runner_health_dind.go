@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"path"
 	"sort"
 	"strings"
 	"syscall"
@@ -99,16 +100,7 @@ func (hr *healthRun) dind(ctx context.Context, runner container.InspectResponse,
 			first = nil
 			return c, nil
 		}
-		c, err := DialTCP(ctx, hr.h, addr)
-		if err != nil || tlsCfg == nil {
-			return c, err
-		}
-		tc := tls.Client(c, tlsCfg)
-		if err := tc.HandshakeContext(ctx); err != nil {
-			tc.Close()
-			return nil, err
-		}
-		return tc, nil
+		return dialDaemon(ctx, hr.h, addr, tlsCfg)
 	}
 	tr := &http.Transport{DialContext: dial, DialTLSContext: dial, MaxIdleConns: 1}
 	defer tr.CloseIdleConnections()
@@ -238,33 +230,16 @@ func (hr *healthRun) tlsConfig(ctx context.Context, runner container.InspectResp
 	if hostDir == "" {
 		return nil, hr.fail(ProblemRunnerConfig, "%s sets tls_cert_path %s, but no mount of the runner container %s holds it: the runner has no certificates", hr.r.ConfigFile, certPath, hr.r.Container), false
 	}
-	names := []string{"ca.pem", "cert.pem", "key.pem"}
-	probes := make([]Probe, len(names))
-	for i, n := range names {
-		probes[i] = ReadProbe(hostDir + "/" + n)
+	cfg, err := loadClientTLS(ctx, hr.h, hostDir, serverName, verify)
+	var cf *certFileError
+	switch {
+	case errors.As(err, &cf):
+		file := path.Base(cf.Path)
+		return nil, hr.fail(ProblemRunnerConfig, "the runner's client certificate %s/%s (%s on the host) %s: dind has not made its client certificates yet, or the volume is not dind's", certPath, file, cf.Path, cf.Why), true
+	case err != nil:
+		return nil, hr.fail(ProblemRunnerConfig, "%v", err), true
 	}
-	res, err := RunProbes(ctx, hr.h, probes...)
-	if err != nil || len(res) != len(names) {
-		return nil, hr.fail(ProblemRunnerConfig, "reading the runner's certificates in %s: %v", hostDir, err), true
-	}
-	for i, r := range res {
-		if r.Err != nil || !r.Exists {
-			why := "does not exist"
-			if r.Err != nil {
-				why = r.Err.Error()
-			}
-			return nil, hr.fail(ProblemRunnerConfig, "the runner's %s/%s (%s/%s on the host) %s: dind has not made its client certificates yet, or the volume is not dind's", certPath, names[i], hostDir, names[i], why), true
-		}
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(res[0].File.Content) {
-		return nil, hr.fail(ProblemRunnerConfig, "%s/ca.pem holds no PEM certificate", hostDir), true
-	}
-	cert, err := tls.X509KeyPair(res[1].File.Content, res[2].File.Content)
-	if err != nil {
-		return nil, hr.fail(ProblemRunnerConfig, "the runner's client certificate in %s: %v", hostDir, err), true
-	}
-	return &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}, ServerName: serverName, InsecureSkipVerify: !verify, MinVersion: tls.VersionTLS12}, Health{}, false
+	return cfg, Health{}, false
 }
 
 // dialProblem words a TCP connection to dind that failed.

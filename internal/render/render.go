@@ -240,6 +240,10 @@ func (h Human) change(c tasks.Change) {
 	for _, f := range c.Fields {
 		h.field(f)
 	}
+	for _, f := range c.Applied {
+		_, v := f.Shown()
+		fmt.Fprintf(h.W, "          %s: %s\n", clean(f.Name), h.paint(bold, clean(v)))
+	}
 	if c.Diff != "" {
 		for _, l := range strings.Split(strings.TrimSuffix(c.Diff, "\n"), "\n") {
 			l = clean(l)
