@@ -228,11 +228,25 @@ func (p *DockerPrune) connect(ctx context.Context, h Host) (cli *client.Client, 
 // and the free space of the data root's file system (df on the host).
 func (p *DockerPrune) read(ctx context.Context, h Host, cli *client.Client, dataRoot string) (pruneInput, error) {
 	in := pruneInput{Now: p.clock()}
-	du, err := cli.DiskUsage(ctx, client.DiskUsageOptions{Containers: true, Images: true, Volumes: true, BuildCache: true, Verbose: true})
+	// Sizes of images and build cache come from the daemon's records;
+	// those of containers and volumes would need a walk of their files
+	// (what makes `docker system df -v` slow on a big cache), so they are
+	// listed without.
+	du, err := cli.DiskUsage(ctx, client.DiskUsageOptions{Images: true, BuildCache: true, Verbose: true})
 	if err != nil {
 		return in, fmt.Errorf("disk usage of the daemon in container %s: %w", p.Container, err)
 	}
-	in.Containers, in.Images, in.Volumes, in.BuildCache = du.Containers.Items, du.Images.Items, du.Volumes.Items, du.BuildCache.Items
+	in.Images, in.BuildCache = du.Images.Items, du.BuildCache.Items
+	cs, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true})
+	if err != nil {
+		return in, fmt.Errorf("containers of the daemon in container %s: %w", p.Container, err)
+	}
+	in.Containers = cs.Items
+	vs, err := cli.VolumeList(ctx, client.VolumeListOptions{})
+	if err != nil {
+		return in, fmt.Errorf("volumes of the daemon in container %s: %w", p.Container, err)
+	}
+	in.Volumes = vs.Items
 	nets, err := cli.NetworkList(ctx, client.NetworkListOptions{})
 	if err != nil {
 		return in, fmt.Errorf("networks of the daemon in container %s: %w", p.Container, err)
@@ -397,7 +411,7 @@ func (p *DockerPrune) changes(s pruneSelection) []Change {
 		size, known := total(items)
 		summary := fmt.Sprintf("%d %s", len(items), what)
 		switch {
-		case kind == "networks":
+		case kind == "networks" || size == 0 && !known:
 		case known:
 			summary += ", " + humanBytes(size)
 		default:

@@ -273,4 +273,3 @@ echo "/dev/sda1 1000 500 `+strconv.Itoa(tc.avail)+` 50% /var/lib/docker"
 		})
 	}
 }
-

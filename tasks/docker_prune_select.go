@@ -51,9 +51,9 @@ func (d diskSpace) FreePercent() float64 {
 // pruneInput is what a daemon reports, read at one moment.
 type pruneInput struct {
 	Now        time.Time
-	Containers []container.Summary // with SizeRw (system df)
+	Containers []container.Summary // SizeRw 0 when not known
 	Images     []image.Summary     // with Size and SharedSize (system df)
-	Volumes    []volume.Volume     // with UsageData.Size (system df)
+	Volumes    []volume.Volume     // UsageData nil when not known
 	Networks   []network.Summary
 	BuildCache []build.CacheRecord
 	// Disk is the data root's file system; nil when not known.
@@ -128,7 +128,11 @@ func selectPrune(in pruneInput, r pruneRules) pruneSelection {
 	var remaining []container.Summary
 	for _, c := range in.Containers {
 		if r.Kinds.Containers && stoppedState(c.State) {
-			s.Containers = append(s.Containers, pruneItem{ID: c.ID, Name: containerName(c), Size: c.SizeRw, Why: string(c.State)})
+			size := c.SizeRw
+			if size == 0 {
+				size = -1 // not asked for
+			}
+			s.Containers = append(s.Containers, pruneItem{ID: c.ID, Name: containerName(c), Size: size, Why: string(c.State)})
 			continue
 		}
 		remaining = append(remaining, c)
