@@ -299,7 +299,7 @@ func (p *DockerPrune) Apply(ctx context.Context, h Host, changes []Change) error
 	if len(prunes) == 0 {
 		return nil
 	}
-	cli, _, skip, err := p.connect(ctx, h)
+	cli, dataRoot, skip, err := p.connect(ctx, h)
 	if skip != "" {
 		err = errors.New(skip + " since the plan")
 	}
@@ -307,34 +307,80 @@ func (p *DockerPrune) Apply(ctx context.Context, h Host, changes []Change) error
 		return Unchanged(err)
 	}
 	defer cli.Close()
+	before, diskErr := readDisk(ctx, h, dataRoot)
 	for _, i := range prunes {
-		pl := changes[i].Payload.(prunePayload)
-		applied, err := p.prune(ctx, cli, pl)
-		changes[i].Applied = applied
+		o, err := p.prune(ctx, cli, changes[i].Payload.(prunePayload))
+		changes[i].Applied = o.fields()
 		if err != nil {
 			return err
 		}
 	}
+	// What it made of the disk, on the last change: the one number that
+	// holds whatever docker could size.
+	if after, err := readDisk(ctx, h, dataRoot); err == nil && diskErr == nil {
+		last := &changes[prunes[len(prunes)-1]]
+		last.Applied = append(last.Applied, Field{Name: "free on dind's storage",
+			New: fmt.Sprintf("%s before, %s after, of %s", humanBytes(before.Avail), humanBytes(after.Avail), humanBytes(after.Size))})
+	}
 	return nil
 }
 
+// pruneOutcome is what one kind's prune did.
+type pruneOutcome struct {
+	removed, planned, extra int   // planned ones removed, planned, others docker removed too
+	freed                   int64 // bytes, -1 when docker reports no size (containers, volumes and networks of unknown size)
+	kept                    []string
+}
+
+func (o pruneOutcome) fields() []Field {
+	removed := fmt.Sprintf("%d of %d", o.removed, o.planned)
+	if o.extra > 0 {
+		removed += fmt.Sprintf(", and %d that became unused since the plan", o.extra)
+	}
+	fields := []Field{{Name: "removed", New: removed}}
+	if o.freed >= 0 {
+		fields = append(fields, Field{Name: "freed", New: humanBytes(o.freed)})
+	}
+	if len(o.kept) > 0 {
+		fields = append(fields, Field{Name: "kept", New: strings.Join(o.kept, ", ")})
+	}
+	return fields
+}
+
 // prune makes one kind's change and says what it removed and freed.
-func (p *DockerPrune) prune(ctx context.Context, cli *client.Client, pl prunePayload) ([]Field, error) {
-	var removed, kept []string
-	var freed int64
+func (p *DockerPrune) prune(ctx context.Context, cli *client.Client, pl prunePayload) (pruneOutcome, error) {
+	o := pruneOutcome{planned: len(pl.items), freed: -1}
 	remove := func(it pruneItem, err error) error {
 		switch {
 		case err == nil || DockerNotFound(err):
-			removed = append(removed, it.Name)
+			o.removed++
 			if it.Size > 0 {
-				freed += it.Size
+				o.freed = max(o.freed, 0) + it.Size
 			}
 		case DockerConflict(err) || strings.Contains(err.Error(), "in use") || strings.Contains(err.Error(), "active endpoints"):
-			kept = append(kept, it.Name+" (in use since the plan)")
+			o.kept = append(o.kept, it.Name+" (in use since the plan)")
 		default:
 			return fmt.Errorf("removing %s from the daemon in container %s: %w", it.Name, p.Container, err)
 		}
 		return nil
+	}
+	// What docker's own prune removed, against the plan.
+	count := func(deleted []string) {
+		planned := map[string]bool{}
+		for _, it := range pl.items {
+			planned[strings.TrimPrefix(it.ID, "sha256:")] = true
+		}
+		seen := map[string]bool{}
+		for _, id := range deleted {
+			id = strings.TrimPrefix(id, "sha256:")
+			switch {
+			case planned[id]:
+				o.removed++
+			case pl.kind == "build_cache" && !seen[id]:
+				o.extra++ // an image's layers are no images of their own
+			}
+			seen[id] = true
+		}
 	}
 	// Containers, volumes and networks are removed one by one, exactly
 	// those planned (none forced: one in use now is kept).
@@ -361,41 +407,27 @@ func (p *DockerPrune) prune(ctx context.Context, cli *client.Client, pl prunePay
 		}
 		var res client.ImagePruneResult
 		if res, err = cli.ImagePrune(ctx, client.ImagePruneOptions{Filters: f}); err == nil {
+			var deleted []string
 			for _, d := range res.Report.ImagesDeleted {
 				if d.Deleted != "" {
-					removed = append(removed, d.Deleted)
+					deleted = append(deleted, d.Deleted)
 				}
 			}
-			freed = int64(res.Report.SpaceReclaimed)
+			count(deleted)
+			o.freed = int64(res.Report.SpaceReclaimed)
 		}
 	case pl.kind == "build_cache":
 		age := p.clock().Sub(pl.cutoff).Round(time.Second)
 		var res client.BuildCachePruneResult
 		if res, err = cli.BuildCachePrune(ctx, client.BuildCachePruneOptions{All: true, Filters: make(client.Filters).Add("until", age.String())}); err == nil {
-			removed = res.Report.CachesDeleted
-			freed = int64(res.Report.SpaceReclaimed)
+			count(res.Report.CachesDeleted)
+			o.freed = int64(res.Report.SpaceReclaimed)
 		}
-	}
-	fields := []Field{{Name: "removed", New: removedWords(pl.kind, len(removed), len(pl.items))}, {Name: "freed", New: humanBytes(freed)}}
-	if len(kept) > 0 {
-		fields = append(fields, Field{Name: "kept", New: strings.Join(kept, ", ")})
 	}
 	if err != nil {
 		err = fmt.Errorf("pruning %s in container %s: %w", strings.ReplaceAll(pl.kind, "_", " "), p.Container, err)
 	}
-	return fields, err
-}
-
-// removedWords says how many of the planned were removed: images and
-// build cache are counted as docker reports them (layers and records).
-func removedWords(kind string, n, planned int) string {
-	switch kind {
-	case "images":
-		return fmt.Sprintf("%d image layers or references (%d images planned)", n, planned)
-	case "build_cache":
-		return fmt.Sprintf("%d records (%d planned)", n, planned)
-	}
-	return fmt.Sprintf("%d of %d", n, planned)
+	return o, err
 }
 
 // maxListed is how many items a change lists by name.
