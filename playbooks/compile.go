@@ -299,14 +299,19 @@ func (b *binder) expandNode(n *yaml.Node) (*yaml.Node, error) {
 			b.subs[n.Line] = append(b.subs[n.Line], m[1])
 			return valueNode(v, n)
 		}
-		s, err := expandString(n.Value, vars)
+		v, err := expandTyped(n.Value, vars)
 		if err != nil {
 			return nil, strictyaml.Errorf(file, n, "%v", err)
 		}
-		c.Value, c.Tag, c.Style = s, "!!str", yaml.DoubleQuotedStyle
 		for _, m := range varRef.FindAllStringSubmatch(n.Value, -1) {
 			b.subs[n.Line] = append(b.subs[n.Line], m[1])
 		}
+		s, ok := v.(string)
+		if !ok {
+			// A function's list (funcs) stands for the whole scalar.
+			return valueNode(v, n)
+		}
+		c.Value, c.Tag, c.Style = s, "!!str", yaml.DoubleQuotedStyle
 		return &c, nil
 	}
 	return &c, nil
@@ -368,14 +373,30 @@ func undefined(name string, scope map[string]any) error {
 var missingKey = regexp.MustCompile(`executing ".*" at <\.([^>]*)>: map has no entry for key "([^"]*)"`)
 
 // expandString executes s as a text/template over vars; a missing variable
-// is an error.
+// is an error, and so is a list (see funcs) where text is wanted.
 func expandString(s string, vars map[string]any) (string, error) {
+	v, err := expandTyped(s, vars)
+	if err != nil {
+		return "", err
+	}
+	str, ok := v.(string)
+	if !ok {
+		return "", fmt.Errorf("template %q gives a list where text is wanted", s)
+	}
+	return str, nil
+}
+
+// expandTyped executes s as a text/template over vars, with the functions
+// of funcs; a missing variable is an error. Its value is the text, or the
+// list a function gave when that list is the whole output.
+func expandTyped(s string, vars map[string]any) (any, error) {
 	if !strings.Contains(s, "{{") {
 		return s, nil
 	}
-	t, err := template.New("").Option("missingkey=error").Parse(s)
+	var o typedOutput
+	t, err := template.New("").Option("missingkey=error").Funcs(funcs(&o)).Parse(s)
 	if err != nil {
-		return "", fmt.Errorf("template %q: %v", s, strings.TrimPrefix(err.Error(), "template: :"))
+		return nil, fmt.Errorf("template %q: %v", s, strings.TrimPrefix(err.Error(), "template: :"))
 	}
 	var b bytes.Buffer
 	if err := t.Execute(&b, vars); err != nil {
@@ -388,11 +409,11 @@ func expandString(s string, vars map[string]any) (string, error) {
 					}
 				}
 			}
-			return "", undefined(m[1], scope)
+			return nil, undefined(m[1], scope)
 		}
-		return "", fmt.Errorf("template %q: %v", s, strings.TrimPrefix(err.Error(), "template: :"))
+		return nil, fmt.Errorf("template %q: %v", s, strings.TrimPrefix(err.Error(), "template: :"))
 	}
-	return b.String(), nil
+	return o.resolve(s, b.String())
 }
 
 // resolveVars expands templates inside variable values until none is left,
@@ -437,7 +458,7 @@ func expandValue(v any, vars map[string]any) (any, error) {
 		if m := wholeVar.FindStringSubmatch(x); m != nil {
 			return lookup(vars, m[1])
 		}
-		return expandString(x, vars)
+		return expandTyped(x, vars)
 	case map[string]any:
 		out := make(map[string]any, len(x))
 		for k, e := range x {

@@ -74,7 +74,7 @@ func (r *varReader) text(s string) {
 	if !strings.Contains(s, "{{") {
 		return
 	}
-	t, err := template.New("").Parse(s)
+	t, err := template.New("").Funcs(funcs(nil)).Parse(s)
 	if err != nil || t.Tree == nil {
 		return
 	}

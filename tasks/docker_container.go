@@ -32,8 +32,9 @@ type DockerContainer struct {
 	// State is "started" (default) or "absent".
 	State string `yaml:"state"`
 	// Command is the arguments after the image (Config.Cmd). Empty means the
-	// image's default.
-	Command []string `yaml:"command"`
+	// image's default. Nested lists are flattened and empty items left out
+	// (see StringList), so a playbook can add an argument under a condition.
+	Command StringList `yaml:"command"`
 	// Entrypoint replaces the image's entrypoint: docker run's --entrypoint,
 	// which takes one executable (its arguments go in command). Empty means
 	// the image's.
@@ -45,6 +46,17 @@ type DockerContainer struct {
 	// back, and the plan shows that value marked "(image default)").
 	// A list of mappings is merged in order (see MergedMap).
 	Env MergedMap `yaml:"env"`
+	// SecretEnv is environment variables whose values are secrets, read on
+	// the controller by Prepare from an environment variable of dindops or
+	// a file (see SecretSource), never written in a playbook. They are sent
+	// like env; plans, JSON, logs and errors show "(sensitive value)", and
+	// "(sensitive value) (changed)" when the container has another value
+	// (compared with its env, which the Engine API gives root only). The
+	// container carries the label io.dindops.secret-env with their names, so
+	// they stay masked after they are dropped from the task. A variable
+	// whose source names neither env nor file is not given: the container
+	// does not get it (and loses it, masked, if it had it).
+	SecretEnv map[string]SecretSource `yaml:"secret_env"`
 	// Networks: the first is docker run's --network, the others are connected
 	// before the container starts. Empty means docker's default, "bridge".
 	Networks []string `yaml:"networks"`
@@ -80,6 +92,9 @@ type DockerContainer struct {
 	// runner's own task. See Drain. Drained containers other than this one
 	// are started again after a recreation and stay stopped after a removal.
 	Drain *Drain `yaml:"drain"`
+
+	// secrets are SecretEnv's values, read by Prepare.
+	secrets map[string]string
 }
 
 // containerOp is a container change's payload: what Apply does.
@@ -166,6 +181,9 @@ func (c *DockerContainer) Validate() error {
 		case strings.ContainsAny(v, "\r\n\x00") || !utf8.ValidString(v):
 			return FieldErrorf("env", "value of %s: newlines, NUL and invalid UTF-8 are not supported", k)
 		}
+	}
+	if err := c.validateSecretEnv(); err != nil {
+		return err
 	}
 	if err := c.validateNetworks(); err != nil {
 		return err
@@ -561,7 +579,7 @@ func (c *DockerContainer) oldImage(ctx context.Context, h Host, cur *container.I
 		}
 		return false
 	}
-	if !unexplained(envMap(cur.Config.Env), c.Env, envMap(img.Config.Env)) && !unexplained(cur.Config.Labels, c.Labels, img.Config.Labels) {
+	if !unexplained(envMap(cur.Config.Env), c.wantEnv(), envMap(img.Config.Env)) && !unexplained(cur.Config.Labels, c.wantLabels(), img.Config.Labels) {
 		return nil, nil
 	}
 	api, err := Docker(ctx, h)
@@ -695,9 +713,9 @@ func (c *DockerContainer) specFields() []Field {
 	add("cap_drop", strings.Join(normCaps(c.CapDrop), ", "))
 	add("command", ShellJoin(c.Command))
 	add("entrypoint", ShellJoin(c.Entrypoint))
-	add("env", kvLines(c.Env))
+	add("env", c.specEnvLines())
 	add("image", c.Image)
-	add("labels", kvLines(c.Labels))
+	add("labels", kvLines(c.wantLabels()))
 	add("networks", strings.Join(c.networks(), ", "))
 	if c.Privileged {
 		add("privileged", "true")
@@ -785,9 +803,12 @@ func (c *DockerContainer) diff(cur *container.InspectResponse, img, oldImg *imag
 	if oldImg != nil {
 		oldEnv, oldLabels = envMap(oldImg.Config.Env), oldImg.Config.Labels
 	}
-	envOld, envNew := mapDiff(envMap(cur.Config.Env), c.Env, imgEnv, oldEnv, img != nil)
-	cmp("env", envOld, envNew)
-	labelsOld, labelsNew := mapDiff(cur.Config.Labels, c.Labels, imgLabels, oldLabels, img != nil)
+	// Secrets are compared by value and shown masked (maskSecrets).
+	haveEnv := envMap(cur.Config.Env)
+	envShown, envNext := mapChanges(haveEnv, c.wantEnv(), imgEnv, oldEnv, img != nil)
+	maskSecrets(envShown, envNext, haveEnv, c.secretKeys(cur.Config.Labels))
+	cmp("env", kvLines(envShown), kvLines(envNext))
+	labelsOld, labelsNew := mapDiff(cur.Config.Labels, c.wantLabels(), imgLabels, oldLabels, img != nil)
 	cmp("labels", labelsOld, labelsNew)
 	cmp("networks", strings.Join(sortedKeys(cur.NetworkSettings.Networks), ", "), strings.Join(c.networks(), ", "))
 
@@ -889,8 +910,15 @@ const imageDefault = " (image default)"
 // imageDefault. When the image is not on the host (imageKnown false) only
 // the task's keys can be compared.
 func mapDiff(have, want, image, oldImage map[string]string, imageKnown bool) (old, new string) {
-	shown := map[string]string{}
-	next := map[string]string{}
+	shown, next := mapChanges(have, want, image, oldImage, imageKnown)
+	return kvLines(shown), kvLines(next)
+}
+
+// mapChanges is mapDiff's lines as maps: the container's values shown
+// (shown) and what the recreated container gets (next).
+func mapChanges(have, want, image, oldImage map[string]string, imageKnown bool) (shown, next map[string]string) {
+	shown = map[string]string{}
+	next = map[string]string{}
 	for k, v := range want {
 		next[k] = v
 	}
@@ -914,7 +942,7 @@ func mapDiff(have, want, image, oldImage map[string]string, imageKnown bool) (ol
 			next[k] = iv + imageDefault
 		}
 	}
-	return kvLines(shown), kvLines(next)
+	return shown, next
 }
 
 // currentVolumes is the container's volumes in canonical -v form: its Binds,
@@ -1051,12 +1079,13 @@ func removeContainer(ctx context.Context, api DockerEngine, name string) error {
 // the others are connected before the start (API 1.41 takes one endpoint at
 // create).
 func (c *DockerContainer) createOptions() client.ContainerCreateOptions {
-	cfg := &container.Config{Image: c.Image, Cmd: c.Command, Labels: c.Labels, StopTimeout: c.StopTimeout}
+	cfg := &container.Config{Image: c.Image, Cmd: c.Command, Labels: c.wantLabels(), StopTimeout: c.StopTimeout}
 	if len(c.Entrypoint) > 0 {
 		cfg.Entrypoint = c.Entrypoint
 	}
-	for _, k := range sortedKeys(c.Env) {
-		cfg.Env = append(cfg.Env, k+"="+c.Env[k])
+	env := c.wantEnv()
+	for _, k := range sortedKeys(env) {
+		cfg.Env = append(cfg.Env, k+"="+env[k])
 	}
 	if c.StopSignal != "" {
 		cfg.StopSignal = normSignal(c.StopSignal)

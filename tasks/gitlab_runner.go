@@ -221,6 +221,12 @@ type GitLabRunnerDocker struct {
 	Host string `yaml:"host"`
 	// Image is the default image of jobs.
 	Image string `yaml:"image"`
+	// HelperImage replaces the helper image gitlab-runner pulls from
+	// registry.gitlab.com (for sites that cannot reach it; GitLab publishes
+	// the same images on Docker Hub as gitlab/gitlab-runner-helper); given
+	// as "" it removes helper_image, left out it is not managed
+	// (https://docs.gitlab.com/runner/configuration/advanced-configuration/#helper-image).
+	HelperImage *string `yaml:"helper_image"`
 	// Privileged runs job containers privileged.
 	Privileged *bool `yaml:"privileged"`
 	// TLSVerify turns on TLS verification of the connection to Host.
@@ -242,7 +248,7 @@ type GitLabRunnerDocker struct {
 }
 
 func (d GitLabRunnerDocker) isZero() bool {
-	return d.Host == "" && d.Image == "" && d.Privileged == nil && d.TLSVerify == nil && d.TLSCertPath == nil && len(d.Volumes) == 0 &&
+	return d.Host == "" && d.Image == "" && d.HelperImage == nil && d.Privileged == nil && d.TLSVerify == nil && d.TLSCertPath == nil && len(d.Volumes) == 0 &&
 		len(d.PullPolicy) == 0 && d.NetworkMode == "" && d.DisableCache == nil && d.ShmSize == nil
 }
 
@@ -1369,7 +1375,7 @@ func (g *GitLabRunner) applySettings(doc *tomlDoc, idx int) []Field {
 	if !ok {
 		dt = map[string]any{}
 		r["docker"] = dt
-		doc.order[runnerPath(idx)+".docker"] = []string{"host", "tls_verify", "tls_cert_path", "image", "privileged", "disable_cache", "volumes", "pull_policy", "network_mode", "shm_size"}
+		doc.order[runnerPath(idx)+".docker"] = []string{"host", "tls_verify", "tls_cert_path", "image", "helper_image", "privileged", "disable_cache", "volumes", "pull_policy", "network_mode", "shm_size"}
 	}
 	if d.Host != "" {
 		set(dt, "host", "docker.host", d.Host)
@@ -1386,6 +1392,12 @@ func (g *GitLabRunner) applySettings(doc *tomlDoc, idx int) []Field {
 	}
 	if d.Image != "" {
 		set(dt, "image", "docker.image", d.Image)
+	}
+	if p := d.HelperImage; p != nil && *p != "" {
+		set(dt, "helper_image", "docker.helper_image", *p)
+	} else if old, had := dt["helper_image"]; p != nil && had {
+		delete(dt, "helper_image")
+		fields = append(fields, Field{Name: "docker.helper_image", Old: displayValue("helper_image", old)})
 	}
 	if d.Privileged != nil {
 		set(dt, "privileged", "docker.privileged", *d.Privileged)

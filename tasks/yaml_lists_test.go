@@ -22,6 +22,10 @@ volumes:
   - [storage:/var/lib/docker, /sys/fs/cgroup:/sys/fs/cgroup:rw]
   - ""
   - certs-ca:/certs/ca
+command:
+  - --storage-driver=overlay2
+  - ""
+  - [--registry-mirror=http://a:5000, --registry-mirror=https://b]
 `
 	if err := yaml.Unmarshal([]byte(src), &c); err != nil {
 		t.Fatal(err)
@@ -31,6 +35,9 @@ volumes:
 	}
 	if want := (tasks.StringList{"storage:/var/lib/docker", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "certs-ca:/certs/ca"}); !reflect.DeepEqual(c.Volumes, want) {
 		t.Errorf("volumes %q", c.Volumes)
+	}
+	if want := (tasks.StringList{"--storage-driver=overlay2", "--registry-mirror=http://a:5000", "--registry-mirror=https://b"}); !reflect.DeepEqual(c.Command, want) {
+		t.Errorf("command %q", c.Command)
 	}
 
 	// One mapping and a plain list stay what they were.
