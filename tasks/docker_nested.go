@@ -170,6 +170,19 @@ func dialDaemon(ctx context.Context, h Host, addr string, cfg *tls.Config) (net.
 	return tc, nil
 }
 
+// nestedUnreachableError is a daemon in a container that does not answer
+// from the host (or the host cannot reach it at all).
+type nestedUnreachableError struct {
+	d    nestedDaemon
+	hint string
+	err  error
+}
+
+func (e *nestedUnreachableError) Error() string {
+	return fmt.Sprintf("the daemon in container %s (%s on network %s) does not answer from the host: %v%s", e.d.container, e.d.addr, e.d.network, e.err, e.hint)
+}
+func (e *nestedUnreachableError) Unwrap() error { return e.err }
+
 // nestedStartGrace is how long after its container started a daemon
 // that does not answer yet is waited for.
 const nestedStartGrace = 90 * time.Second
@@ -192,10 +205,10 @@ func connectNested(ctx context.Context, h Host, d nestedDaemon, now func() time.
 			cli.Close()
 		}
 		if errors.Is(err, ErrNoTCPForwarding) || errors.Is(err, ErrNoTCPDialer) {
-			return nil, fmt.Errorf("the daemon in container %s (%s on network %s) cannot be reached from the host: %w (allow TCP forwarding for the login user in sshd_config: AllowTcpForwarding local)", d.container, d.addr, d.network, err)
+			return nil, &nestedUnreachableError{d: d, hint: " (allow TCP forwarding for the login user in sshd_config: AllowTcpForwarding local)", err: err}
 		}
 		if d.startedAt.IsZero() || now().Sub(d.startedAt) > nestedStartGrace {
-			return nil, fmt.Errorf("the daemon in container %s (%s on network %s) does not answer: %w", d.container, d.addr, d.network, err)
+			return nil, &nestedUnreachableError{d: d, err: err}
 		}
 		select {
 		case <-ctx.Done():

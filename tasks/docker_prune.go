@@ -170,6 +170,17 @@ func (p *DockerPrune) Plan(ctx context.Context, h Host) ([]Change, error) {
 		}
 		return nil, Skip("%s", skip)
 	}
+	var unreachable *nestedUnreachableError
+	if errors.As(err, &unreachable) {
+		// Housekeeping that cannot be done now fails no host: the runner
+		// may work (the health check says whether it does).
+		w := "the cache was not pruned: " + err.Error()
+		if len(changes) > 0 {
+			changes[0].Warnings = append(changes[0].Warnings, w)
+			return changes, nil
+		}
+		return nil, &WarningsError{Warnings: []string{w}}
+	}
 	if err != nil {
 		return nil, err
 	}
