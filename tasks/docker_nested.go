@@ -81,7 +81,7 @@ func findNestedDaemon(c container.InspectResponse) (nestedDaemon, error) {
 		}
 	}
 	if len(nets) == 0 {
-		return d, fmt.Errorf("container %s has no address on any network: its daemon cannot be reached", name)
+		return d, &nestedUnreachableError{d: d, err: errors.New("the container has no address on any network (is it disconnected from its network?)")}
 	}
 	sort.Strings(nets)
 	d.network = nets[0]
@@ -179,6 +179,9 @@ type nestedUnreachableError struct {
 }
 
 func (e *nestedUnreachableError) Error() string {
+	if e.d.addr == "" {
+		return fmt.Sprintf("the daemon in container %s cannot be reached: %v%s", e.d.container, e.err, e.hint)
+	}
 	return fmt.Sprintf("the daemon in container %s (%s on network %s) does not answer from the host: %v%s", e.d.container, e.d.addr, e.d.network, e.err, e.hint)
 }
 func (e *nestedUnreachableError) Unwrap() error { return e.err }
