@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -35,6 +36,15 @@ type DockerContainer struct {
 	// image's default. Nested lists are flattened and empty items left out
 	// (see StringList), so a playbook can add an argument under a condition.
 	Command StringList `yaml:"command"`
+	// DockerdMTU is for a container whose command is flags of a Docker
+	// daemon it runs (docker:dind: its entrypoint appends them to dockerd):
+	// the nested daemon's --mtu, the MTU of its default bridge and of the
+	// containers it runs there (https://docs.docker.com/reference/cli/dockerd/).
+	// auto, a number, or left out (see MTU; auto reads the host's
+	// default-route interface). When an MTU is to be set, --mtu=N is
+	// appended to command, and compared as part of it: a container started
+	// with another MTU, or with one where auto wants none, is recreated.
+	DockerdMTU MTU `yaml:"dockerd_mtu"`
 	// Entrypoint replaces the image's entrypoint: docker run's --entrypoint,
 	// which takes one executable (its arguments go in command). Empty means
 	// the image's.
@@ -101,6 +111,9 @@ type DockerContainer struct {
 type containerOp struct {
 	op   string // create, recreate, start, unpause, remove
 	pull bool
+	// spec is the spec planned: the task's, with dockerd_mtu's flag in
+	// its command as read from the host.
+	spec *DockerContainer
 	// drain is stopped gracefully before a recreate or a remove.
 	drain *drainPlan
 }
@@ -187,6 +200,16 @@ func (c *DockerContainer) Validate() error {
 	}
 	if err := c.validateNetworks(); err != nil {
 		return err
+	}
+	if err := c.DockerdMTU.Check(); err != nil {
+		return &FieldError{Field: "dockerd_mtu", Err: err}
+	}
+	if c.DockerdMTU.Managed() {
+		for _, a := range c.Command {
+			if a == "--mtu" || strings.HasPrefix(a, "--mtu=") {
+				return FieldErrorf("dockerd_mtu", "command has %s too: give the MTU once, in dockerd_mtu", a)
+			}
+		}
 	}
 	for _, f := range []struct {
 		name string
@@ -367,7 +390,38 @@ func normSecurityOpt(s string) string {
 // A container whose spec matches but which docker keeps restarting (or that
 // is dead) fails the plan: it is not up, and nothing the task could change
 // would bring it up.
+//
+// With dockerd_mtu: auto the host's default route is read first (one
+// probe batch).
 func (c *DockerContainer) Plan(ctx context.Context, h Host) ([]Change, error) {
+	s, err := c.resolve(ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	return s.plan(ctx, h)
+}
+
+// resolve returns the spec to plan on h: c itself, or, when dockerd_mtu
+// is given, a copy whose command ends with --mtu=N when an MTU is to be
+// set.
+func (c *DockerContainer) resolve(ctx context.Context, h Host) (*DockerContainer, error) {
+	if !c.DockerdMTU.Managed() || c.state() == "absent" {
+		return c, nil
+	}
+	mtu, err := c.DockerdMTU.Resolve(ctx, h)
+	if err != nil {
+		return nil, &FieldError{Field: "dockerd_mtu", Err: err}
+	}
+	s := *c
+	s.DockerdMTU = MTU{}
+	s.Command = slices.Clone(c.Command)
+	if mtu > 0 {
+		s.Command = append(s.Command, "--mtu="+strconv.Itoa(mtu))
+	}
+	return &s, nil
+}
+
+func (c *DockerContainer) plan(ctx context.Context, h Host) ([]Change, error) {
 	cur, img, err := c.inspect(ctx, h)
 	if err != nil {
 		return nil, err
@@ -377,7 +431,7 @@ func (c *DockerContainer) Plan(ctx context.Context, h Host) ([]Change, error) {
 		if cur == nil {
 			return nil, nil
 		}
-		op := containerOp{op: "remove"}
+		op := containerOp{op: "remove", spec: c}
 		ch.Action, ch.Summary = Delete, "remove"
 		ch.Warnings = anonWarning(cur)
 		if err := c.planDrain(ctx, h, cur, &ch, &op); err != nil {
@@ -386,7 +440,7 @@ func (c *DockerContainer) Plan(ctx context.Context, h Host) ([]Change, error) {
 		ch.Payload = op
 		return []Change{ch}, nil
 	}
-	op := containerOp{pull: img == nil || c.pull() == "always"}
+	op := containerOp{pull: img == nil || c.pull() == "always", spec: c}
 	switch {
 	case cur == nil:
 		ch.Action, ch.Summary, op.op = Create, "create", "create"
@@ -988,50 +1042,58 @@ func (c *DockerContainer) Apply(ctx context.Context, h Host, changes []Change) e
 	}
 	for _, ch := range changes {
 		op, ok := ch.Payload.(containerOp)
-		if !ok {
+		if !ok || op.spec == nil {
 			return fmt.Errorf("docker_container: change %q has no payload of this task", ch.Summary)
 		}
-		if op.pull {
-			if err := pullImage(ctx, h, api, c.Image); err != nil {
-				// Before anything else: the container is as it was.
-				return Unchanged(err)
-			}
+		if err := op.spec.apply(ctx, h, api, op); err != nil {
+			return err
 		}
-		var drained []string
-		if op.op == "recreate" || op.op == "remove" {
-			var err error
-			if drained, err = op.drain.apply(ctx, h); err != nil {
-				return err
-			}
+	}
+	return nil
+}
+
+// apply makes one change planned for the spec c.
+func (c *DockerContainer) apply(ctx context.Context, h Host, api DockerEngine, op containerOp) error {
+	if op.pull {
+		if err := pullImage(ctx, h, api, c.Image); err != nil {
+			// Before anything else: the container is as it was.
+			return Unchanged(err)
 		}
+	}
+	var drained []string
+	if op.op == "recreate" || op.op == "remove" {
 		var err error
-		switch op.op {
-		case "create":
+		if drained, err = op.drain.apply(ctx, h); err != nil {
+			return err
+		}
+	}
+	var err error
+	switch op.op {
+	case "create":
+		err = c.createAndStart(ctx, h, api)
+	case "recreate":
+		if err = removeContainer(ctx, api, c.Name); err == nil {
 			err = c.createAndStart(ctx, h, api)
-		case "recreate":
-			if err = removeContainer(ctx, api, c.Name); err == nil {
-				err = c.createAndStart(ctx, h, api)
-			}
-			if err == nil {
-				err = startAgain(ctx, h, drained)
-			}
-			if err != nil && ctx.Err() != nil {
-				// Interrupted with the old container gone or going: a
-				// host without its dind or runner is broken, so finish.
-				err = c.finishRecreate(ctx, h, drained, err)
-			}
-		case "start":
-			_, err = api.ContainerStart(ctx, c.Name, client.ContainerStartOptions{})
-		case "unpause":
-			_, err = api.ContainerUnpause(ctx, c.Name, client.ContainerUnpauseOptions{})
-		case "remove":
-			err = removeContainer(ctx, api, c.Name)
-		default:
-			err = fmt.Errorf("unknown operation %q", op.op)
 		}
-		if err != nil {
-			return dockerErr(op.op+" container "+c.Name, err)
+		if err == nil {
+			err = startAgain(ctx, h, drained)
 		}
+		if err != nil && ctx.Err() != nil {
+			// Interrupted with the old container gone or going: a
+			// host without its dind or runner is broken, so finish.
+			err = c.finishRecreate(ctx, h, drained, err)
+		}
+	case "start":
+		_, err = api.ContainerStart(ctx, c.Name, client.ContainerStartOptions{})
+	case "unpause":
+		_, err = api.ContainerUnpause(ctx, c.Name, client.ContainerUnpauseOptions{})
+	case "remove":
+		err = removeContainer(ctx, api, c.Name)
+	default:
+		err = fmt.Errorf("unknown operation %q", op.op)
+	}
+	if err != nil {
+		return dockerErr(op.op+" container "+c.Name, err)
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"sort"
@@ -53,9 +54,25 @@ type DockerNetwork struct {
 	// Gateway is --gateway, an address in subnet (IPAM.Config[].Gateway).
 	// Compared only when given; it needs subnet.
 	Gateway string `yaml:"gateway"`
+	// MTU is the network's MTU (of its bridge and of the containers'
+	// interfaces on it), docker's driver option
+	// com.docker.network.driver.mtu: auto, a number, or left out (see MTU;
+	// auto reads the host's default-route interface). Given, that option is
+	// compared even when none is wanted, so a network with another MTU, or
+	// with one where auto wants none, is drift and is recreated. Left out,
+	// the option is one of options like any other.
+	MTU MTU `yaml:"mtu"`
 	// State is "present" (default) or "absent".
 	State string `yaml:"state"`
+
+	// mtuOption says the spec was resolved from MTU: the option
+	// networkMTUOption is compared whether options has it or not.
+	mtuOption bool
 }
+
+// networkMTUOption is the bridge driver's option for the MTU of a network
+// (https://docs.docker.com/engine/network/drivers/bridge/#options).
+const networkMTUOption = "com.docker.network.driver.mtu"
 
 // dockerNetworkDefaults are driver options that newer docker versions add to
 // every bridge network by themselves, with these values: a network that has
@@ -77,8 +94,15 @@ type attached struct {
 	Aliases []string
 }
 
-// networkOp is a network change's payload: what Apply does.
+// networkOp is what Apply does to a network.
 type networkOp string
+
+// networkChange is a network change's payload: the operation, and the
+// spec it was planned for (with auto's MTU as read from the host).
+type networkChange struct {
+	op   networkOp
+	spec *DockerNetwork
+}
 
 const (
 	netCreate   networkOp = "create"
@@ -123,6 +147,12 @@ func (n *DockerNetwork) Validate() error {
 	if err := checkKeys("labels", n.Labels); err != nil {
 		return err
 	}
+	if err := n.MTU.Check(); err != nil {
+		return &FieldError{Field: "mtu", Err: err}
+	}
+	if _, ok := n.Options[networkMTUOption]; ok && n.MTU.Managed() {
+		return FieldErrorf("mtu", "options sets %s too: give the MTU once, in mtu", networkMTUOption)
+	}
 	var subnet netip.Prefix
 	if n.Subnet != "" {
 		var err error
@@ -147,8 +177,40 @@ func (n *DockerNetwork) Validate() error {
 // Plan implements Task. It makes one Engine API request, the network's
 // inspect, and only when the network is to be recreated or removed also
 // lists the containers attached to it, running or not, so the plan can say
-// which ones will be disconnected: inspect lists only running ones.
+// which ones will be disconnected: inspect lists only running ones. With
+// mtu: auto the host's default route is read first (one probe batch).
 func (n *DockerNetwork) Plan(ctx context.Context, h Host) ([]Change, error) {
+	s, err := n.resolve(ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	return s.plan(ctx, h)
+}
+
+// resolve returns the spec to plan on h: n itself, or, when mtu is
+// given, a copy whose options hold the MTU to set (none for auto on a
+// host that needs none) and compare networkMTUOption always.
+func (n *DockerNetwork) resolve(ctx context.Context, h Host) (*DockerNetwork, error) {
+	if !n.MTU.Managed() || n.state() == "absent" {
+		return n, nil
+	}
+	mtu, err := n.MTU.Resolve(ctx, h)
+	if err != nil {
+		return nil, &FieldError{Field: "mtu", Err: err}
+	}
+	s := *n
+	s.MTU, s.mtuOption = MTU{}, true
+	s.Options = maps.Clone(n.Options)
+	if mtu > 0 {
+		if s.Options == nil {
+			s.Options = map[string]string{}
+		}
+		s.Options[networkMTUOption] = strconv.Itoa(mtu)
+	}
+	return &s, nil
+}
+
+func (n *DockerNetwork) plan(ctx context.Context, h Host) ([]Change, error) {
 	cur, err := n.inspect(ctx, h)
 	if err != nil {
 		return nil, err
@@ -158,11 +220,11 @@ func (n *DockerNetwork) Plan(ctx context.Context, h Host) ([]Change, error) {
 	case cur == nil && n.state() == "absent":
 		return nil, nil
 	case cur == nil:
-		ch.Action, ch.Summary, ch.Payload = Create, "create", netCreate
+		ch.Action, ch.Summary, ch.Payload = Create, "create", networkChange{netCreate, n}
 		ch.Fields = n.specFields()
 		return []Change{ch}, nil
 	case n.state() == "absent":
-		ch.Action, ch.Summary, ch.Payload = Delete, "remove", netRemove
+		ch.Action, ch.Summary, ch.Payload = Delete, "remove", networkChange{netRemove, n}
 	default:
 		drift := n.diff(cur, false)
 		if len(drift) == 0 {
@@ -171,7 +233,7 @@ func (n *DockerNetwork) Plan(ctx context.Context, h Host) ([]Change, error) {
 		// The network is created again from the spec alone: the plan lists
 		// everything that resets, not only what made it differ.
 		ch.Fields = n.diff(cur, true)
-		ch.Action, ch.Summary, ch.Payload = Update, recreateSummary(drift), netRecreate
+		ch.Action, ch.Summary, ch.Payload = Update, recreateSummary(drift), networkChange{netRecreate, n}
 		ch.Warnings = append(ch.Warnings, recreateWarning(drift, ch.Fields))
 	}
 	conts, err := n.attachedContainers(ctx, h)
@@ -219,8 +281,8 @@ func (n *DockerNetwork) specFields() []Field {
 
 // diff lists the fields where cur differs from n, sorted by name. Without
 // full, only what the task asks for counts: driver, labels, internal and
-// attachable always, options by the keys given, subnet and gateway when
-// given. With full, the fields are everything a recreate changes: also the
+// attachable always, options by the keys given (and the MTU's when mtu
+// was given), subnet and gateway when given. With full, the fields are everything a recreate changes: also the
 // options the task does not name (docker's own defaults aside), IPv6, and
 // the subnet and gateway docker assigns anew when the task does not give
 // them.
@@ -241,7 +303,7 @@ func (n *DockerNetwork) diff(cur *network.Inspect, full bool) []Field {
 	have := map[string]string{}
 	for k, v := range cur.Options {
 		_, wanted := n.Options[k]
-		if wanted || (full && dockerNetworkDefaults[k] != v) {
+		if wanted || (n.mtuOption && k == networkMTUOption) || (full && dockerNetworkDefaults[k] != v) {
 			have[k] = v
 		}
 	}
@@ -390,15 +452,15 @@ func (n *DockerNetwork) aliases(ctx context.Context, api DockerEngine, conts []a
 // Apply implements Task.
 func (n *DockerNetwork) Apply(ctx context.Context, h Host, changes []Change) error {
 	for _, ch := range changes {
-		op, _ := ch.Payload.(networkOp)
+		p, _ := ch.Payload.(networkChange)
 		var err error
-		switch op {
+		switch p.op {
 		case netCreate:
-			err = n.create(ctx, h)
+			err = p.spec.create(ctx, h)
 		case netRecreate:
-			err = n.recreate(ctx, h, true)
+			err = p.spec.recreate(ctx, h, true)
 		case netRemove:
-			err = n.recreate(ctx, h, false)
+			err = p.spec.recreate(ctx, h, false)
 		default:
 			err = fmt.Errorf("docker_network: change %q has no payload of this task", ch.Summary)
 		}

@@ -245,11 +245,18 @@ type GitLabRunnerDocker struct {
 	DisableCache *bool `yaml:"disable_cache"`
 	// ShmSize is the size of /dev/shm in job containers, in bytes.
 	ShmSize *int64 `yaml:"shm_size"`
+	// NetworkMTU is the MTU of the network gitlab-runner creates for each
+	// job with FF_NETWORK_PER_BUILD (its driver option
+	// com.docker.network.driver.mtu): auto, a number, or left out (see
+	// MTU; auto reads the host's default-route interface). With no MTU to
+	// set, network_mtu is removed (0, gitlab-runner's "not set", counts as
+	// none).
+	NetworkMTU MTU `yaml:"network_mtu"`
 }
 
 func (d GitLabRunnerDocker) isZero() bool {
 	return d.Host == "" && d.Image == "" && d.HelperImage == nil && d.Privileged == nil && d.TLSVerify == nil && d.TLSCertPath == nil && len(d.Volumes) == 0 &&
-		len(d.PullPolicy) == 0 && d.NetworkMode == "" && d.DisableCache == nil && d.ShmSize == nil
+		len(d.PullPolicy) == 0 && d.NetworkMode == "" && d.DisableCache == nil && d.ShmSize == nil && !d.NetworkMTU.Managed()
 }
 
 // runnerAuthPrefix starts every runner authentication token.
@@ -501,6 +508,9 @@ func (g *GitLabRunner) Validate() error {
 			return FieldErrorf("docker.pull_policy", "%q is not always, if-not-present or never", p)
 		}
 	}
+	if err := g.Docker.NetworkMTU.Check(); err != nil {
+		return &FieldError{Field: "docker.network_mtu", Err: err}
+	}
 	if g.executor() == "docker" && g.Docker.Image == "" {
 		return FieldErrorf("docker.image", "the docker executor needs a default image for jobs ([runners.docker] image), e.g. docker:27")
 	}
@@ -687,6 +697,9 @@ type gitlabRunnerPayload struct {
 	// as config.toml (sidExists false when there is none).
 	sidFile   RemoteFile
 	sidExists bool
+	// networkMTU is docker.network_mtu as resolved on the host; 0 for
+	// none.
+	networkMTU int
 }
 
 // currentSystemID is the system ID in .runner_system_id as plan read it;
@@ -724,9 +737,14 @@ func (e *InvalidTokenError) Error() string {
 // Plan implements Task.
 func (g *GitLabRunner) Plan(ctx context.Context, h Host) ([]Change, error) {
 	path := g.configFile()
-	// config.toml and .runner_system_id in one round trip.
-	res, err := RunProbes(ctx, h, ReadProbe(path), ReadProbe(systemIDPath(path)))
-	if len(res) != 2 {
+	// config.toml, .runner_system_id and, for network_mtu: auto, the
+	// host's default route in one round trip.
+	var mtuProbes []Probe
+	if g.state() != "absent" {
+		mtuProbes = g.Docker.NetworkMTU.Probes()
+	}
+	res, err := RunProbes(ctx, h, append([]Probe{ReadProbe(path), ReadProbe(systemIDPath(path))}, mtuProbes...)...)
+	if len(res) != 2+len(mtuProbes) {
 		return nil, fmt.Errorf("reading %s: %w", path, err)
 	}
 	if res[0].Err != nil {
@@ -753,6 +771,9 @@ func (g *GitLabRunner) Plan(ctx context.Context, h Host) ([]Change, error) {
 	if g.state() == "absent" {
 		return g.planAbsent(ctx, h, path, doc, idx, payload, warnings)
 	}
+	if payload.networkMTU, err = g.Docker.NetworkMTU.ResolveFrom(res[2:]); err != nil {
+		return nil, &FieldError{Field: "docker.network_mtu", Err: err}
+	}
 
 	// A runner is registered once: with a token in its entry, it is only
 	// updated, unless the entry points at another GitLab, whose runner this
@@ -768,7 +789,7 @@ func (g *GitLabRunner) Plan(ctx context.Context, h Host) ([]Change, error) {
 	}
 
 	planned := doc.clone()
-	fields := g.applySettings(planned, idx)
+	fields := g.applySettings(planned, idx, payload.networkMTU)
 	var gitlabDown string
 	sid, sidExists, err := payload.currentSystemID(path)
 	if err != nil {
@@ -1070,7 +1091,7 @@ func (g *GitLabRunner) planRegister(ctx context.Context, h Host, path string, do
 		newIdx = planned.addRunner(g.Name)
 	}
 	planned.runners()[newIdx]["token"] = SensitiveValue
-	fields = append(fields, g.applySettings(planned, newIdx)...)
+	fields = append(fields, g.applySettings(planned, newIdx, payload.networkMTU)...)
 	diff, err := maskedDiff(path, doc, planned)
 	if err != nil {
 		return nil, err
@@ -1215,7 +1236,7 @@ func (g *GitLabRunner) applyRegister(ctx context.Context, h Host, path string, d
 		idx = doc.addRunner(g.Name)
 	}
 	g.setToken(doc, idx, reg)
-	g.applySettings(doc, idx)
+	g.applySettings(doc, idx, p.networkMTU)
 	if err := g.write(ctx, h, path, doc, reg.Token); err != nil {
 		if g.kind == runnerAuthToken {
 			return err
@@ -1260,7 +1281,7 @@ func (g *GitLabRunner) applyUpdate(ctx context.Context, h Host, path string, doc
 	if err := g.keepSystemID(ctx, h, path, p); err != nil {
 		return err
 	}
-	g.applySettings(doc, idx)
+	g.applySettings(doc, idx, p.networkMTU)
 	return g.write(ctx, h, path, doc, token)
 }
 
@@ -1340,8 +1361,9 @@ func (g *GitLabRunner) write(ctx context.Context, h Host, path string, doc *toml
 }
 
 // applySettings sets the managed settings on doc's runner idx and the
-// global section, and returns the fields that changed.
-func (g *GitLabRunner) applySettings(doc *tomlDoc, idx int) []Field {
+// global section, and returns the fields that changed. networkMTU is
+// docker.network_mtu as resolved on the host.
+func (g *GitLabRunner) applySettings(doc *tomlDoc, idx int, networkMTU int) []Field {
 	var fields []Field
 	set := func(table map[string]any, key, name string, want any) {
 		old, had := table[key]
@@ -1375,7 +1397,7 @@ func (g *GitLabRunner) applySettings(doc *tomlDoc, idx int) []Field {
 	if !ok {
 		dt = map[string]any{}
 		r["docker"] = dt
-		doc.order[runnerPath(idx)+".docker"] = []string{"host", "tls_verify", "tls_cert_path", "image", "helper_image", "privileged", "disable_cache", "volumes", "pull_policy", "network_mode", "shm_size"}
+		doc.order[runnerPath(idx)+".docker"] = []string{"host", "tls_verify", "tls_cert_path", "image", "helper_image", "privileged", "disable_cache", "volumes", "pull_policy", "network_mode", "network_mtu", "shm_size"}
 	}
 	if d.Host != "" {
 		set(dt, "host", "docker.host", d.Host)
@@ -1416,6 +1438,13 @@ func (g *GitLabRunner) applySettings(doc *tomlDoc, idx int) []Field {
 	}
 	if d.ShmSize != nil {
 		set(dt, "shm_size", "docker.shm_size", *d.ShmSize)
+	}
+	if old, had := dt["network_mtu"]; networkMTU > 0 {
+		set(dt, "network_mtu", "docker.network_mtu", int64(networkMTU))
+	} else if had && old != int64(0) && d.NetworkMTU.Managed() {
+		// 0 is gitlab-runner's "not set" (register writes it): no MTU too.
+		delete(dt, "network_mtu")
+		fields = append(fields, Field{Name: "docker.network_mtu", Old: displayValue("network_mtu", old)})
 	}
 	return fields
 }
