@@ -289,7 +289,9 @@ func drainOnLocalEngine(t *testing.T, h *tasktest.LocalHost, image, sfx string) 
 			t.Fatalf("docker kill: %v %s", err, out)
 		}
 		var state string
-		for i := 0; i < 50; i++ {
+		// Up to 30 s for the restart: a loaded machine is slow to restart a
+		// container (the loop ends as soon as it has).
+		for i := 0; i < 300; i++ {
 			time.Sleep(100 * time.Millisecond)
 			out, err := exec.Command(docker, "inspect", "-f", "{{.State.Running}} {{.RestartCount}}", name).Output()
 			if err != nil {
