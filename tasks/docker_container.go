@@ -662,7 +662,8 @@ func (c *DockerContainer) inspect(ctx context.Context, h Host) (*container.Inspe
 	var img *image.InspectResponse
 	var imgErr error
 	var wg sync.WaitGroup
-	if c.Image != "" {
+	// A container to remove needs no image.
+	if c.Image != "" && c.State != "absent" {
 		wg.Go(func() {
 			res, err := api.ImageInspect(ctx, c.Image)
 			switch {
