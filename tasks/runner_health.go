@@ -5,7 +5,6 @@ package tasks
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -280,14 +279,12 @@ func (hr *healthRun) token(ctx context.Context, gitlabURL, token, systemID strin
 		h := hr.fail(ProblemRunnerConfig, "%s: runner %s has url %q, not a GitLab URL", hr.r.ConfigFile, hr.r.Name, gitlabURL)
 		return &h
 	}
-	g := &GitLabRunner{URL: gitlabURL, Name: hr.r.Name, ConfigFile: hr.r.ConfigFile, client: hr.r.client}
-	_, err := g.verify(asCheck(ctx), token, systemID)
-	var apiErr *GitLabAPIError
+	_, err := newGitLabClient(gitlabURL, hr.r.client).verify(asCheck(ctx), token, systemID)
 	switch {
 	case err == nil:
 		hr.checked = append(hr.checked, "GitLab accepts the runner's token")
 		return &Health{Status: Healthy}
-	case errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusForbidden:
+	case apiStatus(err) == http.StatusForbidden:
 		h := hr.fail(ProblemTokenInvalid, "GitLab (%s) refuses the runner's token in %s (403 to POST /api/v4/runners/verify): the runner was deleted in GitLab or its token reset; re-run apply with runner_replace_invalid_token=true", gitlabURL, hr.r.ConfigFile)
 		return &h
 	default:
