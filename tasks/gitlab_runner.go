@@ -1,7 +1,9 @@
 package tasks
 
 import (
+	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -144,12 +146,56 @@ type GitLabRunner struct {
 	// CheckInterval is the global interval, in seconds, between job requests
 	// (config.toml check_interval); 0 leaves it as it is.
 	CheckInterval int `yaml:"check_interval"`
+	// ListenAddress is the HOST:PORT where gitlab-runner serves its
+	// Prometheus metrics (config.toml listen_address; ":9252" is the port
+	// of gitlab-runner's docs, https://docs.gitlab.com/runner/monitoring/);
+	// "" leaves it as it is. gitlab-runner reads it only when it starts:
+	// see Restart.
+	ListenAddress string `yaml:"listen_address"`
+	// ShutdownTimeout is how long, in seconds, gitlab-runner's forceful
+	// shutdown may take before the process exits (config.toml
+	// shutdown_timeout; gitlab-runner's default is 30); 0 leaves it.
+	ShutdownTimeout int `yaml:"shutdown_timeout"`
+	// Restart names the runner containers to restart, drained first (see
+	// Drain), when a setting changes that gitlab-runner reads only when it
+	// starts (listen_address); containers that do not run are left alone.
+	// Without it, the plan warns that the setting waits for the runner's
+	// next start.
+	Restart *Drain `yaml:"restart"`
+	// Runners are the runners of config.toml this task manages, when there
+	// are several (on one host, one gitlab-runner process runs them all):
+	// each item takes the options of one runner (name, url, the token
+	// inputs, state, unregister, replace_invalid_token, executor,
+	// environment, request_concurrency, limit, output_limit, docker, cache,
+	// feature_flags and the server-side settings), and what it leaves unset
+	// comes from this task's own options (see runnerSpecs). Empty: the
+	// task's own options are the one runner.
+	Runners []GitLabRunner `yaml:"runners"`
 	// Executor is the [[runners]] executor (default docker).
 	Executor string `yaml:"executor"`
 	// Environment is the [[runners]] environment, KEY=value entries.
 	Environment []string `yaml:"environment"`
 	// Docker is the [runners.docker] section.
 	Docker GitLabRunnerDocker `yaml:"docker"`
+	// RequestConcurrency is how many requests for new jobs the runner may
+	// have open with GitLab at once ([[runners]] request_concurrency); 0
+	// leaves it.
+	RequestConcurrency int `yaml:"request_concurrency"`
+	// Limit is the most jobs this runner runs at once ([[runners]] limit,
+	// within the global concurrent); 0 leaves it (gitlab-runner's own 0 is
+	// no limit of its own).
+	Limit int `yaml:"limit"`
+	// OutputLimit is the largest job log, in kilobytes ([[runners]]
+	// output_limit; gitlab-runner's default is 4096); 0 leaves it.
+	OutputLimit int `yaml:"output_limit"`
+	// Cache is the [runners.cache] section: the cache shared by the jobs
+	// of several hosts, in S3 or another object store.
+	Cache *GitLabRunnerCache `yaml:"cache"`
+	// FeatureFlags is the [runners.feature_flags] section: gitlab-runner's
+	// feature flags by name, e.g. FF_NETWORK_PER_BUILD: true
+	// (https://docs.gitlab.com/runner/configuration/feature-flags/). Flags
+	// not named are left as they are.
+	FeatureFlags map[string]bool `yaml:"feature_flags"`
 
 	// RunnerType, GroupID, ProjectID and Description are sent to POST
 	// /api/v4/user/runners when dindops creates the runner with an access
@@ -174,6 +220,11 @@ type GitLabRunner struct {
 	tokenErr error
 	client   *http.Client
 	now      func() time.Time
+	// specs are the runners, resolved once (runnerSpecs).
+	specs []*GitLabRunner
+	// serverInherited says the server-side settings are the task's, not
+	// this runner's own (an item of runners).
+	serverInherited bool
 }
 
 // tokenKind is what the given token is, which decides how the runner is
@@ -329,6 +380,55 @@ var envKeyRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*=`)
 
 // Validate implements Validator.
 func (g *GitLabRunner) Validate() error {
+	g.specs = nil
+	if err := g.validateGlobals(); err != nil {
+		return err
+	}
+	specs, err := g.runnerSpecs()
+	if err != nil {
+		return err
+	}
+	for i, s := range specs {
+		if err := s.validateRunner(); err != nil {
+			if len(g.Runners) > 0 {
+				return prefixFieldError(fmt.Sprintf("runners[%d]", i), err)
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// validateGlobals checks the options of config.toml's global section and
+// of the task as a whole.
+func (g *GitLabRunner) validateGlobals() error {
+	if g.ConfigFile != "" && !strings.HasPrefix(g.ConfigFile, "/") {
+		return FieldErrorf("config_file", "%q is not an absolute path", g.ConfigFile)
+	}
+	if g.Concurrent < 0 {
+		return FieldErrorf("concurrent", "must be at least 1 (0 leaves config.toml's value)")
+	}
+	if g.CheckInterval < 0 {
+		return FieldErrorf("check_interval", "must be a number of seconds, at least 1 (0 leaves config.toml's value)")
+	}
+	if g.ShutdownTimeout < 0 {
+		return FieldErrorf("shutdown_timeout", "must be a number of seconds, at least 1 (0 leaves config.toml's value)")
+	}
+	if a := g.ListenAddress; a != "" {
+		if _, port, err := net.SplitHostPort(a); err != nil || port == "" {
+			return FieldErrorf("listen_address", "%q is not HOST:PORT, e.g. \":9252\" (every address of the runner container, port 9252)", a)
+		}
+	}
+	if g.Restart != nil {
+		if err := g.Restart.validate("restart"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validateRunner checks the options of one runner.
+func (g *GitLabRunner) validateRunner() error {
 	if strings.TrimSpace(g.Name) == "" {
 		return FieldErrorf("name", "required: the runner's name in config.toml, e.g. \"{{ .inventory_hostname }}\"")
 	}
@@ -351,9 +451,6 @@ func (g *GitLabRunner) Validate() error {
 			shown = "the value given"
 		}
 		return FieldErrorf("url", "%s is not a GitLab URL such as https://gitlab.example.com (http or https, a host, no user or password: the token is given apart)", shown)
-	}
-	if g.ConfigFile != "" && !strings.HasPrefix(g.ConfigFile, "/") {
-		return FieldErrorf("config_file", "%q is not an absolute path", g.ConfigFile)
 	}
 	switch g.unregister() {
 	case "runner", "manager", "none":
@@ -380,11 +477,13 @@ func (g *GitLabRunner) Validate() error {
 	default:
 		return FieldErrorf(inputs[1], "%s are all set: set only one of them and leave the others empty (the token input decides how the runner is registered), as the shipped playbook does with its templates", strings.Join(inputs, ", "))
 	}
-	if g.Concurrent < 0 {
-		return FieldErrorf("concurrent", "must be at least 1 (0 leaves config.toml's value)")
-	}
-	if g.CheckInterval < 0 {
-		return FieldErrorf("check_interval", "must be a number of seconds, at least 1 (0 leaves config.toml's value)")
+	for _, n := range []struct {
+		field string
+		v     int
+	}{{"request_concurrency", g.RequestConcurrency}, {"limit", g.Limit}, {"output_limit", g.OutputLimit}} {
+		if n.v < 0 {
+			return FieldErrorf(n.field, "must be at least 1 (0 leaves config.toml's value)")
+		}
 	}
 	if g.MaximumTimeout < 0 {
 		return FieldErrorf("maximum_timeout", "must be a number of seconds")
@@ -431,5 +530,29 @@ func (g *GitLabRunner) Validate() error {
 	if g.executor() == "docker" && g.Docker.Image == "" {
 		return FieldErrorf("docker.image", "the docker executor needs a default image for jobs ([runners.docker] image), e.g. docker:27")
 	}
+	for _, k := range sortedKeys(g.FeatureFlags) {
+		if !featureFlagRE.MatchString(k) {
+			return FieldErrorf("feature_flags", "%q is not a gitlab-runner feature flag (FF_ and capitals, e.g. FF_NETWORK_PER_BUILD)", k)
+		}
+	}
+	if g.Cache != nil {
+		if err := g.Cache.validate(); err != nil {
+			return prefixFieldError("cache", err)
+		}
+	}
 	return nil
+}
+
+// featureFlagRE matches gitlab-runner's feature flag names
+// (https://docs.gitlab.com/runner/configuration/feature-flags/).
+var featureFlagRE = regexp.MustCompile(`^FF_[A-Z0-9_]+$`)
+
+// prefixFieldError puts prefix before the field of a *FieldError
+// ("runners[1]" and "token_env" make "runners[1].token_env").
+func prefixFieldError(prefix string, err error) error {
+	var fe *FieldError
+	if errors.As(err, &fe) {
+		return &FieldError{Field: prefix + "." + fe.Field, Err: fe.Err}
+	}
+	return err
 }

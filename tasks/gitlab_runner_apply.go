@@ -8,53 +8,80 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 	"time"
 )
 
-// Apply implements Task.
+// Apply implements Task: config.toml must be as plan read it; each
+// runner's change then makes its GitLab calls and writes config.toml with
+// what they gave, before the next runner's; a restart (listen_address)
+// comes last.
 func (g *GitLabRunner) Apply(ctx context.Context, h Host, changes []Change) error {
+	var doc *tomlDoc
+	written := false // a change before this one changed the host or GitLab
 	for _, c := range changes {
-		p, ok := c.Payload.(*gitlabRunnerPayload)
-		if !ok {
-			return fmt.Errorf("gitlab_runner: unknown change")
-		}
-		path := g.configFile()
-		f, exists, err := ReadFileIfExists(ctx, h, path)
-		if err != nil {
-			return err
-		}
-		if exists != p.existed || !bytes.Equal(f.Content, p.orig) {
-			return Unchanged(fmt.Errorf("%s changed on the host since it was planned; plan again", path))
-		}
-		doc, err := parseTOMLDoc(path, f.Content)
-		if err != nil {
-			return err
-		}
-		idx, err := doc.findRunner(path, g.Name)
-		if err != nil {
-			return err
-		}
-		switch p.action {
-		case Create:
-			err = g.applyRegister(ctx, h, path, doc, idx, p)
-		case Update:
-			if idx < 0 {
-				return fmt.Errorf("runner %s is no longer in %s; plan again", g.Name, path)
+		var err error
+		switch p := c.Payload.(type) {
+		case *gitlabRunnerPayload:
+			if doc == nil {
+				if doc, err = g.readPlanned(ctx, h, p.st); err != nil {
+					return err
+				}
 			}
-			err = g.applyUpdate(ctx, h, path, doc, idx, p)
-		case Delete:
-			err = g.applyDelete(ctx, h, path, doc, idx, p)
+			err = p.spec.applyRunner(ctx, h, doc, p)
+		case *runnerRestart:
+			err = p.apply(ctx, h)
 		default:
-			err = fmt.Errorf("gitlab_runner: unknown change %v", p.action)
+			err = fmt.Errorf("gitlab_runner: unknown change")
 		}
 		if err != nil {
+			var u *UnchangedError
+			if written && errors.As(err, &u) {
+				// Not unchanged: the changes before it were made.
+				return fmt.Errorf("%w (the changes listed before this one were made)", u.Err)
+			}
 			return err
 		}
+		written = true
 	}
 	return nil
+}
+
+// readPlanned reads config.toml again, and refuses one that changed since
+// plan read it.
+func (g *GitLabRunner) readPlanned(ctx context.Context, h Host, st *runnerPlan) (*tomlDoc, error) {
+	f, exists, err := ReadFileIfExists(ctx, h, st.path)
+	if err != nil {
+		return nil, err
+	}
+	if exists != st.existed || !bytes.Equal(f.Content, st.file.Content) {
+		return nil, Unchanged(fmt.Errorf("%s changed on the host since it was planned; plan again", st.path))
+	}
+	return parseTOMLDoc(st.path, f.Content)
+}
+
+// applyRunner makes the change p planned for runner g on doc.
+func (g *GitLabRunner) applyRunner(ctx context.Context, h Host, doc *tomlDoc, p *gitlabRunnerPayload) error {
+	path := p.st.path
+	idx, err := doc.findRunner(path, g.Name)
+	if err != nil {
+		return err
+	}
+	switch p.action {
+	case Create:
+		return g.applyRegister(ctx, h, path, doc, idx, p)
+	case Update:
+		if idx < 0 {
+			return fmt.Errorf("runner %s is no longer in %s; plan again", g.Name, path)
+		}
+		return g.applyUpdate(ctx, h, path, doc, idx, p)
+	case Delete:
+		return g.applyDelete(ctx, h, path, doc, idx, p)
+	}
+	return fmt.Errorf("gitlab_runner: unknown change %v", p.action)
 }
 
 func (g *GitLabRunner) applyRegister(ctx context.Context, h Host, path string, doc *tomlDoc, idx int, p *gitlabRunnerPayload) error {
@@ -98,13 +125,14 @@ func (g *GitLabRunner) applyRegister(ctx context.Context, h Host, path string, d
 	}
 	// Nothing is written before GitLab has said yes, the directory
 	// included.
-	if !p.existed {
+	if !p.st.existed && !p.st.dirMade {
 		if _, err := Exec(ctx, h, "mkdir", "-p", "-m0700", pathDir(path)); err != nil {
 			if g.kind == runnerAuthToken {
 				return err
 			}
 			return g.takeBack(ctx, reg, err)
 		}
+		p.st.dirMade = true
 	}
 	if err := g.keepSystemID(ctx, h, path, p); err != nil {
 		if g.kind == runnerAuthToken {
@@ -116,7 +144,7 @@ func (g *GitLabRunner) applyRegister(ctx context.Context, h Host, path string, d
 		idx = doc.addRunner(g.Name)
 	}
 	g.setToken(doc, idx, reg)
-	if _, err := g.applySettings(doc, idx, true); err != nil {
+	if _, err := g.applySettings(doc, idx, p.globals); err != nil {
 		return g.takeBack(ctx, reg, err)
 	}
 	if err := g.write(ctx, h, path, doc, reg.Token); err != nil {
@@ -162,7 +190,7 @@ func (g *GitLabRunner) applyUpdate(ctx context.Context, h Host, path string, doc
 	if err := g.keepSystemID(ctx, h, path, p); err != nil {
 		return err
 	}
-	if _, err := g.applySettings(doc, idx, true); err != nil {
+	if _, err := g.applySettings(doc, idx, p.globals); err != nil {
 		return err
 	}
 	return g.write(ctx, h, path, doc, token)
@@ -172,10 +200,14 @@ func (g *GitLabRunner) applyUpdate(ctx context.Context, h Host, path string, doc
 // .runner_system_id when plan found none: gitlab-runner keeps the one it
 // finds there, so GitLab sees one runner manager for this host.
 func (g *GitLabRunner) keepSystemID(ctx context.Context, h Host, path string, p *gitlabRunnerPayload) error {
-	if !p.writeSystemID {
+	if !p.writeSystemID || p.st.sidWritten {
 		return nil
 	}
-	return h.WriteFile(ctx, systemIDPath(path), []byte(p.systemID), WriteOptions{Mode: 0o600, Owner: "root", Group: "root"})
+	if err := h.WriteFile(ctx, systemIDPath(path), []byte(p.systemID), WriteOptions{Mode: 0o600, Owner: "root", Group: "root"}); err != nil {
+		return err
+	}
+	p.st.sidWritten = true
+	return nil
 }
 
 // setToken records a runner's registration in its [[runners]] entry, with

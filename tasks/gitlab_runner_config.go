@@ -19,28 +19,36 @@ import (
 // Zero values are left out (omitzero: BurntSushi/toml's omitempty keeps a
 // 0): not managed.
 type runnerGlobals struct {
-	Concurrent    int `toml:"concurrent,omitzero"`
-	CheckInterval int `toml:"check_interval,omitzero"`
+	Concurrent      int    `toml:"concurrent,omitzero"`
+	CheckInterval   int    `toml:"check_interval,omitzero"`
+	ListenAddress   string `toml:"listen_address,omitempty"`
+	ShutdownTimeout int    `toml:"shutdown_timeout,omitzero"`
 }
 
 // runnerSection is what dindops manages of one [[runners]] entry, in the
 // order a new entry gets its keys (after name, url, id and the token keys
 // that registration writes).
 type runnerSection struct {
-	URL         string              `toml:"url"`
-	Executor    string              `toml:"executor"`
-	Environment []string            `toml:"environment,omitempty"`
-	Docker      *GitLabRunnerDocker `toml:"docker,omitempty"`
+	URL                string              `toml:"url"`
+	Executor           string              `toml:"executor"`
+	Environment        []string            `toml:"environment,omitempty"`
+	RequestConcurrency int                 `toml:"request_concurrency,omitzero"`
+	Limit              int                 `toml:"limit,omitzero"`
+	OutputLimit        int                 `toml:"output_limit,omitzero"`
+	Docker             *GitLabRunnerDocker `toml:"docker,omitempty"`
+	Cache              *GitLabRunnerCache  `toml:"cache,omitempty"`
+	FeatureFlags       map[string]bool     `toml:"feature_flags,omitempty"`
 }
 
 // globals is the global section the task wants.
 func (g *GitLabRunner) globals() runnerGlobals {
-	return runnerGlobals{Concurrent: g.Concurrent, CheckInterval: g.CheckInterval}
+	return runnerGlobals{Concurrent: g.Concurrent, CheckInterval: g.CheckInterval, ListenAddress: g.ListenAddress, ShutdownTimeout: g.ShutdownTimeout}
 }
 
 // section is the [[runners]] entry the task wants.
 func (g *GitLabRunner) section() runnerSection {
-	s := runnerSection{URL: g.URL, Executor: g.executor(), Environment: g.Environment}
+	s := runnerSection{URL: g.URL, Executor: g.executor(), Environment: g.Environment, RequestConcurrency: g.RequestConcurrency,
+		Limit: g.Limit, OutputLimit: g.OutputLimit, Cache: g.Cache, FeatureFlags: g.FeatureFlags}
 	if !g.Docker.isZero() {
 		d := g.Docker
 		s.Docker = &d
@@ -100,12 +108,12 @@ func tomlMerge(doc *tomlDoc, at string, table map[string]any, want *tomlDoc, fro
 }
 
 // applySettings sets the managed settings on doc's runner idx and, when
-// globals is set, the global section, and returns the fields that changed:
-// the global ones first.
-func (g *GitLabRunner) applySettings(doc *tomlDoc, idx int, globals bool) ([]Field, error) {
+// globals is not nil, the global section, and returns the fields that
+// changed: the global ones first.
+func (g *GitLabRunner) applySettings(doc *tomlDoc, idx int, globals *runnerGlobals) ([]Field, error) {
 	var fields []Field
-	if globals {
-		want, err := tomlWant(g.globals())
+	if globals != nil {
+		want, err := tomlWant(*globals)
 		if err != nil {
 			return nil, err
 		}

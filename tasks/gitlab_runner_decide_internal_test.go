@@ -91,22 +91,73 @@ func TestDecideReplacementAndUnregister(t *testing.T) {
 	}
 }
 
-// GitLabRunnerDocker is both the task's docker option and the
-// [runners.docker] section it writes: each field has config.toml's name in
-// both, and is left out of config.toml when unset.
-func TestGitLabRunnerDockerNamesAreConfigTOMLs(t *testing.T) {
-	for _, typ := range []reflect.Type{reflect.TypeOf(GitLabRunnerDocker{})} {
+// GitLabRunnerDocker and GitLabRunnerCache are both the task's options and
+// the sections it writes: each field has config.toml's name in both (but
+// for dindops's own inputs, toml "-", and what the controller reads, yaml
+// "-"), and is left out of config.toml when unset.
+func TestGitLabRunnerSectionNamesAreConfigTOMLs(t *testing.T) {
+	for _, typ := range []reflect.Type{reflect.TypeOf(GitLabRunnerDocker{}), reflect.TypeOf(GitLabRunnerCache{}), reflect.TypeOf(GitLabRunnerCacheS3{})} {
 		for i := 0; i < typ.NumField(); i++ {
 			f := typ.Field(i)
 			y, tm := f.Tag.Get("yaml"), f.Tag.Get("toml")
+			if y == "-" || tm == "-" {
+				continue
+			}
 			name, opts, _ := strings.Cut(tm, ",")
 			if name != y || (opts != "omitempty" && opts != "omitzero") {
 				t.Errorf("%s.%s: yaml %q, toml %q: want the same name, omitempty (omitzero for numbers)", typ.Name(), f.Name, y, tm)
 			}
 		}
 	}
-	want, err := tomlWant(GitLabRunnerDocker{})
-	if err != nil || len(want.root) != 0 {
-		t.Errorf("an empty section writes %v (%v), want nothing", want.root, err)
+	for _, v := range []any{GitLabRunnerDocker{}, GitLabRunnerCache{}, GitLabRunnerCacheS3{AccessKeyEnv: "A", SecretKeyFile: "/s"}} {
+		want, err := tomlWant(v)
+		if err != nil || len(want.root) != 0 {
+			t.Errorf("an empty %T writes %v (%v), want nothing", v, want.root, err)
+		}
+	}
+}
+
+// An item of runners over the task's options: unset options are the
+// task's, environment and feature_flags merge by name, the token inputs
+// go together, description is the item's own.
+func TestRunnerItemResolvesOverTheTask(t *testing.T) {
+	yes, no := true, false
+	g := &GitLabRunner{URL: "https://gitlab.example.com", AccessTokenEnv: "PAT", Unregister: "manager", Limit: 4, GroupID: 7, Description: "shared",
+		Environment:  []string{"X=1", "Y=2"},
+		FeatureFlags: map[string]bool{"FF_A": true, "FF_B": false},
+		Docker:       GitLabRunnerDocker{Host: "tcp://gitlab-dind:2376", Image: "docker:27", Privileged: &no, Volumes: []string{"/cache"}},
+		Cache:        &GitLabRunnerCache{Type: "s3"},
+		Runners: []GitLabRunner{
+			{Name: "a", TokenEnv: "TOK_A", Environment: []string{"Y=3", "Z=4"}, FeatureFlags: map[string]bool{"FF_B": true},
+				Docker: GitLabRunnerDocker{Image: "docker:28", Privileged: &yes}},
+			{Name: "b", State: "absent", Limit: 1},
+		}}
+	specs, err := g.runnerSpecs()
+	if err != nil || len(specs) != 2 {
+		t.Fatalf("%v %v", specs, err)
+	}
+	a, b := specs[0], specs[1]
+	if a.URL != g.URL || a.Unregister != "manager" || a.Limit != 4 || a.Description != "" || a.description() != "a" || a.Cache != g.Cache {
+		t.Errorf("a inherits: %+v", a)
+	}
+	if a.TokenEnv != "TOK_A" || a.AccessTokenEnv != "" || a.GroupID != 0 || b.GroupID != 7 {
+		t.Errorf("a's token inputs: token_env %q access_token_env %q group %d", a.TokenEnv, a.AccessTokenEnv, a.GroupID)
+	}
+	if strings.Join(a.Environment, " ") != "X=1 Y=3 Z=4" || !reflect.DeepEqual(a.FeatureFlags, map[string]bool{"FF_A": true, "FF_B": true}) {
+		t.Errorf("a merges: %v %v", a.Environment, a.FeatureFlags)
+	}
+	if d := a.Docker; d.Host != "tcp://gitlab-dind:2376" || d.Image != "docker:28" || !*d.Privileged || strings.Join(d.Volumes, " ") != "/cache" {
+		t.Errorf("a's docker %+v", d)
+	}
+	if b.AccessTokenEnv != "PAT" || b.Limit != 1 || b.state() != "absent" || strings.Join(b.Environment, " ") != "X=1 Y=2" || !reflect.DeepEqual(b.FeatureFlags, g.FeatureFlags) {
+		t.Errorf("b: %+v", b)
+	}
+	if g.FeatureFlags["FF_B"] || g.Environment[1] != "Y=2" {
+		t.Errorf("the task's own options changed: %v %v", g.FeatureFlags, g.Environment)
+	}
+	g.State = "absent"
+	g.specs = nil
+	if specs, _ := g.runnerSpecs(); specs[0].state() != "absent" {
+		t.Errorf("the task's state absent does not decommission a")
 	}
 }

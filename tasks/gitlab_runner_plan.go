@@ -11,11 +11,75 @@ import (
 	"strings"
 )
 
-// gitlabRunnerPayload is how Apply makes a change planned by Plan.
+// runnerPlan is what one Plan call read, and what its runners planned so
+// far; their changes share it.
+type runnerPlan struct {
+	path string
+	// file is config.toml as plan read it (existed false when there is
+	// none); sidFile is .runner_system_id, read in the same round trip.
+	file               RemoteFile
+	existed, sidExists bool
+	sidFile            RemoteFile
+	// doc is config.toml with the changes of the runners planned so far:
+	// each runner's change and diff follow those before it.
+	doc *tomlDoc
+	// systemID is the system ID the runners verify with, once one needed
+	// it; newSystemID says .runner_system_id does not exist and apply
+	// writes it.
+	systemID    string
+	newSystemID bool
+	// managed are the names of the task's runners.
+	managed []string
+	// globals are the global settings the task manages, planned with the
+	// first runner present; nil once planned (or when none is).
+	globals *runnerGlobals
+	// dirMade and sidWritten are what Apply did once for all the runners:
+	// config.toml's directory made, .runner_system_id written.
+	dirMade, sidWritten bool
+}
+
+// currentSystemID is the system ID in .runner_system_id as plan read it;
+// false when the file does not exist; an error when it holds something
+// else than a system ID.
+func (st *runnerPlan) currentSystemID() (string, bool, error) {
+	if !st.sidExists {
+		return "", false, nil
+	}
+	return parseSystemID(systemIDPath(st.path), st.sidFile.Content)
+}
+
+// planSystemID picks the system_id sent with a glrt- token for p: the one
+// the plan already picked, the one in .runner_system_id, or a new one Apply
+// writes there (with the field that says so, on the first change that
+// uses it).
+func (st *runnerPlan) planSystemID(p *gitlabRunnerPayload) (string, []Field, error) {
+	var fields []Field
+	if st.systemID == "" {
+		sid, exists, err := st.currentSystemID()
+		if err != nil {
+			return "", nil, err
+		}
+		if !exists {
+			if sid, err = newSystemID(); err != nil {
+				return "", nil, err
+			}
+			st.newSystemID = true
+			fields = append(fields, Field{Name: "system_id", New: sid + " (new " + systemIDPath(st.path) + ")"})
+		}
+		st.systemID = sid
+	}
+	p.systemID, p.writeSystemID = st.systemID, st.newSystemID
+	return st.systemID, fields, nil
+}
+
+// gitlabRunnerPayload is how Apply makes a change planned by Plan for one
+// runner.
 type gitlabRunnerPayload struct {
-	action  Action
-	orig    []byte // config.toml as plan read it
-	existed bool
+	action Action
+	st     *runnerPlan
+	spec   *GitLabRunner
+	// globals are the global settings this change sets too (nil: none).
+	globals *runnerGlobals
 	// systemID is sent to /api/v4/runners/verify; writeSystemID says
 	// .runner_system_id did not exist and Apply creates it.
 	systemID      string
@@ -30,20 +94,6 @@ type gitlabRunnerPayload struct {
 	// replaces and deletes first with the access token (DELETE
 	// /api/v4/runners/:id); 0 for none.
 	deleteRunnerID int64
-	// sidFile is .runner_system_id as plan read it, in the same round trip
-	// as config.toml (sidExists false when there is none).
-	sidFile   RemoteFile
-	sidExists bool
-}
-
-// currentSystemID is the system ID in .runner_system_id as plan read it;
-// false when the file does not exist; an error when it holds something
-// else than a system ID.
-func (p *gitlabRunnerPayload) currentSystemID(configFile string) (string, bool, error) {
-	if !p.sidExists {
-		return "", false, nil
-	}
-	return parseSystemID(systemIDPath(configFile), p.sidFile.Content)
 }
 
 // InvalidTokenError is a runner token in config.toml that GitLab refuses
@@ -68,8 +118,16 @@ func (e *InvalidTokenError) Error() string {
 	return msg + "; dindops does not register it again on its own: to replace it with a new registration from the given token, set replace_invalid_token: true (-e runner_replace_invalid_token=true with the shipped playbook)"
 }
 
-// Plan implements Task.
+// Plan implements Task: config.toml and .runner_system_id are read once,
+// then each runner is planned in order on config.toml as the runners
+// before it leave it, with one change each at most; the global settings go
+// with the first runner present. A runner whose plan fails fails the
+// task: apply would write config.toml without it.
 func (g *GitLabRunner) Plan(ctx context.Context, h Host) ([]Change, error) {
+	specs, err := g.runnerSpecs()
+	if err != nil {
+		return nil, err
+	}
 	path := g.configFile()
 	// config.toml and .runner_system_id in one round trip.
 	res, err := RunProbes(ctx, h, ReadProbe(path), ReadProbe(systemIDPath(path)))
@@ -82,55 +140,94 @@ func (g *GitLabRunner) Plan(ctx context.Context, h Host) ([]Change, error) {
 	if res[1].Err != nil {
 		return nil, fmt.Errorf("reading %s: %w", systemIDPath(path), res[1].Err)
 	}
-	f, exists := res[0].File, res[0].Exists
-	doc, err := parseTOMLDoc(path, f.Content)
+	doc, err := parseTOMLDoc(path, res[0].File.Content)
 	if err != nil {
 		return nil, err
 	}
-	idx, err := doc.findRunner(path, g.Name)
+	st := &runnerPlan{path: path, file: res[0].File, existed: res[0].Exists, sidFile: res[1].File, sidExists: res[1].Exists, doc: doc}
+	for _, s := range specs {
+		st.managed = append(st.managed, s.Name)
+		if s.state() == "present" && st.globals == nil {
+			globals := g.globals()
+			st.globals = &globals
+		}
+	}
+	var changes []Change
+	var quiet []string // warnings of runners without a change
+	for _, s := range specs {
+		ch, err := s.planRunner(ctx, st)
+		var we *WarningsError
+		switch {
+		case errors.As(err, &we):
+			quiet = append(quiet, we.Warnings...)
+		case err != nil:
+			return nil, err
+		}
+		changes = append(changes, ch...)
+	}
+	restart, err := g.planRestart(ctx, h, changes)
 	if err != nil {
 		return nil, err
 	}
-	payload := &gitlabRunnerPayload{orig: f.Content, existed: exists, sidFile: res[1].File, sidExists: res[1].Exists}
-	var warnings []string
-	if exists && !doc.keepsLayout(f.Content) {
-		warnings = append(warnings, fmt.Sprintf("%s will be rewritten in gitlab-runner's own layout: its comments and formatting are not kept", path))
+	changes = append(changes, restart...)
+	if len(changes) == 0 {
+		if len(quiet) > 0 {
+			return nil, &WarningsError{Warnings: quiet}
+		}
+		return nil, nil
 	}
+	if st.existed && !doc.keepsLayout(st.file.Content) {
+		changes[0].Warnings = append([]string{fmt.Sprintf("%s will be rewritten in gitlab-runner's own layout: its comments and formatting are not kept", path)}, changes[0].Warnings...)
+	}
+	changes[0].Warnings = append(changes[0].Warnings, quiet...)
+	return changes, nil
+}
+
+// planRunner plans the runner g on st.doc, and puts its planned entry
+// there for the runners after it.
+func (g *GitLabRunner) planRunner(ctx context.Context, st *runnerPlan) ([]Change, error) {
+	idx, err := st.doc.findRunner(st.path, g.Name)
+	if err != nil {
+		return nil, err
+	}
+	p := &gitlabRunnerPayload{st: st, spec: g}
 	if g.state() == "absent" {
-		return g.planAbsent(ctx, path, doc, idx, payload, warnings)
+		return g.planAbsent(ctx, st, idx, p)
 	}
-	facts, verr, err := g.facts(ctx, path, doc, idx, payload)
+	// The global settings go with this runner.
+	p.globals, st.globals = st.globals, nil
+	facts, verr, err := g.facts(ctx, st, idx)
 	if err != nil {
 		return nil, err
 	}
 	switch d := decide(facts); d.kind {
 	case registerRunner:
-		return g.planRegister(ctx, path, doc, idx, payload, warnings, d.why)
+		return g.planRegister(ctx, st, idx, p, d.why)
 	case refuseInvalidToken:
-		return nil, &InvalidTokenError{Runner: g.Name, ConfigFile: path, URL: strings.TrimRight(g.URL, "/"), SameAsGiven: facts.sameAsGiven()}
+		return nil, &InvalidTokenError{Runner: g.Name, ConfigFile: st.path, URL: strings.TrimRight(g.URL, "/"), SameAsGiven: facts.sameAsGiven()}
 	case cannotVerify:
-		return nil, fmt.Errorf("runner %s: cannot check the token in %s with GitLab: %w", g.Name, path, verr)
+		return nil, fmt.Errorf("runner %s: cannot check the token in %s with GitLab: %w", g.Name, st.path, verr)
 	default:
-		return g.planUpdate(ctx, path, doc, idx, payload, warnings, f, d, verr)
+		return g.planUpdate(ctx, st, idx, p, d, verr)
 	}
 }
 
 // facts reads what decide needs: the runner's entry, the system ID and,
 // when the entry holds a token for this GitLab, whether GitLab accepts it
 // (the verify error is returned too, for the wording).
-func (g *GitLabRunner) facts(ctx context.Context, path string, doc *tomlDoc, idx int, payload *gitlabRunnerPayload) (runnerFacts, error, error) {
+func (g *GitLabRunner) facts(ctx context.Context, st *runnerPlan, idx int) (runnerFacts, error, error) {
 	f := runnerFacts{listed: idx >= 0, given: g.kind, givenToken: g.token, replaceInvalid: g.ReplaceInvalidToken, sameGitLab: true}
 	if !f.listed {
 		return f, nil, nil
 	}
-	r := doc.runners()[idx]
+	r := st.doc.runners()[idx]
 	f.token, _ = r["token"].(string)
 	f.url, _ = r["url"].(string)
 	f.sameGitLab = f.url == "" || sameGitLab(f.url, g.URL)
 	if f.token == "" || !f.sameGitLab {
 		return f, nil, nil
 	}
-	sid, known, err := payload.currentSystemID(path)
+	sid, known, err := st.currentSystemID()
 	if err != nil {
 		return f, nil, err
 	}
@@ -157,28 +254,30 @@ func (g *GitLabRunner) facts(ctx context.Context, path string, doc *tomlDoc, idx
 // planUpdate words a kept registration: the settings that differ, the
 // system ID and glrt- token apply puts in place, the file's mode and
 // owner. verr is GitLab's missing answer when d.gitlabDown.
-func (g *GitLabRunner) planUpdate(ctx context.Context, path string, doc *tomlDoc, idx int, payload *gitlabRunnerPayload, warnings []string, f RemoteFile, d registration, verr error) ([]Change, error) {
+func (g *GitLabRunner) planUpdate(ctx context.Context, st *runnerPlan, idx int, payload *gitlabRunnerPayload, d registration, verr error) ([]Change, error) {
+	path, doc, f := st.path, st.doc, st.file
+	var warnings []string
 	base := strings.TrimRight(g.URL, "/")
 	planned := doc.clone()
-	fields, err := g.applySettings(planned, idx, true)
+	fields, err := g.applySettings(planned, idx, payload.globals)
 	if err != nil {
 		return nil, err
 	}
 	if d.verifyFirst {
-		sid, err := newSystemID()
+		sid, sidFields, err := st.planSystemID(payload)
 		if err != nil {
 			return nil, err
 		}
-		payload.systemID, payload.writeSystemID, payload.verifyCurrent = sid, true, true
-		fields = append(fields, Field{Name: "system_id", New: sid + " (new " + systemIDPath(path) + ")"},
-			Field{Name: "request", New: fmt.Sprintf("POST %s/api/v4/runners/verify token=%s (from %s) system_id=%s", base, SensitiveValue, path, sid)})
+		payload.verifyCurrent = true
+		fields = append(fields, sidFields...)
+		fields = append(fields, Field{Name: "request", New: fmt.Sprintf("POST %s/api/v4/runners/verify token=%s (from %s) system_id=%s", base, SensitiveValue, path, sid)})
 	}
 	var gitlabDown string
 	if d.gitlabDown {
 		gitlabDown = fmt.Sprintf("runner %s: %v: the token in %s could not be checked; the runner keeps it and retries on its own", g.Name, verr, path)
 	}
 	if d.swapToken {
-		sid, sidFields, err := g.planSystemID(path, payload)
+		sid, sidFields, err := st.planSystemID(payload)
 		if err != nil {
 			return nil, err
 		}
@@ -188,10 +287,11 @@ func (g *GitLabRunner) planUpdate(ctx context.Context, path string, doc *tomlDoc
 			Field{Name: "request", New: fmt.Sprintf("POST %s/api/v4/runners/verify token=%s system_id=%s", base, SensitiveValue, sid)})
 		fields = append(fields, sidFields...)
 	}
-	if payload.existed && f.Mode != 0o600 {
+	// The file's own mode and owner go with the global settings.
+	if payload.globals != nil && st.existed && f.Mode != 0o600 {
 		fields = append(fields, Field{Name: "mode", Old: fmt.Sprintf("%04o", f.Mode), New: "0600"})
 	}
-	if payload.existed && f.Owner != "" && f.Owner != "root" {
+	if payload.globals != nil && st.existed && f.Owner != "" && f.Owner != "root" {
 		fields = append(fields, Field{Name: "owner", Old: f.Owner, New: "root"})
 	}
 	if payload.newToken || payload.verifyCurrent {
@@ -218,6 +318,7 @@ func (g *GitLabRunner) planUpdate(ctx context.Context, path string, doc *tomlDoc
 	if err != nil {
 		return nil, err
 	}
+	st.doc = planned
 	payload.action = Update
 	return []Change{{Action: Update, Resource: "runner", Target: g.Name,
 		Summary: fmt.Sprintf("update runner %s in %s: %s", g.Name, path, FieldNames(fields)),
@@ -226,7 +327,9 @@ func (g *GitLabRunner) planUpdate(ctx context.Context, path string, doc *tomlDoc
 
 // planAbsent plans the decommission of the runner: unregistered from
 // GitLab as unregister says, its entry removed from config.toml.
-func (g *GitLabRunner) planAbsent(ctx context.Context, path string, doc *tomlDoc, idx int, payload *gitlabRunnerPayload, warnings []string) ([]Change, error) {
+func (g *GitLabRunner) planAbsent(ctx context.Context, st *runnerPlan, idx int, payload *gitlabRunnerPayload) ([]Change, error) {
+	path, doc := st.path, st.doc
+	var warnings []string
 	if idx < 0 {
 		return nil, nil
 	}
@@ -249,7 +352,7 @@ func (g *GitLabRunner) planAbsent(ctx context.Context, path string, doc *tomlDoc
 	case unregisterSkipped:
 		warnings = append(warnings, fmt.Sprintf("%s stays in %s (unregister: none): delete it there if nothing uses it", who, base))
 	case unregisterManager:
-		sid, ok, err := payload.currentSystemID(path)
+		sid, ok, err := st.currentSystemID()
 		if err != nil {
 			return nil, err
 		}
@@ -277,6 +380,7 @@ func (g *GitLabRunner) planAbsent(ctx context.Context, path string, doc *tomlDoc
 	if err != nil {
 		return nil, err
 	}
+	st.doc = planned
 	payload.action = Delete
 	return []Change{{Action: Delete, Resource: "runner", Target: g.Name, Summary: summary, Fields: fields, Diff: diff, Warnings: warnings, Payload: payload}}, nil
 }
@@ -293,27 +397,4 @@ func sameGitLab(a, b string) bool {
 		return strings.ToLower(u.Scheme) + "://" + strings.ToLower(u.Host) + strings.TrimRight(u.Path, "/")
 	}
 	return norm(a) == norm(b)
-}
-
-// planSystemID picks the system_id sent with a glrt- token: the one the
-// plan already picked, the one in .runner_system_id, or a new one Apply
-// writes there (with the field that says so).
-func (g *GitLabRunner) planSystemID(path string, payload *gitlabRunnerPayload) (string, []Field, error) {
-	if payload.systemID != "" {
-		return payload.systemID, nil, nil
-	}
-	sid, exists, err := payload.currentSystemID(path)
-	if err != nil {
-		return "", nil, err
-	}
-	var fields []Field
-	if !exists {
-		if sid, err = newSystemID(); err != nil {
-			return "", nil, err
-		}
-		payload.writeSystemID = true
-		fields = append(fields, Field{Name: "system_id", New: sid + " (new " + systemIDPath(path) + ")"})
-	}
-	payload.systemID = sid
-	return sid, fields, nil
 }

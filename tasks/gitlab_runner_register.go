@@ -6,6 +6,7 @@ package tasks
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -74,7 +75,9 @@ func (g *GitLabRunner) registerWording(why registerReason, path string, entry ma
 }
 
 // planRegister plans a registration, for the reason why.
-func (g *GitLabRunner) planRegister(ctx context.Context, path string, doc *tomlDoc, idx int, payload *gitlabRunnerPayload, warnings []string, why registerReason) ([]Change, error) {
+func (g *GitLabRunner) planRegister(ctx context.Context, st *runnerPlan, idx int, payload *gitlabRunnerPayload, why registerReason) ([]Change, error) {
+	path, doc := st.path, st.doc
+	var warnings []string
 	base := strings.TrimRight(g.URL, "/")
 	var entry map[string]any
 	if idx >= 0 {
@@ -107,7 +110,7 @@ func (g *GitLabRunner) planRegister(ctx context.Context, path string, doc *tomlD
 	if why == replacesRefused && entryID > 0 {
 		inUse := ""
 		if token.canDeleteRunners() {
-			sid, _, err := payload.currentSystemID(path)
+			sid, _, err := st.currentSystemID()
 			if err != nil {
 				return nil, err
 			}
@@ -122,13 +125,13 @@ func (g *GitLabRunner) planRegister(ctx context.Context, path string, doc *tomlD
 			warnings = append(warnings, g.replacementWarning(r.id, inUse))
 		}
 	}
-	warnings = append(warnings, g.otherEntriesWarnings(path, doc, idx, payload)...)
+	warnings = append(warnings, g.otherEntriesWarnings(st, idx)...)
 
 	fields := []Field{{Name: "name", New: g.Name}}
 	var request string
 	switch g.kind {
 	case runnerAuthToken, accessToken:
-		sid, sidFields, err := g.planSystemID(path, payload)
+		sid, sidFields, err := st.planSystemID(payload)
 		if err != nil {
 			return nil, err
 		}
@@ -173,7 +176,7 @@ func (g *GitLabRunner) planRegister(ctx context.Context, path string, doc *tomlD
 		newIdx = planned.addRunner(g.Name)
 	}
 	planned.runners()[newIdx]["token"] = SensitiveValue
-	settings, err := g.applySettings(planned, newIdx, true)
+	settings, err := g.applySettings(planned, newIdx, payload.globals)
 	if err != nil {
 		return nil, err
 	}
@@ -182,6 +185,7 @@ func (g *GitLabRunner) planRegister(ctx context.Context, path string, doc *tomlD
 	if err != nil {
 		return nil, err
 	}
+	st.doc = planned
 	payload.action = Create
 	return []Change{{Action: Create, Resource: "runner", Target: g.Name, Summary: summary,
 		Fields: fields, Diff: diff, Warnings: warnings, Payload: payload}}, nil
@@ -207,17 +211,22 @@ func (g *GitLabRunner) replacementWarning(id int64, inUse string) string {
 }
 
 // otherEntriesWarnings are what a registration tells of config.toml's
-// other entries: those for the same GitLab keep running beside this one (a
-// renamed runner leaves its old entry behind), and a .runner_system_id
-// beside a config.toml without any entry may mean config.toml was lost
-// with the runner's registration in it (gitlab-runner leaves the file
-// behind).
-func (g *GitLabRunner) otherEntriesWarnings(path string, doc *tomlDoc, idx int, payload *gitlabRunnerPayload) []string {
+// other entries: those for the same GitLab that the task does not manage
+// keep running beside this one (a renamed runner leaves its old entry
+// behind), and a .runner_system_id beside a config.toml without any entry
+// may mean config.toml was lost with the runner's registration in it
+// (gitlab-runner leaves the file behind).
+func (g *GitLabRunner) otherEntriesWarnings(st *runnerPlan, idx int) []string {
+	path, doc := st.path, st.doc
 	var others []string
+	same := 0 // entries for the same GitLab, the task's own included
 	for j, r := range doc.runners() {
+		n, _ := r["name"].(string)
 		if u, _ := r["url"].(string); j != idx && sameGitLab(u, g.URL) {
-			n, _ := r["name"].(string)
-			others = append(others, n)
+			same++
+			if !slices.Contains(st.managed, n) {
+				others = append(others, n)
+			}
 		}
 	}
 	var warnings []string
@@ -228,9 +237,9 @@ func (g *GitLabRunner) otherEntriesWarnings(path string, doc *tomlDoc, idx int, 
 	default:
 		warnings = append(warnings, fmt.Sprintf("%s also has runners %s for the same GitLab; they keep running: remove them with state: absent under their names if one was renamed to %s", path, strings.Join(others, ", "), g.Name))
 	}
-	if idx < 0 && len(others) == 0 && payload.sidExists {
+	if idx < 0 && same == 0 && st.sidExists {
 		id := ""
-		if sid := strings.TrimSpace(string(payload.sidFile.Content)); systemIDRE.MatchString(sid) {
+		if sid := strings.TrimSpace(string(st.sidFile.Content)); systemIDRE.MatchString(sid) {
 			id = " (system ID " + sid + ")"
 		}
 		warnings = append(warnings, fmt.Sprintf("%s exists%s: this host had a runner before, but %s has no entry for %s; if it was registered with another token than this one and config.toml was lost, that registration remains in GitLab: delete it there (Settings > CI/CD > Runners)", systemIDPath(path), id, path, g.Name))

@@ -7,7 +7,40 @@ import (
 	"time"
 )
 
-// keeps the HTTP client for the GitLab API.
+// Prepare implements Preparer: it reads each runner's token and S3 cache
+// keys on the controller and keeps the HTTP client for the GitLab API.
+// Two runners given the same glrt- token are an error: one runner in GitLab
+// is one [[runners]] entry.
+func (g *GitLabRunner) Prepare(c Controller) error {
+	g.client = c.HTTPClient
+	specs, err := g.runnerSpecs()
+	if err != nil {
+		return err
+	}
+	glrt := map[string]int{}
+	for i, s := range specs {
+		s.client = c.HTTPClient
+		err := s.prepareToken(c)
+		if err == nil {
+			err = s.prepareCache(c)
+		}
+		if err == nil && s.kind == runnerAuthToken {
+			if j, ok := glrt[s.token]; ok {
+				err = FieldErrorf("token_env", "%s holds the same glrt- runner authentication token as runners[%d] (%s): that is one runner in GitLab, which one [[runners]] entry runs; create a runner in GitLab for each and give each its own token", s.tokenSource, j, specs[j].tokenSource)
+			}
+			glrt[s.token] = i
+		}
+		if err != nil {
+			if len(g.Runners) > 0 {
+				return prefixFieldError(fmt.Sprintf("runners[%d]", i), err)
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// prepareToken reads the runner's token on the controller.
 //
 // A token that is not there (the variable unset, the file missing, either
 // empty) is not an error yet: a host whose runner is already registered does
@@ -15,19 +48,12 @@ import (
 // must be registered or its token replaced. A token that is there but
 // malformed, of the wrong kind for its input, or kept in a file other users
 // can read, fails here, before any host is contacted.
-func (g *GitLabRunner) Prepare(c Controller) error {
-	g.client = c.HTTPClient
+func (g *GitLabRunner) prepareToken(c Controller) error {
 	g.token, g.kind, g.tokenSource, g.tokenErr = "", noToken, "", nil
 	if g.state() == "absent" {
 		return nil
 	}
-	lookupEnv, readFile := c.LookupEnv, c.ReadFile
-	if lookupEnv == nil {
-		lookupEnv = os.LookupEnv
-	}
-	if readFile == nil {
-		readFile = os.ReadFile
-	}
+	lookupEnv, readFile := c.lookupEnv(), c.readFile()
 	where := tokenWhere
 	if g.usesAccessToken() {
 		where = accessTokenWhere
@@ -56,7 +82,7 @@ func (g *GitLabRunner) Prepare(c Controller) error {
 			field, path = "access_token_file", g.AccessTokenFile
 		}
 		g.tokenSource = "file " + path
-		if err := checkTokenFileMode(path); err != nil {
+		if err := checkSecretFileMode(path, "token file"); err != nil {
 			return &FieldError{Field: field, Err: err}
 		}
 		b, err := readFile(path)
@@ -98,6 +124,11 @@ func (g *GitLabRunner) Prepare(c Controller) error {
 		g.kind = registrationToken
 	}
 	g.token = token
+	if g.kind == runnerAuthToken && g.serverInherited {
+		// The task's settings, for the runners it creates: this one GitLab
+		// has already.
+		g.GitLabRunnerServerSettings = GitLabRunnerServerSettings{}
+	}
 	if g.kind == runnerAuthToken {
 		if set := g.GitLabRunnerServerSettings.names(); len(set) > 0 {
 			return FieldErrorf(set[0], "%s cannot be set with a glrt- runner authentication token: GitLab keeps them with the runner; set them in GitLab's UI (the runner's settings), or let dindops create the runner with an access token (access_token_env: POST /api/v4/user/runners), and remove them here (gitlab-runner 15.11 and later refuse them too)", strings.Join(set, ", "))
@@ -116,11 +147,11 @@ const accessTokenWhere = "a personal access token with the create_runner scope: 
 // administrator changed the instance's prefix).
 const accessTokenPrefix = "glpat-"
 
-// checkTokenFileMode refuses a token file that other users can read or
+// checkSecretFileMode refuses a file holding a secret (what it is) that other users can read or
 // change, as ssh refuses a private key with loose permissions. It looks at
 // the controller's own file system; a path it cannot stat is left to
 // Controller.ReadFile, which reports what is wrong with it.
-func checkTokenFileMode(path string) error {
+func checkSecretFileMode(path, what string) error {
 	fi, err := os.Stat(path)
 	if err != nil || !fi.Mode().IsRegular() {
 		return nil
@@ -128,9 +159,9 @@ func checkTokenFileMode(path string) error {
 	perm := fi.Mode().Perm()
 	switch {
 	case perm&0o044 != 0:
-		return fmt.Errorf("token file %s is readable by other users (mode %04o); chmod 600 %s", path, perm, path)
+		return fmt.Errorf("%s %s is readable by other users (mode %04o); chmod 600 %s", what, path, perm, path)
 	case perm&0o022 != 0:
-		return fmt.Errorf("token file %s can be changed by other users (mode %04o); chmod 600 %s", path, perm, path)
+		return fmt.Errorf("%s %s can be changed by other users (mode %04o); chmod 600 %s", what, path, perm, path)
 	}
 	return nil
 }
