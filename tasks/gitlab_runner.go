@@ -70,9 +70,11 @@ import (
 // revoked) fails the plan with what happened; the runner is registered
 // anew only when replace_invalid_token is true. A GitLab that cannot be
 // reached fails the plan too: it never means "not registered". The plan
-// compares the settings this task manages (executor, environment, docker.*,
-// and the global concurrent and check_interval) and shows a diff of
-// config.toml when they differ. When a glrt- token is given and config.toml
+// compares the settings this task manages (executor, environment,
+// request_concurrency, limit, output_limit, docker.*, cache.*,
+// feature_flags.*, and the global concurrent, check_interval,
+// listen_address and shutdown_timeout) and shows a diff of config.toml
+// when they differ. When a glrt- token is given and config.toml
 // holds another valid one, the given one replaces it after GitLab verifies
 // it. Options left unset (empty strings and lists, zero numbers, unset
 // booleans) are not managed: whatever config.toml has for them is kept.
@@ -95,6 +97,27 @@ import (
 // itself when it changes, so no restart is needed. It is written mode 0600,
 // owner root; every token in it shows as "(sensitive value)" in plans and
 // diffs. .runner_system_id is kept as it is (written only when missing).
+//
+// # Several runners
+//
+// With runners, the task manages several [[runners]] entries of one
+// config.toml (one gitlab-runner process runs them all, as on a big build
+// server): each item is a runner with its own name, token input and
+// settings, over the task's options (see runnerSpecs). Each is planned as
+// above, in order, with a change of its own; the global settings go with
+// the first runner present. Entries of config.toml the task does not name
+// are kept.
+//
+//	gitlab_runner:
+//	  config_file: /srv/gitlab-runner/config/config.toml
+//	  url: https://gitlab.example.com
+//	  concurrent: 8
+//	  listen_address: ":9252"
+//	  restart: {containers: [gitlab-runner]}
+//	  docker: {host: "tcp://gitlab-dind:2376", image: "docker:27"}
+//	  runners:
+//	    - {name: big-1-heavy, token_env: HEAVY_TOKEN, limit: 2}
+//	    - {name: big-1-light, token_file: /etc/dindops/light-token}
 //
 // # Decommission
 //
