@@ -288,6 +288,11 @@ func TestShippedPlaybookCompiles(t *testing.T) {
 		g.ListenAddress != "" || g.Cache != nil || len(g.FeatureFlags) != 0 || len(g.Docker.PullPolicy) != 0 {
 		t.Errorf("default runners %+v, restart %+v, listen %q, cache %v", g.Runners, g.Restart, g.ListenAddress, g.Cache)
 	}
+	// runner_tag_list belongs to the default runner: with a glrt- token it
+	// is refused, as GitLab keeps that runner's tags.
+	if _, err := Compile(pb.Plays[1], host(t, nil), CompileOptions{ExtraVars: map[string]any{"runner_tag_list": []any{"docker"}}, Controller: ctl}); err == nil || !strings.Contains(err.Error(), "tag_list cannot be set with a glrt- runner authentication token") {
+		t.Errorf("runner_tag_list with a glrt- token: %v", err)
+	}
 	// Several runners from the inventory, with settings of their own and
 	// the playbook's; an S3 cache whose keys the controller reads.
 	env := map[string]string{"GITLAB_RUNNER_TOKEN": "glrt-test-token", "BIG": "glrt-big-token", "S3_ACCESS": "AKIA", "S3_SECRET": "s3cr3t"}
@@ -305,6 +310,9 @@ func TestShippedPlaybookCompiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	g = runnerTask(hp)
+	if hc := hp.Health[0].Check.(*tasks.RunnerHealth); len(hc.Runners) != 2 || hc.Runners[1].Name != "build-1-small" || hc.Name != "" {
+		t.Errorf("health check runners %+v, name %q", hc.Runners, hc.Name)
+	}
 	if len(g.Runners) != 2 || g.Runners[0].Name != "build-1-big" || g.Runners[0].Limit != 2 || g.Runners[1].Docker.Image != "alpine:3" || g.ListenAddress != ":9252" ||
 		g.Cache == nil || g.Cache.S3.AccessKey != "AKIA" || !g.FeatureFlags["FF_NETWORK_PER_BUILD"] {
 		t.Errorf("runners %+v, listen %q, cache %+v", g.Runners, g.ListenAddress, g.Cache)

@@ -8,12 +8,14 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/BurntSushi/toml"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
+	"go.yaml.in/yaml/v3"
 )
 
 // RunnerHealth checks that a runner works, in this order, stopping at the
@@ -21,8 +23,9 @@ import (
 //
 //  1. the host's dockerd answers (Engine API _ping);
 //  2. config.toml (config_file, read on the host) has the runner named
-//     name (without a name: at least one runner, and every runner of
-//     config.toml is checked), and says which Docker daemon its jobs use
+//     name and those of runners (with neither: at least one runner, and
+//     every runner of config.toml is checked), and says which Docker
+//     daemon their jobs use
 //     ([runners.docker] host, tls_verify, tls_cert_path; an empty host
 //     means the runner container's DOCKER_HOST, as gitlab-runner does);
 //  3. the runner container (container) runs;
@@ -55,9 +58,14 @@ import (
 type RunnerHealth struct {
 	// ConfigFile is config.toml's path on the host.
 	ConfigFile string `yaml:"config_file"`
-	// Name is the runner's name in config.toml ([[runners]] name); empty:
-	// every runner of config.toml.
+	// Name is the runner's name in config.toml ([[runners]] name).
 	Name string `yaml:"name"`
+	// Runners are runners to check, as the gitlab_runner task's runners
+	// list gives them: only each item's name and state are read (state
+	// absent: decommissioned, not checked); its other options are
+	// gitlab_runner's. With neither name nor runners, every runner of
+	// config.toml is checked.
+	Runners []RunnerHealthItem `yaml:"runners"`
 	// Container is the runner container's name.
 	Container string `yaml:"container"`
 	// State is present (the default: check) or absent (nothing to check).
@@ -97,6 +105,45 @@ func (r *RunnerHealth) Validate() error {
 	return nil
 }
 
+// RunnerHealthItem is one runner of RunnerHealth.Runners: an item of the
+// gitlab_runner task's runners list, of which the check reads the name and
+// state.
+type RunnerHealthItem struct {
+	Name  string
+	State string
+}
+
+// UnmarshalYAML implements yaml.Unmarshaler: a mapping with name (a
+// string, required) and state; other keys are left to gitlab_runner.
+func (it *RunnerHealthItem) UnmarshalYAML(n *yaml.Node) error {
+	var m map[string]any
+	if err := n.Decode(&m); err != nil {
+		return err
+	}
+	name, ok := m["name"].(string)
+	if !ok || name == "" {
+		return fmt.Errorf("line %d: a runner needs a name", n.Line)
+	}
+	state, _ := m["state"].(string)
+	*it = RunnerHealthItem{Name: name, State: state}
+	return nil
+}
+
+// names are the runners to check: Name and the present items of Runners;
+// nil means every runner of config.toml.
+func (r *RunnerHealth) names() []string {
+	var out []string
+	if r.Name != "" {
+		out = append(out, r.Name)
+	}
+	for _, it := range r.Runners {
+		if it.State != "absent" && !slices.Contains(out, it.Name) {
+			out = append(out, it.Name)
+		}
+	}
+	return out
+}
+
 // Prepare implements Preparer: the HTTP client for GitLab.
 func (r *RunnerHealth) Prepare(c Controller) error {
 	r.client = c.HTTPClient
@@ -105,12 +152,12 @@ func (r *RunnerHealth) Prepare(c Controller) error {
 
 // Check implements Checker.
 func (r *RunnerHealth) Check(ctx context.Context, h Host, o CheckOptions) Health {
-	if r.State == "absent" {
-		what := "the runners of " + r.ConfigFile + " are"
-		if r.Name != "" {
-			what = "runner " + r.Name + " is"
-		}
-		return Health{Status: NotChecked, Reason: what + " decommissioned (state: absent)"}
+	names := r.names()
+	switch {
+	case r.State == "absent" && r.Name != "":
+		return Health{Status: NotChecked, Reason: "runner " + r.Name + " is decommissioned (state: absent)"}
+	case r.State == "absent", len(r.Runners) > 0 && len(names) == 0:
+		return Health{Status: NotChecked, Reason: "the runners of " + r.ConfigFile + " are decommissioned (state: absent)"}
 	}
 	settle := time.Duration(r.Settle) * time.Second
 	switch {
@@ -140,17 +187,20 @@ func (r *RunnerHealth) Check(ctx context.Context, h Host, o CheckOptions) Health
 // runnerConfig is the part of config.toml the check reads
 // (https://docs.gitlab.com/runner/configuration/advanced-configuration/).
 type runnerConfig struct {
-	ListenAddress string `toml:"listen_address"`
-	Runners       []struct {
-		Name   string `toml:"name"`
-		URL    string `toml:"url"`
-		Token  string `toml:"token"`
-		Docker struct {
-			Host        string `toml:"host"`
-			TLSVerify   bool   `toml:"tls_verify"`
-			TLSCertPath string `toml:"tls_cert_path"`
-		} `toml:"docker"`
-	} `toml:"runners"`
+	ListenAddress string         `toml:"listen_address"`
+	Runners       []configRunner `toml:"runners"`
+}
+
+// configRunner is a [[runners]] entry as the check reads it.
+type configRunner struct {
+	Name   string `toml:"name"`
+	URL    string `toml:"url"`
+	Token  string `toml:"token"`
+	Docker struct {
+		Host        string `toml:"host"`
+		TLSVerify   bool   `toml:"tls_verify"`
+		TLSCertPath string `toml:"tls_cert_path"`
+	} `toml:"docker"`
 }
 
 // healthRun is one try of the check, with what it has found so far.
@@ -202,16 +252,14 @@ func (r *RunnerHealth) checkOnce(ctx context.Context, h Host) (Health, bool) {
 		return hr.fail(ProblemRunnerConfig, "%s is not valid TOML: %v", r.ConfigFile, err), false
 	}
 	runners := cfg.Runners
-	if r.Name != "" {
+	if names := r.names(); names != nil {
 		runners = nil
-		for _, rn := range cfg.Runners {
-			if rn.Name == r.Name {
-				runners = append(runners, rn)
-				break
+		for _, name := range names {
+			i := slices.IndexFunc(cfg.Runners, func(rn configRunner) bool { return rn.Name == name })
+			if i < 0 {
+				return hr.fail(ProblemRunnerConfig, "%s has no runner named %q", r.ConfigFile, name), false
 			}
-		}
-		if len(runners) == 0 {
-			return hr.fail(ProblemRunnerConfig, "%s has no runner named %q", r.ConfigFile, r.Name), false
+			runners = append(runners, cfg.Runners[i])
 		}
 	} else if len(runners) == 0 {
 		return hr.fail(ProblemRunnerConfig, "%s has no runners: none is registered", r.ConfigFile), false
