@@ -7,6 +7,7 @@ import (
 	"maps"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"text/template"
 	"time"
@@ -241,13 +242,24 @@ func fieldErr(d *TaskDef, err error) error {
 	}
 	n := d.options
 	for _, part := range strings.Split(fe.Field, ".") {
+		// "runners[1]" is item 1 of the list under runners.
+		key, index := part, -1
+		if k, rest, ok := strings.Cut(part, "["); ok && strings.HasSuffix(rest, "]") {
+			if i, err := strconv.Atoi(strings.TrimSuffix(rest, "]")); err == nil {
+				key, index = k, i
+			}
+		}
 		next := (*yaml.Node)(nil)
 		if n.Kind == yaml.MappingNode {
 			for i := 0; i+1 < len(n.Content); i += 2 {
-				if n.Content[i].Value == part {
+				if n.Content[i].Value == key {
 					next = n.Content[i]
-					if i+1 < len(n.Content) && n.Content[i+1].Kind == yaml.MappingNode {
-						next = n.Content[i+1]
+					v := n.Content[i+1]
+					switch {
+					case index >= 0 && v.Kind == yaml.SequenceNode && index < len(v.Content):
+						next = v.Content[index]
+					case index < 0 && v.Kind == yaml.MappingNode:
+						next = v
 					}
 					break
 				}

@@ -276,4 +276,50 @@ func TestShippedPlaybookCompiles(t *testing.T) {
 	if g := runnerTask(hp); g.TokenEnv != "" || g.TokenFile != "/controller/runner-token" || strings.Join(read, " ") != "/controller/runner-token" {
 		t.Errorf("runner_token_file: token_env %q, token_file %q, read %v", g.TokenEnv, g.TokenFile, read)
 	}
+
+	// The default is one runner, named runner_name; global settings and
+	// the restart that listen_address needs are the task's.
+	hp, err = Compile(pb.Plays[1], host(t, nil), CompileOptions{Controller: ctl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := runnerTask(hp)
+	if len(g.Runners) != 1 || g.Runners[0].Name != "build-1" || g.Name != "" || g.Restart == nil || strings.Join(g.Restart.Containers, " ") != "gitlab-runner" ||
+		g.ListenAddress != "" || g.Cache != nil || len(g.FeatureFlags) != 0 || len(g.Docker.PullPolicy) != 0 {
+		t.Errorf("default runners %+v, restart %+v, listen %q, cache %v", g.Runners, g.Restart, g.ListenAddress, g.Cache)
+	}
+	// runner_tag_list belongs to the default runner: with a glrt- token it
+	// is refused, as GitLab keeps that runner's tags.
+	if _, err := Compile(pb.Plays[1], host(t, nil), CompileOptions{ExtraVars: map[string]any{"runner_tag_list": []any{"docker"}}, Controller: ctl}); err == nil || !strings.Contains(err.Error(), "tag_list cannot be set with a glrt- runner authentication token") {
+		t.Errorf("runner_tag_list with a glrt- token: %v", err)
+	}
+	// Several runners from the inventory, with settings of their own and
+	// the playbook's; an S3 cache whose keys the controller reads.
+	env := map[string]string{"GITLAB_RUNNER_TOKEN": "glrt-test-token", "BIG": "glrt-big-token", "S3_ACCESS": "AKIA", "S3_SECRET": "s3cr3t"}
+	inv := host(t, map[string]any{
+		"runner_listen_address": ":9252",
+		"runner_feature_flags":  map[string]any{"FF_NETWORK_PER_BUILD": true},
+		"runner_cache":          map[string]any{"Type": "s3", "s3": map[string]any{"BucketName": "ci", "access_key_env": "S3_ACCESS", "secret_key_env": "S3_SECRET"}},
+		"runners": []any{
+			map[string]any{"name": "{{ .inventory_hostname }}-big", "token_env": "BIG", "limit": 2},
+			map[string]any{"name": "{{ .inventory_hostname }}-small", "docker": map[string]any{"image": "alpine:3"}},
+		},
+	})
+	hp, err = Compile(pb.Plays[1], inv, CompileOptions{Controller: tasks.Controller{LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g = runnerTask(hp)
+	if hc := hp.Health[0].Check.(*tasks.RunnerHealth); len(hc.Runners) != 2 || hc.Runners[1].Name != "build-1-small" || hc.Name != "" {
+		t.Errorf("health check runners %+v, name %q", hc.Runners, hc.Name)
+	}
+	if len(g.Runners) != 2 || g.Runners[0].Name != "build-1-big" || g.Runners[0].Limit != 2 || g.Runners[1].Docker.Image != "alpine:3" || g.ListenAddress != ":9252" ||
+		g.Cache == nil || g.Cache.S3.AccessKey != "AKIA" || !g.FeatureFlags["FF_NETWORK_PER_BUILD"] {
+		t.Errorf("runners %+v, listen %q, cache %+v", g.Runners, g.ListenAddress, g.Cache)
+	}
+	// A bad item is named by its place in the list.
+	inv.Vars["runners"] = []any{map[string]any{"name": "a"}, map[string]any{"name": "b", "docker": map[string]any{"pull_policy": []any{"sometimes"}}}}
+	if _, err := Compile(pb.Plays[1], inv, CompileOptions{Controller: ctl}); err == nil || !strings.Contains(err.Error(), "gitlab_runner.runners[1].docker.pull_policy") || !strings.Contains(err.Error(), "variable runners, set in the inventory") {
+		t.Errorf("bad item: %v", err)
+	}
 }

@@ -85,7 +85,7 @@ func (c *DockerContainer) Prepare(ctl Controller) error {
 			v = got
 		case s.File != "":
 			from = "file " + s.File
-			if err := checkTokenFileMode(s.File); err != nil {
+			if err := checkSecretFileMode(s.File, "secret"); err != nil {
 				return &FieldError{Field: "secret_env." + k + ".file", Err: err}
 			}
 			b, err := readFile(s.File)

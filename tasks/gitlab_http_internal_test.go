@@ -30,15 +30,15 @@ func TestGitLabHTTPClientAsksAHangingGitLabOnce(t *testing.T) {
 	}))
 	defer srv.Close()
 	defer close(release)
-	g := &GitLabRunner{URL: srv.URL, Name: "build-1", client: NewGitLabHTTPClient(200 * time.Millisecond)}
+	g := newGitLabClient(srv.URL, NewGitLabHTTPClient(200*time.Millisecond))
 	ctx := context.Background()
 
 	hang.Store(true)
-	if err := g.checkGitLabAnswers(ctx); err == nil || !strings.Contains(err.Error(), "does not answer") {
+	if err := g.checkAnswers(ctx); err == nil || !strings.Contains(err.Error(), "does not answer") {
 		t.Fatalf("first check: %v", err)
 	}
 	start := time.Now()
-	err := g.checkGitLabAnswers(ctx)
+	err := g.checkAnswers(ctx)
 	if err == nil || !strings.Contains(err.Error(), "earlier in this run") || time.Since(start) > 100*time.Millisecond || requests.Load() != 1 {
 		t.Errorf("second check: %v after %s, %d requests", err, time.Since(start), requests.Load())
 	}
@@ -50,16 +50,16 @@ func TestGitLabHTTPClientAsksAHangingGitLabOnce(t *testing.T) {
 	// GitLab back: an answer clears the mark.
 	hang.Store(false)
 	_ = g.call(ctx, http.MethodPost, "/api/v4/runners", map[string]any{}, nil, http.StatusCreated, nil)
-	if err := g.checkGitLabAnswers(ctx); err != nil {
+	if err := g.checkAnswers(ctx); err != nil {
 		t.Errorf("check after GitLab answered: %v", err)
 	}
 	// A check the caller cancelled marks nothing.
 	hang.Store(true)
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	_ = g.checkGitLabAnswers(cctx)
+	_ = g.checkAnswers(cctx)
 	hang.Store(false)
-	if err := g.checkGitLabAnswers(ctx); err != nil {
+	if err := g.checkAnswers(ctx); err != nil {
 		t.Errorf("check after a cancelled one: %v", err)
 	}
 }

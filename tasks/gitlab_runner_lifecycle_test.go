@@ -375,6 +375,30 @@ func TestGitLabRunnerVerifiesWithANewSystemID(t *testing.T) {
 	f.assertNoSecrets(h, glrt)
 }
 
+// No system ID, and another glrt- token given than the one in config.toml:
+// one new system ID serves both verifications (the current token's, then
+// the given one's), and it is the one written.
+func TestGitLabRunnerSwapsATokenWithOneNewSystemID(t *testing.T) {
+	f := newGitLab(t, fakegitlab.Options{})
+	_, glrt := f.fake.CreateRunner(fakegitlab.NewRunner{})
+	_, fresh := f.fake.CreateRunner(fakegitlab.NewRunner{})
+	h := tasktest.New()
+	tasktest.Converge(t, f.mustPrepare(f.task(glrt, nil)), h)
+	h.RemoveFile(sysIDPath)
+	changes := tasktest.Converge(t, f.mustPrepare(f.task(fresh, nil)), h)
+	c := changes[0]
+	sid, _ := h.File(sysIDPath)
+	if n := strings.Count(tasks.FieldNames(c.Fields), "system_id"); n != 1 || !strings.HasPrefix(fieldValue(c, "system_id"), string(sid.Content)+" ") {
+		t.Errorf("system_id fields %d (want 1), %q, written %q", n, fieldValue(c, "system_id"), sid.Content)
+	}
+	for _, r := range f.fake.Runners() {
+		if got := strings.Join(r.VerifiedSystemIDs, ","); !strings.Contains(got, string(sid.Content)) {
+			t.Errorf("runner %d verified with %q, not %q", r.ID, got, sid.Content)
+		}
+	}
+	f.assertNoSecrets(h, glrt, fresh)
+}
+
 func ExampleInvalidTokenError() {
 	err := &tasks.InvalidTokenError{Runner: "build-1", ConfigFile: "/etc/gitlab-runner/config.toml", URL: "https://gitlab.example.com"}
 	fmt.Println(strings.SplitN(err.Error(), ";", 2)[0])

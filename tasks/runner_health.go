@@ -5,16 +5,17 @@ package tasks
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/BurntSushi/toml"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
+	"go.yaml.in/yaml/v3"
 )
 
 // RunnerHealth checks that a runner works, in this order, stopping at the
@@ -22,11 +23,14 @@ import (
 //
 //  1. the host's dockerd answers (Engine API _ping);
 //  2. config.toml (config_file, read on the host) has the runner named
-//     name, and says which Docker daemon its jobs use ([runners.docker]
-//     host, tls_verify, tls_cert_path; an empty host means the runner
-//     container's DOCKER_HOST, as gitlab-runner does);
+//     name and those of runners (with neither: at least one runner, and
+//     every runner of config.toml is checked), and says which Docker
+//     daemon their jobs use
+//     ([runners.docker] host, tls_verify, tls_cert_path; an empty host
+//     means the runner container's DOCKER_HOST, as gitlab-runner does);
 //  3. the runner container (container) runs;
-//  4. that daemon answers _ping and version at that host and port, reached
+//  4. that daemon (each one the runners use, once) answers _ping and
+//     version at that host and port, reached
 //     from the host through the runner container's networks (the name is
 //     resolved as docker's DNS does for the runner: a container or alias of
 //     that name on a network the runner is on), with TLS exactly as
@@ -37,7 +41,7 @@ import (
 //     TLS or port mismatch is named as such;
 //  5. when config.toml sets listen_address, the runner answers GET /metrics
 //     there (https://docs.gitlab.com/runner/monitoring/);
-//  6. GitLab accepts the runner's token: POST /api/v4/runners/verify
+//  6. GitLab accepts each runner's token: POST /api/v4/runners/verify
 //     (https://docs.gitlab.com/api/runners/#verify-authentication-for-a-registered-runner)
 //     from the controller, with the host's system ID. A GitLab that cannot
 //     be reached is a warning, not a fault: the runner keeps working.
@@ -56,6 +60,12 @@ type RunnerHealth struct {
 	ConfigFile string `yaml:"config_file"`
 	// Name is the runner's name in config.toml ([[runners]] name).
 	Name string `yaml:"name"`
+	// Runners are runners to check, as the gitlab_runner task's runners
+	// list gives them: only each item's name and state are read (state
+	// absent: decommissioned, not checked); its other options are
+	// gitlab_runner's. With neither name nor runners, every runner of
+	// config.toml is checked.
+	Runners []RunnerHealthItem `yaml:"runners"`
 	// Container is the runner container's name.
 	Container string `yaml:"container"`
 	// State is present (the default: check) or absent (nothing to check).
@@ -86,9 +96,6 @@ func (r *RunnerHealth) Validate() error {
 	if !strings.HasPrefix(r.ConfigFile, "/") {
 		return FieldErrorf("config_file", "must be an absolute path, got %q", r.ConfigFile)
 	}
-	if r.Name == "" {
-		return FieldErrorf("name", "is required: the runner's name in config.toml")
-	}
 	if !dockerNameRE.MatchString(r.Container) {
 		return FieldErrorf("container", "must be a container name, got %q", r.Container)
 	}
@@ -96,6 +103,45 @@ func (r *RunnerHealth) Validate() error {
 		return FieldErrorf("settle", "must be seconds (0 for the default %d, -1 for no retry), got %d", defaultHealthSettle, r.Settle)
 	}
 	return nil
+}
+
+// RunnerHealthItem is one runner of RunnerHealth.Runners: an item of the
+// gitlab_runner task's runners list, of which the check reads the name and
+// state.
+type RunnerHealthItem struct {
+	Name  string
+	State string
+}
+
+// UnmarshalYAML implements yaml.Unmarshaler: a mapping with name (a
+// string, required) and state; other keys are left to gitlab_runner.
+func (it *RunnerHealthItem) UnmarshalYAML(n *yaml.Node) error {
+	var m map[string]any
+	if err := n.Decode(&m); err != nil {
+		return err
+	}
+	name, ok := m["name"].(string)
+	if !ok || name == "" {
+		return fmt.Errorf("line %d: a runner needs a name", n.Line)
+	}
+	state, _ := m["state"].(string)
+	*it = RunnerHealthItem{Name: name, State: state}
+	return nil
+}
+
+// names are the runners to check: Name and the present items of Runners;
+// nil means every runner of config.toml.
+func (r *RunnerHealth) names() []string {
+	var out []string
+	if r.Name != "" {
+		out = append(out, r.Name)
+	}
+	for _, it := range r.Runners {
+		if it.State != "absent" && !slices.Contains(out, it.Name) {
+			out = append(out, it.Name)
+		}
+	}
+	return out
 }
 
 // Prepare implements Preparer: the HTTP client for GitLab.
@@ -106,8 +152,12 @@ func (r *RunnerHealth) Prepare(c Controller) error {
 
 // Check implements Checker.
 func (r *RunnerHealth) Check(ctx context.Context, h Host, o CheckOptions) Health {
-	if r.State == "absent" {
+	names := r.names()
+	switch {
+	case r.State == "absent" && r.Name != "":
 		return Health{Status: NotChecked, Reason: "runner " + r.Name + " is decommissioned (state: absent)"}
+	case r.State == "absent", len(r.Runners) > 0 && len(names) == 0:
+		return Health{Status: NotChecked, Reason: "the runners of " + r.ConfigFile + " are decommissioned (state: absent)"}
 	}
 	settle := time.Duration(r.Settle) * time.Second
 	switch {
@@ -137,17 +187,20 @@ func (r *RunnerHealth) Check(ctx context.Context, h Host, o CheckOptions) Health
 // runnerConfig is the part of config.toml the check reads
 // (https://docs.gitlab.com/runner/configuration/advanced-configuration/).
 type runnerConfig struct {
-	ListenAddress string `toml:"listen_address"`
-	Runners       []struct {
-		Name   string `toml:"name"`
-		URL    string `toml:"url"`
-		Token  string `toml:"token"`
-		Docker struct {
-			Host        string `toml:"host"`
-			TLSVerify   bool   `toml:"tls_verify"`
-			TLSCertPath string `toml:"tls_cert_path"`
-		} `toml:"docker"`
-	} `toml:"runners"`
+	ListenAddress string         `toml:"listen_address"`
+	Runners       []configRunner `toml:"runners"`
+}
+
+// configRunner is a [[runners]] entry as the check reads it.
+type configRunner struct {
+	Name   string `toml:"name"`
+	URL    string `toml:"url"`
+	Token  string `toml:"token"`
+	Docker struct {
+		Host        string `toml:"host"`
+		TLSVerify   bool   `toml:"tls_verify"`
+		TLSCertPath string `toml:"tls_cert_path"`
+	} `toml:"docker"`
 }
 
 // healthRun is one try of the check, with what it has found so far.
@@ -198,17 +251,19 @@ func (r *RunnerHealth) checkOnce(ctx context.Context, h Host) (Health, bool) {
 	if _, err := toml.Decode(string(res[0].File.Content), &cfg); err != nil {
 		return hr.fail(ProblemRunnerConfig, "%s is not valid TOML: %v", r.ConfigFile, err), false
 	}
-	idx := -1
-	for i, rn := range cfg.Runners {
-		if rn.Name == r.Name {
-			idx = i
-			break
+	runners := cfg.Runners
+	if names := r.names(); names != nil {
+		runners = nil
+		for _, name := range names {
+			i := slices.IndexFunc(cfg.Runners, func(rn configRunner) bool { return rn.Name == name })
+			if i < 0 {
+				return hr.fail(ProblemRunnerConfig, "%s has no runner named %q", r.ConfigFile, name), false
+			}
+			runners = append(runners, cfg.Runners[i])
 		}
+	} else if len(runners) == 0 {
+		return hr.fail(ProblemRunnerConfig, "%s has no runners: none is registered", r.ConfigFile), false
 	}
-	if idx < 0 {
-		return hr.fail(ProblemRunnerConfig, "%s has no runner named %q", r.ConfigFile, r.Name), false
-	}
-	rn := cfg.Runners[idx]
 	systemID := ""
 	if res[1].Exists {
 		systemID, _, _ = parseSystemID(systemIDPath(r.ConfigFile), res[1].File.Content)
@@ -223,17 +278,29 @@ func (r *RunnerHealth) checkOnce(ctx context.Context, h Host) (Health, bool) {
 	}
 	hr.checked = append(hr.checked, "runner container "+r.Container+" runs")
 
-	dockerHost := rn.Docker.Host
-	from := r.ConfigFile + " [runners.docker] host"
-	if dockerHost == "" && c.Config != nil {
-		for _, e := range c.Config.Env {
-			if v, ok := strings.CutPrefix(e, "DOCKER_HOST="); ok {
-				dockerHost, from = v, "the runner container's DOCKER_HOST (config.toml sets no host)"
+	// Each daemon the runners use, once.
+	seen := map[string]bool{}
+	for _, rn := range runners {
+		dockerHost := rn.Docker.Host
+		from := r.ConfigFile + " [runners.docker] host"
+		if len(runners) > 1 {
+			from = fmt.Sprintf("%s [runners.docker] host of runner %s", r.ConfigFile, rn.Name)
+		}
+		if dockerHost == "" && c.Config != nil {
+			for _, e := range c.Config.Env {
+				if v, ok := strings.CutPrefix(e, "DOCKER_HOST="); ok {
+					dockerHost, from = v, "the runner container's DOCKER_HOST (config.toml sets no host)"
+				}
 			}
 		}
-	}
-	if h, transient := hr.dind(ctx, c, dockerHost, from, rn.Docker.TLSVerify, rn.Docker.TLSCertPath); h.Status != Healthy {
-		return h, transient
+		key := fmt.Sprintf("%s\x00%v\x00%s", dockerHost, rn.Docker.TLSVerify, rn.Docker.TLSCertPath)
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		if h, transient := hr.dind(ctx, c, dockerHost, from, rn.Docker.TLSVerify, rn.Docker.TLSCertPath); h.Status != Healthy {
+			return h, transient
+		}
 	}
 	if cfg.ListenAddress != "" {
 		if h, transient := hr.metrics(ctx, c, cfg.ListenAddress); h.Status != Healthy {
@@ -241,11 +308,17 @@ func (r *RunnerHealth) checkOnce(ctx context.Context, h Host) (Health, bool) {
 		}
 	}
 	out := Health{Status: Healthy}
-	if w := hr.token(ctx, rn.URL, rn.Token, systemID); w != nil {
-		if w.Status != Healthy {
-			return *w, false
+	for _, rn := range runners {
+		who := "the runner's"
+		if len(runners) > 1 {
+			who = "runner " + rn.Name + "'s"
 		}
-		out.Warnings = w.Warnings
+		if w := hr.token(ctx, rn.Name, who, rn.URL, rn.Token, systemID); w != nil {
+			if w.Status != Healthy {
+				return *w, false
+			}
+			out.Warnings = append(out.Warnings, w.Warnings...)
+		}
 	}
 	out.Checked = hr.checked
 	return out, false
@@ -270,27 +343,25 @@ func describeState(s *container.State) string {
 	return msg
 }
 
-// token verifies the runner's token with GitLab; nil when there is no URL
-// or token to check.
-func (hr *healthRun) token(ctx context.Context, gitlabURL, token, systemID string) *Health {
+// token verifies the token of runner name with GitLab; nil when there is
+// no URL or token to check. who is "the runner's" or "runner NAME's".
+func (hr *healthRun) token(ctx context.Context, name, who, gitlabURL, token, systemID string) *Health {
 	if gitlabURL == "" || token == "" {
 		return nil
 	}
 	if u, err := url.Parse(gitlabURL); err != nil || u.Host == "" {
-		h := hr.fail(ProblemRunnerConfig, "%s: runner %s has url %q, not a GitLab URL", hr.r.ConfigFile, hr.r.Name, gitlabURL)
+		h := hr.fail(ProblemRunnerConfig, "%s: runner %s has url %q, not a GitLab URL", hr.r.ConfigFile, name, gitlabURL)
 		return &h
 	}
-	g := &GitLabRunner{URL: gitlabURL, Name: hr.r.Name, ConfigFile: hr.r.ConfigFile, client: hr.r.client}
-	_, err := g.verify(asCheck(ctx), token, systemID)
-	var apiErr *GitLabAPIError
+	_, err := newGitLabClient(gitlabURL, hr.r.client).verify(asCheck(ctx), token, systemID)
 	switch {
 	case err == nil:
-		hr.checked = append(hr.checked, "GitLab accepts the runner's token")
+		hr.checked = append(hr.checked, "GitLab accepts "+who+" token")
 		return &Health{Status: Healthy}
-	case errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusForbidden:
-		h := hr.fail(ProblemTokenInvalid, "GitLab (%s) refuses the runner's token in %s (403 to POST /api/v4/runners/verify): the runner was deleted in GitLab or its token reset; re-run apply with runner_replace_invalid_token=true", gitlabURL, hr.r.ConfigFile)
+	case apiStatus(err) == http.StatusForbidden:
+		h := hr.fail(ProblemTokenInvalid, "GitLab (%s) refuses %s token in %s (403 to POST /api/v4/runners/verify): the runner was deleted in GitLab or its token reset; re-run apply with runner_replace_invalid_token=true", gitlabURL, who, hr.r.ConfigFile)
 		return &h
 	default:
-		return &Health{Status: Healthy, Warnings: []string{fmt.Sprintf("the runner's token was not checked: %v (the runner keeps working; GitLab is asked again on the next run)", err)}}
+		return &Health{Status: Healthy, Warnings: []string{fmt.Sprintf("%s token was not checked: %v (the runner keeps working; GitLab is asked again on the next run)", who, err)}}
 	}
 }

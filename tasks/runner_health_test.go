@@ -147,6 +147,60 @@ func TestRunnerHealthPlainTCP(t *testing.T) {
 	}
 }
 
+// Without a name, every runner of config.toml is checked: the daemon they
+// share once, each token; one refused token is named.
+func TestRunnerHealthEveryRunner(t *testing.T) {
+	e := newHealthEnv(t)
+	srv := httptest.NewServer(fakeDind)
+	defer srv.Close()
+	e.listen("gitlab-dind", "2375", srv)
+	id2, second := e.gitlab.fake.CreateRunner(fakegitlab.NewRunner{Description: "build-2"})
+	one, _ := e.h.File(cfgPath)
+	e.h.SetFile(cfgPath, string(one.Content)+fmt.Sprintf(`
+[[runners]]
+  name = "build-2"
+  url = %q
+  token = %q
+  executor = "docker"
+  [runners.docker]
+    host = "tcp://gitlab-dind:2375"
+    image = "docker:27"
+`, e.gitlab.srv.URL, second), 0o600, "root", "root")
+	c := &tasks.RunnerHealth{ConfigFile: cfgPath, Container: "gitlab-runner"}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Prepare(e.gitlab.controller()); err != nil {
+		t.Fatal(err)
+	}
+	got := c.Check(context.Background(), e.h, tasks.CheckOptions{})
+	wantHealth(t, got, tasks.Healthy, "", "")
+	joined := strings.Join(got.Checked, "\n")
+	if strings.Count(joined, "dind answers at") != 1 || !strings.Contains(joined, "GitLab accepts runner build-1's token") || !strings.Contains(joined, "GitLab accepts runner build-2's token") {
+		t.Errorf("checked %q", got.Checked)
+	}
+	// Only the runners named (those of the gitlab_runner task's list that
+	// are present): a hand-made entry is left alone.
+	named := &tasks.RunnerHealth{ConfigFile: cfgPath, Container: "gitlab-runner", Runners: []tasks.RunnerHealthItem{{Name: "build-2"}, {Name: "gone", State: "absent"}}}
+	if err := named.Prepare(e.gitlab.controller()); err != nil {
+		t.Fatal(err)
+	}
+	got = named.Check(context.Background(), e.h, tasks.CheckOptions{})
+	wantHealth(t, got, tasks.Healthy, "", "")
+	if joined := strings.Join(got.Checked, "\n"); strings.Contains(joined, "build-1") || !strings.Contains(joined, "GitLab accepts the runner's token") {
+		t.Errorf("checked %q", got.Checked)
+	}
+	named.Runners = []tasks.RunnerHealthItem{{Name: "gone", State: "absent"}}
+	wantHealth(t, named.Check(context.Background(), e.h, tasks.CheckOptions{}), tasks.NotChecked, "", "decommissioned")
+	named.Runners = []tasks.RunnerHealthItem{{Name: "build-3"}}
+	wantHealth(t, named.Check(context.Background(), e.h, tasks.CheckOptions{}), tasks.Unhealthy, tasks.ProblemRunnerConfig, `no runner named "build-3"`)
+
+	e.gitlab.fake.DeleteRunner(id2)
+	wantHealth(t, c.Check(context.Background(), e.h, tasks.CheckOptions{}), tasks.Unhealthy, tasks.ProblemTokenInvalid, "refuses runner build-2's token")
+	e.h.SetFile(cfgPath, "concurrent = 4\n", 0o600, "root", "root")
+	wantHealth(t, c.Check(context.Background(), e.h, tasks.CheckOptions{}), tasks.Unhealthy, tasks.ProblemRunnerConfig, "has no runners")
+}
+
 func TestRunnerHealthPortMismatch(t *testing.T) {
 	e := newHealthEnv(t)
 	srv := httptest.NewServer(fakeDind)
