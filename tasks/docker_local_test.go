@@ -17,10 +17,14 @@ import (
 	"github.com/dindops/dindops/tasks/tasktest"
 )
 
-// sleeperSource is the program of the test image: it waits for SIGTERM.
+// sleeperSource is the program of the test image: it says "ready" once
+// its signal handlers are in place, then waits for SIGTERM. (A signal that
+// reaches PID 1 before the Go runtime has its handlers is dropped by the
+// kernel: the tests wait for "ready" before they send one.)
 const sleeperSource = `package main
 
 import (
+	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -29,6 +33,7 @@ import (
 func main() {
 	c := make(chan os.Signal, 1)
 	signal.Notify(c, syscall.SIGTERM, syscall.SIGINT)
+	fmt.Println("ready")
 	<-c
 }
 `
@@ -284,6 +289,12 @@ func drainOnLocalEngine(t *testing.T, h *tasktest.LocalHost, image, sfx string) 
 		}
 		if w := strings.Join(changes[0].Warnings, "\n"); tc.wantRestart != strings.Contains(w, "docker restarts it") {
 			t.Errorf("stop signal %s: warnings %q", tc.stopSignal, w)
+		}
+		for i := 0; i < 300; i++ {
+			if out, _ := exec.Command(docker, "logs", name).Output(); strings.Contains(string(out), "ready") {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
 		if out, err := exec.Command(docker, "kill", "--signal=SIGQUIT", name).CombinedOutput(); err != nil {
 			t.Fatalf("docker kill: %v %s", err, out)
