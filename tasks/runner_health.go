@@ -79,6 +79,9 @@ type RunnerHealth struct {
 	client *http.Client
 	// retryEvery is the pause between tries while settling (tests shorten it).
 	retryEvery time.Duration
+	// handshakeTimeout bounds a TLS handshake with dind (10 s; tests
+	// shorten it).
+	handshakeTimeout time.Duration
 }
 
 const defaultHealthSettle = 60

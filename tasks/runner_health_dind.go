@@ -84,7 +84,11 @@ func (hr *healthRun) dind(ctx context.Context, runner container.InspectResponse,
 	}
 	if tlsCfg != nil {
 		tc := tls.Client(first, tlsCfg)
-		hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		limit := hr.r.handshakeTimeout
+		if limit == 0 {
+			limit = 10 * time.Second
+		}
+		hctx, cancel := context.WithTimeout(ctx, limit)
 		err := tc.HandshakeContext(hctx)
 		cancel()
 		if err != nil {
@@ -271,8 +275,18 @@ func (hr *healthRun) tlsProblem(t dindTarget, err error, verify bool) (Health, b
 		return hr.fail(ProblemDindCertificate, "dind's certificate at %s is not valid: %v", t, err), false
 	case errors.Is(err, io.EOF) || strings.Contains(err.Error(), "bad certificate") || strings.Contains(err.Error(), "certificate required"):
 		return hr.fail(ProblemDindCertificate, "dind at %s refused the runner's client certificate: %v", t, err), false
+	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
+		// A dockerd that is starting has its socket open (connections
+		// wait in the backlog) before it serves: no answer is no verdict.
+		return hr.fail(ProblemDindUnreachable, "dind at %s took the connection but did not answer the TLS handshake in time (a daemon still starting?): %v", t, err), true
 	}
 	return hr.fail(ProblemDindCertificate, "TLS with dind at %s failed: %v", t, err), false
+}
+
+// isTimeout reports whether err is a network timeout.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // apiProblem words an Engine API request to dind that failed.

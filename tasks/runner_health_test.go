@@ -296,6 +296,32 @@ func TestRunnerHealthWaitsForCertificatesBeingWritten(t *testing.T) {
 	wantHealth(t, e.check(tasks.CheckOptions{AfterChange: true}), tasks.Healthy, "", "")
 }
 
+// A dockerd that is starting has its TLS port open but does not answer
+// yet: after a change, that is waited for.
+func TestRunnerHealthWaitsForATLSHandshake(t *testing.T) {
+	e := newHealthEnv(t)
+	pki := newTestPKI(t, "gitlab-dind")
+	srv := pki.server(fakeDind)
+	defer srv.Close()
+	silent, err := net.Listen("tcp", "127.0.0.1:0") // accepts, never answers
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	e.listeners[net.JoinHostPort(e.ip("gitlab-dind"), "2376")] = silent.Addr().String()
+	pki.install(e.h, "/var/lib/docker/volumes/gitlab-dind-certs/_data/client")
+	e.config("host = \"tcp://gitlab-dind:2376\"\ntls_verify = true\ntls_cert_path = \"/certs/client\"", "")
+	wantHealth(t, e.check(tasks.CheckOptions{}), tasks.Unhealthy, tasks.ProblemDindUnreachable, "did not answer the TLS handshake")
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		e.h.SetDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "tcp", srv.Listener.Addr().String())
+		})
+	}()
+	wantHealth(t, e.check(tasks.CheckOptions{AfterChange: true}), tasks.Healthy, "", "")
+}
+
 func TestRunnerHealthDindNotOnTheRunnerNetwork(t *testing.T) {
 	e := newHealthEnv(t)
 	e.config(`host = "tcp://docker:2375"`, "")
