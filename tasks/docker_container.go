@@ -79,7 +79,10 @@ type DockerContainer struct {
 	CapAdd  []string `yaml:"cap_add"`
 	CapDrop []string `yaml:"cap_drop"`
 	// SecurityOpt is --security-opt ("seccomp=unconfined",
-	// "apparmor=unconfined", "no-new-privileges", ...).
+	// "apparmor=unconfined", "no-new-privileges", ...). As with docker run,
+	// "systempaths=unconfined" is not sent as an option (the daemon does not
+	// know it) but as empty MaskedPaths and ReadonlyPaths: no path of
+	// /proc or /sys is hidden or read-only in the container.
 	SecurityOpt []string `yaml:"security_opt"`
 	// Volumes in -v syntax: "name:/path", "/host:/path[:ro]", "/anon".
 	// Nested lists are flattened and empty items left out (see StringList).
@@ -229,6 +232,8 @@ func (c *DockerContainer) Validate() error {
 			return FieldErrorf("security_opt", "invalid option %q: want key=value, such as seccomp=unconfined", o)
 		case k == "seccomp" && v != "unconfined":
 			return FieldErrorf("security_opt", "%q: seccomp profiles from files are not supported (docker stores the file's content, which a later run could not compare); use seccomp=unconfined or leave the default", o)
+		case k == "systempaths" && n != systemPathsUnconfined:
+			return FieldErrorf("security_opt", "%q: systempaths takes only unconfined (no masked or read-only paths such as /proc/sys); leave it out for docker's default", o)
 		}
 	}
 	targets := map[string]string{}
@@ -361,21 +366,6 @@ func normCaps(l []string) []string {
 		out[i] = normCap(s)
 	}
 	return sortedSet(out)
-}
-
-// normSecurityOpt writes an option as key=value: docker accepts the legacy
-// "seccomp:unconfined" and a bare "no-new-privileges" too.
-func normSecurityOpt(s string) string {
-	s = strings.TrimSpace(s)
-	if !strings.Contains(s, "=") {
-		if k, v, ok := strings.Cut(s, ":"); ok {
-			s = k + "=" + v
-		}
-	}
-	if s == "no-new-privileges" {
-		s = "no-new-privileges=true"
-	}
-	return s
 }
 
 // Plan implements Task. On a host it costs two Engine API requests sent at
@@ -785,14 +775,6 @@ func (c *DockerContainer) specFields() []Field {
 	return fs
 }
 
-func (c *DockerContainer) securityOpts() []string {
-	out := make([]string, len(c.SecurityOpt))
-	for i, o := range c.SecurityOpt {
-		out[i] = normSecurityOpt(o)
-	}
-	return sortedSet(out)
-}
-
 // volumes is the desired volumes in canonical form, sorted.
 func (c *DockerContainer) volumes() []string {
 	var out []string
@@ -885,6 +867,9 @@ func (c *DockerContainer) diff(cur *container.InspectResponse, img, oldImg *imag
 			continue
 		}
 		have = append(have, o)
+	}
+	if systemPathsUnconfinedIn(cur.HostConfig) {
+		have = append(have, systemPathsUnconfined)
 	}
 	cmp("security_opt", strings.Join(sortedSet(have), ", "), strings.Join(want, ", "))
 
@@ -1153,12 +1138,16 @@ func (c *DockerContainer) createOptions() client.ContainerCreateOptions {
 	if c.StopSignal != "" {
 		cfg.StopSignal = normSignal(c.StopSignal)
 	}
+	secOpts, unconfinedPaths := c.daemonSecurityOpts()
 	hc := &container.HostConfig{
 		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyMode(c.restart())},
 		Privileged:    c.Privileged,
 		CapAdd:        c.CapAdd,
 		CapDrop:       c.CapDrop,
-		SecurityOpt:   c.securityOpts(),
+		SecurityOpt:   secOpts,
+	}
+	if unconfinedPaths {
+		hc.MaskedPaths, hc.ReadonlyPaths = []string{}, []string{}
 	}
 	for _, s := range c.Volumes {
 		v, _ := parseVolume(s)

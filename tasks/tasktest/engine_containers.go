@@ -191,6 +191,10 @@ func (e engine) ContainerCreate(ctx context.Context, o client.ContainerCreateOpt
 	if o.HostConfig != nil {
 		hc = *o.HostConfig
 	}
+	if err := checkSecurityOpts(hc.SecurityOpt); err != nil {
+		return client.ContainerCreateResult{}, err
+	}
+	defaultSystemPaths(&hc)
 	netName := string(hc.NetworkMode)
 	if netName == "" || netName == "default" {
 		netName = "bridge"
