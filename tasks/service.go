@@ -488,12 +488,28 @@ func (s *Service) Apply(ctx context.Context, h Host, changes []Change) error {
 func (s *Service) finishStart(ctx context.Context, h Host, systemd bool, drained []string, cause error) error {
 	u, cancel := UndoContext(ctx, undoTimeout)
 	defer cancel()
-	running, err := s.running(u, h, systemd)
-	if err == nil && !running {
-		_, err = Exec(u, h, s.opArgs(opStart, systemd)...)
-	}
-	if err == nil {
-		err = s.waitReady(u, h, systemd)
+	var err error
+	// The interrupted command may have begun a stop that is still under
+	// way (a daemon answers while it shuts down, and its init script's
+	// status says running): the service counts as running once it has
+	// kept running for stableFor; else it is started again.
+	for tries := 0; tries < 3; tries++ {
+		var running bool
+		if running, err = s.running(u, h, systemd); err != nil {
+			break
+		}
+		if !running {
+			if _, err = Exec(u, h, s.opArgs(opStart, systemd)...); err != nil {
+				break
+			}
+		}
+		if err = s.waitReady(u, h, systemd); err == nil && s.keepsRunning(u, h, systemd, stableFor) {
+			break
+		}
+		// It stopped under us (the stop completed): start it again.
+		if r, rerr := s.running(u, h, systemd); rerr != nil || r {
+			break
+		}
 	}
 	if err == nil {
 		err = startAgain(u, h, drained)
@@ -502,6 +518,26 @@ func (s *Service) finishStart(ctx context.Context, h Host, systemd bool, drained
 		return fmt.Errorf("%w; starting %s after the interruption failed too: %v", cause, s.Name, err)
 	}
 	return nil
+}
+
+// stableFor is how long a service started again after an interruption
+// must keep running to count as running.
+const stableFor = 5 * time.Second
+
+// keepsRunning reports whether the service runs at every check, each
+// second, for d.
+func (s *Service) keepsRunning(ctx context.Context, h Host, systemd bool, d time.Duration) bool {
+	for end := time.Now().Add(d); time.Now().Before(end); {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(time.Second):
+		}
+		if running, err := s.running(ctx, h, systemd); err != nil || !running {
+			return false
+		}
+	}
+	return true
 }
 
 // dockerAnswers asks the docker daemon for its info over the Engine API (GET

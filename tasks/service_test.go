@@ -338,3 +338,49 @@ func TestServiceFailureShowsItsLog(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// An interrupted restart whose stop is still under way (the init script's
+// status says running, the API still answers) ends with the service
+// running: it is checked until it has kept running, and started again
+// when the stop completes.
+func TestServiceInterruptedRestartEndsRunning(t *testing.T) {
+	h := tasktest.New()
+	d := tasktest.InstallDocker(h)
+	running, stopIn := true, 0
+	var calls []string
+	h.Handle("service", func(h *tasktest.Host, args []string, _ []byte) tasks.Output {
+		calls = append(calls, strings.Join(args[2:], " "))
+		switch args[2] {
+		case "status":
+			if stopIn > 0 {
+				if stopIn--; stopIn == 0 {
+					running = false // the stop the interrupted restart began completes
+					d.StopDaemon()
+				}
+			}
+			if running {
+				return tasks.Output{}
+			}
+			return tasks.Output{ExitCode: 3}
+		case "start":
+			running = true
+			d.StartDaemon()
+		}
+		return tasks.Output{}
+	})
+	h.Handle("tail", tailProgram)
+	s := &tasks.Service{Name: "docker", State: "restarted"}
+	changes := plan(t, s, h)
+	// The restart was sent and the run interrupted while it stopped
+	// docker: status still says running once more.
+	stopIn = 2
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := s.Apply(ctx, h, changes)
+	if !running || stopIn != 0 {
+		t.Fatalf("after the interrupted restart: running %v (calls %q), apply: %v", running, calls, err)
+	}
+	if got := strings.Join(calls, ";"); !strings.Contains(got, "status;start") {
+		t.Errorf("calls %q: want docker started again once its stop completed", got)
+	}
+}
