@@ -203,13 +203,17 @@ func runOnLocalEngine(t *testing.T, h *tasktest.LocalHost, image, sfx string) {
 	if len(changes) != 1 || len(changes[0].Warnings) != 2 || !strings.Contains(changes[0].Warnings[1], name) {
 		t.Fatalf("want a recreate warning naming %s, got %+v", name, changes)
 	}
-	// The recreate resets what the task does not give: docker assigns the
-	// subnet and gateway anew; the MTU option the task gives is kept.
-	if got := fieldNames(changes[0].Fields); !reflect.DeepEqual(got, []string{"gateway", "labels", "subnet"}) {
+	// The recreate keeps the subnet and gateway (the task names none) and
+	// the MTU option the task gives: only the labels change.
+	if got := fieldNames(changes[0].Fields); !reflect.DeepEqual(got, []string{"labels"}) {
 		t.Fatalf("recreate fields = %v: %+v", got, changes[0].Fields)
 	}
+	before, _ := exec.Command("docker", "network", "inspect", "-f", "{{range .IPAM.Config}}{{.Subnet}} {{.Gateway}}{{end}}", n1.Name).Output()
 	if err := n1.Apply(ctx, h, changes); err != nil {
 		t.Fatal(err)
+	}
+	if after, _ := exec.Command("docker", "network", "inspect", "-f", "{{range .IPAM.Config}}{{.Subnet}} {{.Gateway}}{{end}}", n1.Name).Output(); string(after) != string(before) || len(before) < 8 {
+		t.Errorf("recreated network's subnet and gateway %q, were %q", after, before)
 	}
 	if again, err := n1.Plan(ctx, h); err != nil || len(again) != 0 {
 		t.Fatalf("network plan after apply: %+v, %v", again, err)

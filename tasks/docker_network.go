@@ -25,9 +25,12 @@ import (
 // the network is removed and created again, and the containers are
 // reconnected with their aliases. A recreated network has exactly this
 // task's spec: what the network has beyond it (driver options not named
-// here, IPv6, a subnet and gateway the task does not give) is not kept, and
-// the plan lists each such value among the fields it changes. Only while the
-// network is not recreated are those values left as they are.
+// here, IPv6, a gateway when the task gives a subnet but no gateway) is not
+// kept, and the plan lists each such value among the fields it changes.
+// Only while the network is not recreated are those values left as they
+// are. Its subnet and gateway are kept when the task names no subnet: a
+// new subnet may clash with routes inside the attached containers (a dind
+// daemon's own networks).
 type DockerNetwork struct {
 	// Name of the network (required).
 	Name string `yaml:"name"`
@@ -323,15 +326,15 @@ func (n *DockerNetwork) diff(cur *network.Inspect, full bool) []Field {
 		if len(subnets) != 1 || !samePrefix(subnets[0], n.Subnet) {
 			fs = append(fs, Field{Name: "subnet", Old: strings.Join(subnets, ", "), New: n.Subnet})
 		}
-	case full && len(subnets) > 0:
-		fs = append(fs, Field{Name: "subnet", Old: strings.Join(subnets, ", "), New: assignedByDocker})
 	}
+	// Without a subnet of its own, a recreated network keeps its subnet
+	// and gateway (recreate); with one, docker picks the gateway.
 	switch {
 	case n.Gateway != "":
 		if len(gateways) != 1 || !sameAddr(gateways[0], n.Gateway) {
 			fs = append(fs, Field{Name: "gateway", Old: strings.Join(gateways, ", "), New: n.Gateway})
 		}
-	case full && len(gateways) > 0:
+	case full && n.Subnet != "" && len(gateways) > 0:
 		fs = append(fs, Field{Name: "gateway", Old: strings.Join(gateways, ", "), New: assignedByDocker})
 	}
 	if full && cur.EnableIPv6 {
@@ -519,9 +522,19 @@ func (n *DockerNetwork) recreate(ctx context.Context, h Host, again bool) error 
 	if err != nil {
 		return err
 	}
+	opts := n.createOptions()
 	if again {
 		if err := n.aliases(ctx, api, conts); err != nil {
 			return err
+		}
+		// Without a subnet of its own, the network keeps the one it has:
+		// a new one docker picks may clash with routes in the attached
+		// containers (the networks a dind daemon made inside its own
+		// namespace avoid the old subnet, not the next free one).
+		if n.Subnet == "" {
+			if cur, err := api.NetworkInspect(ctx, n.Name, client.NetworkInspectOptions{}); err == nil && len(cur.Network.IPAM.Config) > 0 {
+				opts.IPAM = &network.IPAM{Driver: "default", Config: keepIPAM(cur.Network.IPAM.Config)}
+			}
 		}
 	}
 	for _, c := range conts {
@@ -535,10 +548,22 @@ func (n *DockerNetwork) recreate(ctx context.Context, h Host, again bool) error 
 	if !again {
 		return nil
 	}
-	if _, err := api.NetworkCreate(ctx, n.Name, n.createOptions()); err != nil {
+	if _, err := api.NetworkCreate(ctx, n.Name, opts); err != nil {
 		return n.reconnect(ctx, api, nil, fmt.Errorf("network %s was removed but not created again, containers %s are disconnected: %w", n.Name, names(conts), err))
 	}
 	return n.reconnect(ctx, api, conts, nil)
+}
+
+// keepIPAM is the subnets, gateways and ranges of an existing network, to
+// create it again with.
+func keepIPAM(cfg []network.IPAMConfig) []network.IPAMConfig {
+	var out []network.IPAMConfig
+	for _, c := range cfg {
+		if c.Subnet.IsValid() {
+			out = append(out, network.IPAMConfig{Subnet: c.Subnet, Gateway: c.Gateway, IPRange: c.IPRange})
+		}
+	}
+	return out
 }
 
 // reconnect connects conts to the network with their aliases, and returns

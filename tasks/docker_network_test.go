@@ -124,15 +124,9 @@ func TestNetworkDriftEachFieldAlone(t *testing.T) {
 			if len(changes) != 1 || changes[0].Action != tasks.Update {
 				t.Fatalf("want one update, got %+v", changes)
 			}
-			// The field that differs, and what the recreate resets besides:
-			// docker assigns the subnet and gateway anew.
+			// The field that differs; the recreate keeps the subnet and
+			// gateway (the task names none).
 			want := []tasks.Field{{Name: tc.field, Old: tc.old, New: tc.new}}
-			if tc.field != "driver" { // the fake gives macvlan networks no IPAM pool
-				subnet, gateway := ipam(t, d, "ci-net")
-				want = append(want, tasks.Field{Name: "gateway", Old: gateway, New: "(assigned by docker)"},
-					tasks.Field{Name: "subnet", Old: subnet, New: "(assigned by docker)"})
-				slices.SortFunc(want, func(a, b tasks.Field) int { return strings.Compare(a.Name, b.Name) })
-			}
 			if !reflect.DeepEqual(changes[0].Fields, want) {
 				t.Errorf("fields = %+v, want %+v", changes[0].Fields, want)
 			}
@@ -213,14 +207,19 @@ func TestNetworkDriftWithAttachedContainersReconnects(t *testing.T) {
 	if len(changes) != 1 || changes[0].Summary != "recreate: labels changed" {
 		t.Fatalf("got %+v", changes)
 	}
-	want := []string{"docker cannot change a network: it is removed and created again with exactly this task's spec, so what the task does not name is not kept (gateway, subnet)",
+	want := []string{"docker cannot change a network: it is removed and created again with exactly this task's spec",
 		"containers gitlab-dind, gitlab-runner, helper will be disconnected and reconnected"}
 	if !reflect.DeepEqual(changes[0].Warnings, want) {
 		t.Errorf("warnings = %q, want %q", changes[0].Warnings, want)
 	}
+	oldSubnet := d.Network("gitlab-runner-net").IPAM.Config[0].Subnet
 	apply(t, n, h, changes)
 	if d.NetworkID("gitlab-runner-net") == oldNet {
 		t.Fatal("network not recreated")
+	}
+	// A new subnet may clash with routes in the attached containers.
+	if got := d.Network("gitlab-runner-net").IPAM.Config; len(got) != 1 || got[0].Subnet != oldSubnet {
+		t.Errorf("recreated network's IPAM %+v, want its subnet %s kept", got, oldSubnet)
 	}
 	for _, c := range []string{"gitlab-dind", "gitlab-runner", "helper"} {
 		if _, ok := d.Endpoints(c)["gitlab-runner-net"]; !ok {
@@ -386,7 +385,7 @@ func TestNetworkRecreateListsEverythingItResets(t *testing.T) {
 	yes := true
 	d.AddNetwork("gitlab-runner-net", client.NetworkCreateOptions{Internal: true, EnableIPv6: &yes,
 		Options: map[string]string{"com.docker.network.driver.mtu": "1400"}, Labels: map[string]string{"team": "ci"}})
-	subnet, gateway := ipam(t, d, "gitlab-runner-net")
+	subnet, _ := ipam(t, d, "gitlab-runner-net")
 	n := netSpec()
 	n.Labels = map[string]string{"team": "platform"}
 	changes := plan(t, n, h)
@@ -399,16 +398,14 @@ func TestNetworkRecreateListsEverythingItResets(t *testing.T) {
 	}
 	want := []tasks.Field{
 		{Name: "enable_ipv6", Old: "true", New: "false"},
-		{Name: "gateway", Old: gateway, New: "(assigned by docker)"},
 		{Name: "internal", Old: "true", New: "false"},
 		{Name: "labels", Old: "team=ci", New: "team=platform"},
 		{Name: "options", Old: "com.docker.network.driver.mtu=1400", New: ""},
-		{Name: "subnet", Old: subnet, New: "(assigned by docker)"},
 	}
 	if !reflect.DeepEqual(c.Fields, want) {
 		t.Errorf("fields = %+v\nwant     %+v", c.Fields, want)
 	}
-	wantWarning := "docker cannot change a network: it is removed and created again with exactly this task's spec, so what the task does not name is not kept (enable_ipv6, gateway, options, subnet)"
+	wantWarning := "docker cannot change a network: it is removed and created again with exactly this task's spec, so what the task does not name is not kept (enable_ipv6, options)"
 	if !reflect.DeepEqual(c.Warnings, []string{wantWarning}) {
 		t.Errorf("warnings = %q", c.Warnings)
 	}
@@ -420,6 +417,9 @@ func TestNetworkRecreateListsEverythingItResets(t *testing.T) {
 	// spec now.
 	if got := d.Network("gitlab-runner-net"); got.Internal || got.EnableIPv6 || got.Options["com.docker.network.driver.mtu"] != "" {
 		t.Errorf("recreated network keeps what the plan said goes: internal %v, IPv6 %v, options %v", got.Internal, got.EnableIPv6, got.Options)
+	}
+	if got, _ := ipam(t, d, "gitlab-runner-net"); got != subnet {
+		t.Errorf("recreated network's subnet %s, want %s kept", got, subnet)
 	}
 }
 
