@@ -86,6 +86,9 @@ func Compile(play *Play, host *inventory.Host, opts CompileOptions) (*HostPlay, 
 	if err := resolveVars(vars); err != nil {
 		return nil, fmt.Errorf("play %q: %w", play.Name, err)
 	}
+	if err := boolOverrides(play.Vars, vars, origin); err != nil {
+		return nil, fmt.Errorf("play %q: %w", play.Name, err)
+	}
 	hp := &HostPlay{Play: play, Host: host, Vars: vars, Serial: play.Serial, MaxFailPercentage: play.MaxFailPercentage}
 	var errs strictyaml.Errors
 	if err := hp.expandRollout(origin); err != nil {
@@ -116,6 +119,33 @@ func Compile(play *Play, host *inventory.Host, opts CompileOptions) (*HostPlay, 
 		return nil, err
 	}
 	return hp, nil
+}
+
+// boolOverrides makes a variable whose default in the play is a boolean a
+// boolean where the inventory or -e set it as text: "no", "off" or
+// "false" would otherwise be a non-empty string, which templates take for
+// true (YAML 1.2, and so -e and go.yaml.in/yaml/v3, reads only true and
+// false as booleans, where Ansible's YAML 1.1 also reads yes/no/on/off).
+// Other text is an error naming the variable.
+func boolOverrides(defaults, vars map[string]any, origin map[string]string) error {
+	for k, def := range defaults {
+		if _, isBool := def.(bool); !isBool {
+			continue
+		}
+		str, ok := vars[k].(string)
+		if !ok {
+			continue
+		}
+		switch strings.ToLower(strings.TrimSpace(str)) {
+		case "true", "yes", "on", "1":
+			vars[k] = true
+		case "false", "no", "off", "0":
+			vars[k] = false
+		default:
+			return fmt.Errorf("variable %s (set in %s) must be true or false, as its default in the play is, got %q", k, origin[k], str)
+		}
+	}
+	return nil
 }
 
 // binder expands one task's templates for one host and remembers where a

@@ -323,3 +323,32 @@ func TestShippedPlaybookCompiles(t *testing.T) {
 		t.Errorf("bad item: %v", err)
 	}
 }
+
+// A variable whose default is a boolean, set as text ("no" in an
+// inventory, -e dind_tls=off), is that boolean, not a non-empty string
+// that templates take for true; other text is an error naming it.
+func TestBoolVariablesFromText(t *testing.T) {
+	const src = `- name: p
+  hosts: all
+  vars:
+    tls: true
+  tasks:
+    - name: t
+      file:
+        path: /tmp/x
+        content: "{{ if .tls }}on{{ else }}off{{ end }}"
+`
+	for in, want := range map[string]string{"no": "off", "off": "off", "false": "off", "False": "off", "yes": "on", "true": "on"} {
+		hp, err := compile(t, src, nil, map[string]any{"tls": in})
+		if err != nil {
+			t.Fatalf("%s: %v", in, err)
+		}
+		if got := hp.Tasks[0].Task.(*tasks.File).Content; got != want {
+			t.Errorf("tls=%s: content %q, want %q", in, got, want)
+		}
+	}
+	_, err := compile(t, src, nil, map[string]any{"tls": "nope"})
+	if err == nil || !strings.Contains(err.Error(), `variable tls (set in -e) must be true or false`) {
+		t.Errorf("tls=nope: %v", err)
+	}
+}
