@@ -65,6 +65,10 @@ type DockerPrune struct {
 	now   func() time.Time
 }
 
+// maxPruneUntil is the longest until (100 years): longer ones would
+// overflow a duration.
+const maxPruneUntil = 36500 * 24 * time.Hour
+
 // Default option values.
 const (
 	defaultPruneUntil   = 7 * 24 * time.Hour
@@ -84,6 +88,9 @@ func (p *DockerPrune) Validate() error {
 	until, err := parseDays(p.Until, defaultPruneUntil)
 	if err != nil {
 		return FieldErrorf("until", "%v", err)
+	}
+	if until > maxPruneUntil {
+		return FieldErrorf("until", "%q is more than %dd: nothing on a daemon is that old (use images: false and the like to keep a kind)", p.Until, maxPruneUntil/(24*time.Hour))
 	}
 	minFree := float64(defaultPruneMinFree)
 	if p.MinFree != "" {
@@ -113,7 +120,7 @@ func parseDays(s string, def time.Duration) (time.Duration, error) {
 	}
 	if n, ok := strings.CutSuffix(s, "d"); ok {
 		days, err := strconv.Atoi(n)
-		if err != nil || days < 0 {
+		if err != nil || days < 0 || days > 36500 {
 			return 0, fmt.Errorf("must be a duration such as 7d or 168h, got %q", s)
 		}
 		return time.Duration(days) * 24 * time.Hour, nil

@@ -155,7 +155,7 @@ func TestParseDays(t *testing.T) {
 			t.Errorf("parseDays(%q) = %v, %v; want %v", in, got, err, want)
 		}
 	}
-	for _, bad := range []string{"7", "-1d", "1w", "d"} {
+	for _, bad := range []string{"7", "-1d", "1w", "d", "999999d"} {
 		if _, err := parseDays(bad, 0); err == nil {
 			t.Errorf("parseDays(%q) is no error", bad)
 		}

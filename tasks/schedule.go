@@ -157,8 +157,13 @@ func (s *Schedule) Plan(ctx context.Context, h Host) ([]Change, error) {
 		return nil, err
 	}
 	systemd := res[0].Output.ExitCode == 0
-	if !systemd && res[1].Output.ExitCode != 0 && s.State != "absent" {
-		return nil, fmt.Errorf("this host has neither systemd nor /etc/cron.d: install cron (Debian: apt-get install cron) so the schedule %s can run", s.Name)
+	if !systemd && res[1].Output.ExitCode != 0 {
+		if s.State == "absent" {
+			return nil, nil
+		}
+		// A schedule that cannot be installed fails no host: what it runs
+		// between dindops runs is not what makes the host work.
+		return nil, &WarningsError{Warnings: []string{fmt.Sprintf("schedule %s is not installed: this host has neither systemd nor /etc/cron.d (install cron, e.g. apt-get install cron, and run apply again)", s.Name)}}
 	}
 	files, read := cron, res[4:4+len(cron)]
 	if systemd {

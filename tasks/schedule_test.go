@@ -137,8 +137,9 @@ func TestScheduleNoCronNoSystemd(t *testing.T) {
 	if err := s.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Plan(t.Context(), h); err == nil || !strings.Contains(err.Error(), "install cron") {
-		t.Errorf("plan: %v", err)
+	_, err := s.Plan(t.Context(), h)
+	if ws, ok := tasks.IsWarnings(err); !ok || !strings.Contains(ws[0], "install cron") {
+		t.Errorf("plan: %v (want a warning, not a failed host)", err)
 	}
 }
 
