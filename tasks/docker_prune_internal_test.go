@@ -49,7 +49,9 @@ func pruneFixture() pruneInput {
 		Volumes: []volume.Volume{
 			{Name: hexA, UsageData: &volume.UsageData{Size: 700, RefCount: 1}},
 			{Name: hexB, Labels: map[string]string{labelAnonymousVolume: ""}, UsageData: &volume.UsageData{Size: 100}},
-			{Name: "runner-abc-cache", Labels: map[string]string{labelRunnerManaged: "true"}, UsageData: &volume.UsageData{Size: 200}},
+			{Name: "runner-abc-cache", Labels: map[string]string{labelRunnerManaged: "true"}, CreatedAt: days(20).Format(time.RFC3339), UsageData: &volume.UsageData{Size: 200}},
+			// The runner's cache that its next jobs reuse: younger than until.
+			{Name: "runner-new-cache", Labels: map[string]string{labelRunnerManaged: "true"}, CreatedAt: days(2).Format(time.RFC3339), UsageData: &volume.UsageData{Size: 300}},
 			{Name: "keep-vol", Labels: map[string]string{labelRunnerManaged: "true"}, UsageData: &volume.UsageData{Size: 50, RefCount: 1}},
 			{Name: "mydata", UsageData: &volume.UsageData{Size: 900}},
 		},
@@ -121,7 +123,7 @@ func TestSelectPrune(t *testing.T) {
 			rules: pruneRules{Kinds: all, Until: 0},
 			want: want{
 				containers: []string{"leftover", "made"}, images: []string{"<none> img-fresh", "job:old"},
-				volumes: []string{"aaaaaaaaaaaa", "bbbbbbbbbbbb", "runner-abc-cache"}, networks: []string{"ci-job-2_default", "ci-job-3_default"}, cache: []string{"k-old [2/3] RUN make", "k-shared", "k-used"},
+				volumes: []string{"aaaaaaaaaaaa", "bbbbbbbbbbbb", "runner-abc-cache", "runner-new-cache"}, networks: []string{"ci-job-2_default", "ci-job-3_default"}, cache: []string{"k-old [2/3] RUN make", "k-shared", "k-used"},
 			},
 		},
 	} {
@@ -217,7 +219,7 @@ func TestPruneScript(t *testing.T) {
 			"exec gitlab-dind docker image prune --all --force --filter until=168h",
 			"exec gitlab-dind docker network prune --force --filter until=168h",
 			"exec gitlab-dind docker builder prune --all --force --filter until=168h",
-		}, not: []string{"volume rm " + strings.Repeat("c", 64), "volume rm named"}},
+		}, not: []string{"volume rm " + strings.Repeat("c", 64), "volume rm named", "volume rm runner-new-cache"}},
 		{name: "pressure", avail: 100, want: []string{"exec gitlab-dind docker image prune --all --force\n"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -233,7 +235,9 @@ case "$*" in
 "inspect --format {{.State.Running}} gitlab-dind") echo true ;;
 "inspect --format"*) echo /var/lib/docker/volumes/gitlab-dind-storage/_data ;;
 *"info --format"*) echo /var/lib/docker ;;
-*"volume ls --quiet --filter dangling=true --filter label=com.gitlab.gitlab-runner.managed=true") echo runner-abc-cache ;;
+*"volume ls --quiet --filter dangling=true --filter label=com.gitlab.gitlab-runner.managed=true") printf '%s\n' runner-abc-cache runner-new-cache ;;
+*"volume inspect --format {{.CreatedAt}} runner-abc-cache") echo 2020-01-02T03:04:05Z ;;
+*"volume inspect --format {{.CreatedAt}} runner-new-cache") date -u +%Y-%m-%dT%H:%M:%SZ ;;
 *"volume ls --quiet --filter dangling=true --filter label=com.docker.volume.anonymous") echo `+hexB+` ;;
 *"volume ls --quiet --filter dangling=true") printf '%s\n' `+hexA+` `+strings.Repeat("c", 64)+` named ;;
 *"volume inspect --format {{len .Labels}} `+hexA+`") echo 0 ;;

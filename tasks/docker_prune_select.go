@@ -113,9 +113,10 @@ func (s pruneSelection) Empty() bool {
 //     creation time), as `docker image prune --all --filter until=`;
 //     under disk pressure every unused image;
 //   - volumes: those no remaining container mounts, when anonymous
-//     (`docker volume prune` since Docker 23) or made by gitlab-runner for
-//     a job (label com.gitlab.gitlab-runner.managed=true); volumes have no
-//     age filter in docker;
+//     (`docker volume prune` since Docker 23), or made by gitlab-runner
+//     (label com.gitlab.gitlab-runner.managed=true: its cache volumes,
+//     which its next jobs reuse) over until ago by their CreatedAt; docker
+//     has no age filter for volumes;
 //   - networks: user-defined local ones no remaining container is on,
 //     created before Cutoff, as `docker network prune --filter until=`;
 //   - build cache: records not in use, last used (or made) before Cutoff,
@@ -183,7 +184,14 @@ func selectPrune(in pruneInput, r pruneRules) pruneSelection {
 			why := ""
 			switch {
 			case v.Labels[labelRunnerManaged] == "true":
-				why = "made by gitlab-runner"
+				// gitlab-runner's cache volumes (/cache, the builds) are
+				// what its next jobs reuse: kept until they are until old
+				// (docker has no until for volumes; CreatedAt has it).
+				created, err := time.Parse(time.RFC3339, v.CreatedAt)
+				if err != nil || !created.Before(s.Cutoff) {
+					continue
+				}
+				why = "made by gitlab-runner " + created.UTC().Format("2006-01-02")
 			case isAnonymousVolume(v):
 				why = "anonymous"
 			default:
